@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CommandsAppConfig(AppConfig):
+    name = "commands_app"
+    verbose_name = "Commands and events (write side)"

@@ -1,0 +1,1 @@
+"""The order domain in plain Python: commands, events, aggregates and decisions."""

@@ -1,0 +1,77 @@
+"""Commands: imperative requests, validated in shape before they reach a handler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from .events import Address
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegisterProduct:
+    """Register a new product in the catalogue with its opening stock."""
+
+    product_id: UUID
+    sku: str
+    name: str
+    price_cents: int
+    initial_stock: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class RestockProduct:
+    """Add stock to an existing product."""
+
+    product_id: UUID
+    quantity: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportItem:
+    sku: str
+    name: str
+    price_cents: int
+    initial_stock: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestedLine:
+    product_id: UUID
+    quantity: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlaceOrder:
+    """Place an order for the signed-in customer, reserving stock on every line."""
+
+    order_id: UUID
+    customer_id: int
+    lines: tuple[RequestedLine, ...]
+    shipping_address: Address
+
+
+@dataclass(frozen=True, kw_only=True)
+class Charge:
+    """A successful charge at the payment gateway."""
+
+    payment_id: str
+    amount_cents: int
+    card_last4: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelOrder:
+    """Cancel an order that has not shipped, releasing its stock."""
+
+    order_id: UUID
+    reason: str
+    cancelled_by: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShipOrder:
+    """Ship a paid order."""
+
+    order_id: UUID
+    tracking_number: str

@@ -1,0 +1,145 @@
+"""Command handlers' decisions: given loaded aggregates, produce changed aggregates.
+
+Each function is plain Python: loading and saving belong to `commands_app.handlers`.
+A returned aggregate carries its `pending_events`; its `version` is the version it
+was loaded at, which the store checks when appending.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+from uuid import UUID
+
+from .commands import (
+    CancelOrder,
+    Charge,
+    PlaceOrder,
+    RegisterProduct,
+    RestockProduct,
+    ShipOrder,
+)
+from .errors import (
+    DuplicateIdError,
+    DuplicateSkuError,
+    InvalidStateError,
+    ProductNotFoundError,
+)
+from .events import Event, OrderLine
+from .order import Order
+from .product import Product
+
+
+class Aggregate(Protocol):
+    @property
+    def stream(self) -> str: ...
+
+    version: int
+    pending_events: list[Event]
+
+
+def register_product(
+    command: RegisterProduct, *, existing: Product | None, sku_owner: UUID | None
+) -> list[Aggregate]:
+    if existing is not None and existing.version:
+        raise DuplicateIdError(
+            "A product with this id exists.", product_id=str(command.product_id)
+        )
+    if sku_owner is not None:
+        raise DuplicateSkuError(
+            f"SKU {command.sku!r} is already registered.",
+            sku=command.sku,
+            product_id=str(sku_owner),
+        )
+    return [
+        Product.register(
+            product_id=command.product_id,
+            sku=command.sku,
+            name=command.name,
+            price_cents=command.price_cents,
+            initial_stock=command.initial_stock,
+        )
+    ]
+
+
+def restock_product(
+    command: RestockProduct, *, product: Product | None
+) -> list[Aggregate]:
+    product = _existing_product(command.product_id, product)
+    product.restock(command.quantity)
+    return [product]
+
+
+def place_order(
+    command: PlaceOrder,
+    *,
+    existing: Order | None,
+    products: Mapping[UUID, Product | None],
+) -> list[Aggregate]:
+    if existing is not None:
+        raise DuplicateIdError(
+            "An order with this id exists.", order_id=str(command.order_id)
+        )
+    quantities: dict[UUID, int] = {}
+    for requested in command.lines:
+        quantities[requested.product_id] = (
+            quantities.get(requested.product_id, 0) + requested.quantity
+        )
+    changed: list[Aggregate] = []
+    lines = []
+    for product_id, quantity in quantities.items():
+        product = _existing_product(product_id, products.get(product_id))
+        product.reserve(order_id=command.order_id, quantity=quantity)
+        changed.append(product)
+        lines.append(
+            OrderLine(
+                product_id=product_id,
+                sku=product.sku,
+                name=product.name,
+                quantity=quantity,
+                unit_price_cents=product.price_cents,
+            )
+        )
+    order = Order.place(
+        order_id=command.order_id,
+        customer_id=command.customer_id,
+        lines=tuple(lines),
+        shipping_address=command.shipping_address,
+    )
+    return [order, *changed]
+
+
+def pay_order(order: Order, charge: Charge) -> list[Aggregate]:
+    if charge.amount_cents != order.total_cents:
+        raise InvalidStateError(
+            "The charge does not match the order total.",
+            order_id=str(order.id),
+            total_cents=order.total_cents,
+            charged_cents=charge.amount_cents,
+        )
+    order.pay(charge)
+    return [order]
+
+
+def cancel_order(
+    command: CancelOrder, *, order: Order, products: Mapping[UUID, Product]
+) -> list[Aggregate]:
+    order.cancel(reason=command.reason, cancelled_by=command.cancelled_by)
+    changed: list[Aggregate] = [order]
+    for line in order.lines:
+        product = products[line.product_id]
+        product.release(order_id=order.id)
+        if product.pending_events:
+            changed.append(product)
+    return changed
+
+
+def ship_order(command: ShipOrder, *, order: Order) -> list[Aggregate]:
+    order.ship(tracking_number=command.tracking_number)
+    return [order]
+
+
+def _existing_product(product_id: UUID, product: Product | None) -> Product:
+    if product is None or not product.version:
+        raise ProductNotFoundError("No such product.", product_id=str(product_id))
+    return product

@@ -1,0 +1,200 @@
+"""Domain events: past-tense facts, stored under stable versioned type names.
+
+A stored `.v1` payload is never edited: a changed payload gets a new class with
+`.v2` and an upcaster from the old one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar, get_args, get_origin, get_type_hints
+from uuid import UUID
+
+
+@dataclass(frozen=True, kw_only=True)
+class Address:
+    name: str
+    line1: str
+    city: str
+    postal_code: str
+    country: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderLine:
+    product_id: UUID
+    sku: str
+    name: str
+    quantity: int
+    unit_price_cents: int
+
+    @property
+    def total_cents(self) -> int:
+        return self.quantity * self.unit_price_cents
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """Base of every domain event; `type_name` is what the store records."""
+
+    type_name: ClassVar[str] = ""
+
+    @property
+    def aggregate_id(self) -> UUID:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProductEvent(Event):
+    product_id: UUID
+
+    @property
+    def aggregate_id(self) -> UUID:
+        return self.product_id
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderEvent(Event):
+    order_id: UUID
+
+    @property
+    def aggregate_id(self) -> UUID:
+        return self.order_id
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProductRegistered(ProductEvent):
+    type_name: ClassVar[str] = "product.registered.v1"
+    sku: str
+    name: str
+    price_cents: int
+    initial_stock: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProductRestocked(ProductEvent):
+    type_name: ClassVar[str] = "product.restocked.v1"
+    quantity: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class StockReserved(ProductEvent):
+    type_name: ClassVar[str] = "product.stock_reserved.v1"
+    order_id: UUID
+    quantity: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class StockReleased(ProductEvent):
+    type_name: ClassVar[str] = "product.stock_released.v1"
+    order_id: UUID
+    quantity: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderPlaced(OrderEvent):
+    type_name: ClassVar[str] = "order.placed.v1"
+    customer_id: int
+    lines: tuple[OrderLine, ...]
+    shipping_address: Address
+    total_cents: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderPaid(OrderEvent):
+    type_name: ClassVar[str] = "order.paid.v1"
+    amount_cents: int
+    payment_id: str
+    card_last4: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderCancelled(OrderEvent):
+    type_name: ClassVar[str] = "order.cancelled.v1"
+    reason: str
+    cancelled_by: int
+    refund_cents: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderShipped(OrderEvent):
+    type_name: ClassVar[str] = "order.shipped.v1"
+    tracking_number: str
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type_name: cls
+    for cls in (
+        ProductRegistered,
+        ProductRestocked,
+        StockReserved,
+        StockReleased,
+        OrderPlaced,
+        OrderPaid,
+        OrderCancelled,
+        OrderShipped,
+    )
+}
+
+
+class UnknownEventTypeError(LookupError):
+    """Raise for a stored type name that this code does not know."""
+
+
+def event_to_data(event: Event) -> dict[str, Any]:
+    """Turn an event into JSON-ready data (UUIDs as strings, tuples as lists)."""
+    return typing.cast(dict[str, Any], _dump(event))
+
+
+def event_from_data(type_name: str, data: dict[str, Any]) -> Event:
+    """Rebuild an event from its stored type name and data."""
+    try:
+        cls = EVENT_TYPES[type_name]
+    except KeyError:
+        raise UnknownEventTypeError(type_name) from None
+    return _load(cls, data)
+
+
+def _dump(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: _dump(getattr(value, f.name)) for f in dataclasses.fields(value)
+        }
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, tuple | list):
+        return [_dump(item) for item in value]
+    return value
+
+
+T = TypeVar("T")
+
+
+def _load(cls: type[T], data: dict[str, Any]) -> T:
+    hints = get_type_hints(cls)
+    kwargs = {
+        f.name: _coerce(hints[f.name], data[f.name])
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if f.init
+    }
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any) -> Any:
+    origin = get_origin(hint)
+    if origin is tuple:
+        (item, _ellipsis) = get_args(hint)
+        return tuple(_coerce(item, v) for v in value)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        hint = next(a for a in get_args(hint) if a is not type(None))
+        return _coerce(hint, value)
+    if hint is UUID:
+        return UUID(str(value))
+    if dataclasses.is_dataclass(hint):
+        return _load(typing.cast(type[Any], hint), value)
+    return value

@@ -1,0 +1,118 @@
+"""The Product aggregate: catalogue entry and its available stock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from .errors import InsufficientStockError, InvalidStateError
+from .events import (
+    Event,
+    ProductRegistered,
+    ProductRestocked,
+    StockReleased,
+    StockReserved,
+)
+
+
+def product_stream(product_id: UUID) -> str:
+    return f"product-{product_id}"
+
+
+@dataclass(kw_only=True)
+class Product:
+    id: UUID
+    sku: str = ""
+    name: str = ""
+    price_cents: int = 0
+    available: int = 0
+    version: int = 0
+    reserved_for: dict[UUID, int] = field(default_factory=dict)
+    pending_events: list[Event] = field(default_factory=list)
+
+    @property
+    def stream(self) -> str:
+        return product_stream(self.id)
+
+    @classmethod
+    def register(
+        cls,
+        *,
+        product_id: UUID,
+        sku: str,
+        name: str,
+        price_cents: int,
+        initial_stock: int,
+    ) -> Product:
+        product = cls(id=product_id)
+        product._record(
+            ProductRegistered(
+                product_id=product_id,
+                sku=sku,
+                name=name,
+                price_cents=price_cents,
+                initial_stock=initial_stock,
+            )
+        )
+        return product
+
+    @classmethod
+    def from_events(cls, product_id: UUID, events: Iterable[Event]) -> Product:
+        product = cls(id=product_id)
+        for event in events:
+            product.apply(event)
+            product.version += 1
+        return product
+
+    def restock(self, quantity: int) -> None:
+        self._check_positive(quantity)
+        self._record(ProductRestocked(product_id=self.id, quantity=quantity))
+
+    def reserve(self, *, order_id: UUID, quantity: int) -> None:
+        self._check_positive(quantity)
+        if quantity > self.available:
+            raise InsufficientStockError(
+                f"Only {self.available} of {self.sku} in stock, {quantity} requested.",
+                product_id=str(self.id),
+                available=self.available,
+                requested=quantity,
+            )
+        self._record(
+            StockReserved(product_id=self.id, order_id=order_id, quantity=quantity)
+        )
+
+    def release(self, *, order_id: UUID) -> None:
+        """Give back what an order reserved; releasing twice changes nothing."""
+        quantity = self.reserved_for.get(order_id, 0)
+        if quantity:
+            self._record(
+                StockReleased(product_id=self.id, order_id=order_id, quantity=quantity)
+            )
+
+    def apply(self, event: Event) -> None:
+        match event:
+            case ProductRegistered():
+                self.sku = event.sku
+                self.name = event.name
+                self.price_cents = event.price_cents
+                self.available = event.initial_stock
+            case ProductRestocked():
+                self.available += event.quantity
+            case StockReserved():
+                self.available -= event.quantity
+                self.reserved_for[event.order_id] = (
+                    self.reserved_for.get(event.order_id, 0) + event.quantity
+                )
+            case StockReleased():
+                self.available += event.quantity
+                self.reserved_for.pop(event.order_id, None)
+
+    def _record(self, event: Event) -> None:
+        self.apply(event)
+        self.pending_events.append(event)
+
+    @staticmethod
+    def _check_positive(quantity: int) -> None:
+        if quantity <= 0:
+            raise InvalidStateError("Quantity must be positive.", quantity=quantity)

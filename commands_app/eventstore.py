@@ -1,0 +1,187 @@
+"""The event store: append with expected versions, load streams, read in order.
+
+Reading for projections is gap-safe: positions are handed out at insert, not at
+commit, so a reader orders by (transaction id, position) and stays below the
+oldest transaction still in progress (`pg_snapshot_xmin`). An event whose
+transaction has not committed yet is therefore never passed over.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import psycopg.errors
+from django.db import IntegrityError, connections
+
+from .domain.events import Event, event_from_data, event_to_data
+
+DB_ALIAS = "default"
+
+
+class ConcurrencyError(Exception):
+    """Raise when a stream moved past the version a decision was based on."""
+
+
+@dataclass(frozen=True, order=True)
+class Checkpoint:
+    """A reader's place in the global order: (transaction id, position)."""
+
+    tx_id: int = 0
+    position: int = 0
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    position: int
+    tx_id: int
+    stream_id: str
+    version: int
+    type: str
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    recorded_at: datetime
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(self.tx_id, self.position)
+
+    def to_domain(self) -> Event:
+        return event_from_data(self.type, self.data)
+
+
+@dataclass(frozen=True)
+class NewEvents:
+    """Events for one stream, valid only while it is at `expected_version`."""
+
+    stream_id: str
+    expected_version: int
+    events: Sequence[Event] = field(default_factory=tuple)
+
+
+_COLUMNS = (
+    "position, tx_id::text::bigint, stream_id, version, type, data, metadata, "
+    "recorded_at"
+)
+
+
+def append(batches: Iterable[NewEvents], *, metadata: dict[str, Any]) -> list[int]:
+    """Insert events in the current transaction; return their positions in order.
+
+    Raise ConcurrencyError when another writer appended to one of the streams
+    first: the unique (stream_id, version) constraint decides, not locks. The
+    caller must then roll back its transaction.
+    """
+    rows: list[Any] = []
+    meta = json.dumps(metadata, default=str)
+    for batch in batches:
+        for offset, event in enumerate(batch.events, start=1):
+            rows += [
+                batch.stream_id,
+                batch.expected_version + offset,
+                event.type_name,
+                json.dumps(event_to_data(event)),
+                meta,
+            ]
+    if not rows:
+        return []
+    values = ", ".join(["(%s, %s, %s, %s::jsonb, %s::jsonb)"] * (len(rows) // 5))
+    # Only placeholders are interpolated; every value is a bound parameter.
+    sql = (
+        "INSERT INTO events (stream_id, version, type, data, metadata) "  # noqa: S608
+        f"VALUES {values} RETURNING position"
+    )
+    try:
+        with connections[DB_ALIAS].cursor() as cursor:
+            cursor.execute(sql, rows)
+            return [row[0] for row in cursor.fetchall()]
+    except IntegrityError as exc:
+        if isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
+            raise ConcurrencyError(str(exc.__cause__)) from exc
+        raise
+
+
+def load_streams(stream_ids: Sequence[str]) -> dict[str, list[Event]]:
+    """Return the events of each stream in version order (missing → empty)."""
+    streams: dict[str, list[Event]] = {stream_id: [] for stream_id in stream_ids}
+    if not stream_ids:
+        return streams
+    with connections[DB_ALIAS].cursor() as cursor:
+        cursor.execute(
+            "SELECT stream_id, type, data FROM events WHERE stream_id = ANY(%s) "
+            "ORDER BY stream_id, version",
+            [list(stream_ids)],
+        )
+        for stream_id, type_name, data in cursor.fetchall():
+            streams[stream_id].append(event_from_data(type_name, _json(data)))
+    return streams
+
+
+def first_event(stream_id: str) -> Event | None:
+    """Return a stream's first event, or None if the stream does not exist."""
+    with connections[DB_ALIAS].cursor() as cursor:
+        cursor.execute(
+            "SELECT type, data FROM events WHERE stream_id = %s AND version = 1",
+            [stream_id],
+        )
+        row = cursor.fetchone()
+    return None if row is None else event_from_data(row[0], _json(row[1]))
+
+
+# --- Read interface for projections -------------------------------------------------
+
+
+def read_after(checkpoint: Checkpoint, *, limit: int = 1000) -> list[RecordedEvent]:
+    """Return committed events after `checkpoint` in global order, gap-safe."""
+    with connections[DB_ALIAS].cursor() as cursor:
+        cursor.execute(
+            f"SELECT {_COLUMNS} FROM events "  # noqa: S608 -- constant column list
+            "WHERE (tx_id, position) > (%s::text::xid8, %s) "
+            "AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) "
+            "ORDER BY tx_id, position LIMIT %s",
+            [str(checkpoint.tx_id), checkpoint.position, limit],
+        )
+        return [_recorded(row) for row in cursor.fetchall()]
+
+
+def checkpoint_of(position: int) -> Checkpoint | None:
+    """Return the reader checkpoint that covers the event at `position`, if any."""
+    with connections[DB_ALIAS].cursor() as cursor:
+        cursor.execute(
+            "SELECT tx_id::text::bigint FROM events WHERE position = %s", [position]
+        )
+        row = cursor.fetchone()
+    return None if row is None else Checkpoint(row[0], position)
+
+
+def head() -> Checkpoint:
+    """Return the checkpoint of the last committed event readers may see."""
+    with connections[DB_ALIAS].cursor() as cursor:
+        cursor.execute(
+            "SELECT tx_id::text::bigint, position FROM events "
+            "WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) "
+            "ORDER BY tx_id DESC, position DESC LIMIT 1"
+        )
+        row = cursor.fetchone()
+    return Checkpoint(*row) if row else Checkpoint()
+
+
+def _recorded(row: Sequence[Any]) -> RecordedEvent:
+    position, tx_id, stream_id, version, type_name, data, metadata, recorded_at = row
+    return RecordedEvent(
+        position=position,
+        tx_id=tx_id,
+        stream_id=stream_id,
+        version=version,
+        type=type_name,
+        data=_json(data),
+        metadata=_json(metadata),
+        recorded_at=recorded_at,
+    )
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value

@@ -1,0 +1,214 @@
+"""Run accepted commands: claim with a lease, decide, append and finish atomically.
+
+A worker claims a command by bumping its attempt number; the final transaction
+(events and status) commits only while that attempt still holds the claim, so a
+worker that wakes up after its lease ran out cannot commit twice (fencing).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from . import eventstore, handlers, push
+from .domain.errors import DomainError
+from .eventstore import ConcurrencyError, NewEvents
+from .models import CommandRecord, CommandStatus, ProductSku
+
+logger = logging.getLogger(__name__)
+
+
+class LostClaimError(Exception):
+    """Raise when another attempt took the command over (this one is fenced)."""
+
+
+def claim(command_id: UUID) -> int | None:
+    """Claim a command for this worker; return the attempt number, or None."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE commands SET status = 'running', attempt = attempt + 1, "
+            "lease_expires_at = now() + make_interval(secs => %s), "
+            "started_at = coalesce(started_at, now()), "
+            "status_seq = status_seq + (status = 'accepted')::int "
+            "WHERE id = %s AND (status = 'accepted' OR "
+            "(status = 'running' AND lease_expires_at < now())) "
+            "RETURNING attempt",
+            [settings.COMMAND_LEASE_SECONDS, command_id],
+        )
+        row = cursor.fetchone()
+    return None if row is None else int(row[0])
+
+
+def execute(command_id: UUID) -> None:
+    """Run one command to a final status; safe to call twice or concurrently."""
+    attempt = claim(command_id)
+    if attempt is None:
+        return
+    record = CommandRecord.objects.select_related("user").get(pk=command_id)
+    push.push_status(record)
+    if attempt > settings.COMMAND_MAX_ATTEMPTS:
+        _finish_failed(
+            record, attempt, "worker_lost", "Gave up after repeated crashes."
+        )
+        return
+    if record.type == "import-products":
+        from .imports import run_import
+
+        run_import(record, attempt)
+        return
+    try:
+        _decide_and_commit(record, attempt)
+    except LostClaimError:
+        logger.warning("command %s attempt %s was fenced off", record.id, attempt)
+    except Exception:
+        release(record.id, attempt)
+        raise
+
+
+def _decide_and_commit(record: CommandRecord, attempt: int) -> None:
+    context = handlers.Context(
+        command_id=record.id, user_id=record.user_id, is_staff=record.user.is_staff
+    )
+    handler = handlers.HANDLERS[record.type]
+    for _ in range(settings.COMMAND_CONFLICT_RETRIES):
+        try:
+            outcome = handler(record.payload, context)
+        except DomainError as error:
+            finish(
+                record, attempt, status=CommandStatus.REJECTED, error=error.as_dict()
+            )
+            return
+        try:
+            with transaction.atomic():
+                hold_claim(record.id, attempt)
+                positions = eventstore.append(
+                    [
+                        NewEvents(agg.stream, agg.version, tuple(agg.pending_events))
+                        for agg in outcome.changed
+                    ],
+                    metadata=event_metadata(record),
+                )
+                reserve_skus(outcome.new_skus)
+                finish(
+                    record,
+                    attempt,
+                    status=CommandStatus.SUCCEEDED,
+                    result=outcome.result,
+                    position=max(positions, default=None),
+                )
+            return
+        except ConcurrencyError:
+            logger.info("command %s lost a race; deciding again", record.id)
+    finish(
+        record,
+        attempt,
+        status=CommandStatus.FAILED,
+        error={
+            "code": "too_much_contention",
+            "message": "The aggregate kept changing; try again.",
+            "details": {"retries": settings.COMMAND_CONFLICT_RETRIES},
+        },
+    )
+
+
+def reserve_skus(skus: dict[str, UUID]) -> None:
+    """Record new SKUs; a SKU taken meanwhile is a lost race, decided again."""
+    try:
+        with transaction.atomic():
+            ProductSku.objects.bulk_create(
+                [ProductSku(sku=sku, product_id=pid) for sku, pid in skus.items()]
+            )
+    except IntegrityError as exc:
+        raise ConcurrencyError(str(exc)) from exc
+
+
+def event_metadata(record: CommandRecord) -> dict[str, Any]:
+    return {
+        "command_id": str(record.id),
+        "command_type": record.type,
+        "correlation_id": str(record.correlation_id),
+        "causation_id": str(record.id),
+        "user_id": record.user_id,
+        "recorded_by": "commands.execute",
+    }
+
+
+def finish(
+    record: CommandRecord,
+    attempt: int,
+    *,
+    status: str,
+    result: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
+    position: int | None = None,
+) -> None:
+    """Write the final status if `attempt` still holds the claim; push on commit.
+
+    Called inside the transaction that appended the events, so that events and
+    status commit together or not at all.
+    """
+    with transaction.atomic():
+        hold_claim(record.id, attempt)
+        record.status = status
+        record.result = result
+        record.error = error
+        record.position = position
+        record.progress = 100 if status == CommandStatus.SUCCEEDED else record.progress
+        record.finished_at = timezone.now()
+        record.lease_expires_at = None
+        record.status_seq += 1
+        record.save(
+            update_fields=[
+                "status",
+                "result",
+                "error",
+                "position",
+                "progress",
+                "finished_at",
+                "lease_expires_at",
+                "status_seq",
+            ]
+        )
+        transaction.on_commit(lambda: push.after_commit(record))
+
+
+def hold_claim(command_id: UUID, attempt: int) -> CommandRecord:
+    """Lock the command row; raise LostClaimError if another attempt owns it."""
+    current = (
+        CommandRecord.objects.select_for_update()
+        .filter(pk=command_id, attempt=attempt, status=CommandStatus.RUNNING)
+        .first()
+    )
+    if current is None:
+        raise LostClaimError(str(command_id))
+    return current
+
+
+def extend_lease(command_id: UUID, attempt: int) -> None:
+    CommandRecord.objects.filter(pk=command_id, attempt=attempt).update(
+        lease_expires_at=timezone.now()
+        + timedelta(seconds=settings.COMMAND_LEASE_SECONDS)
+    )
+
+
+def release(command_id: UUID, attempt: int) -> None:
+    """Let the lease lapse now so that a retry (or the sweeper) can claim again."""
+    try:
+        CommandRecord.objects.filter(
+            pk=command_id, attempt=attempt, status=CommandStatus.RUNNING
+        ).update(lease_expires_at=timezone.now())
+    except Exception:  # the database may be the reason we are here
+        logger.warning("could not release command %s", command_id, exc_info=True)
+
+
+def _finish_failed(
+    record: CommandRecord, attempt: int, code: str, message: str
+) -> None:
+    error = {"code": code, "message": message, "details": {"attempts": attempt - 1}}
+    finish(record, attempt, status=CommandStatus.FAILED, error=error)

@@ -1,0 +1,172 @@
+"""Command handlers: load aggregates from the store, let the domain decide.
+
+Each handler returns the changed aggregates (with their pending events) and a
+result for the command's status; refusals are raised as `DomainError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from . import eventstore
+from .domain import decisions
+from .domain.commands import (
+    CancelOrder,
+    PlaceOrder,
+    RegisterProduct,
+    RequestedLine,
+    RestockProduct,
+    ShipOrder,
+)
+from .domain.decisions import Aggregate
+from .domain.errors import OrderNotFoundError
+from .domain.events import Address
+from .domain.order import Order, order_stream
+from .domain.product import Product, product_stream
+from .models import ProductSku
+from .payments import get_gateway
+
+
+@dataclass
+class Context:
+    """Who sent the command, for ownership rules the domain enforces."""
+
+    command_id: UUID
+    user_id: int
+    is_staff: bool
+
+
+@dataclass
+class Outcome:
+    changed: list[Aggregate]
+    result: dict[str, Any] = field(default_factory=dict)
+    new_skus: dict[str, UUID] = field(default_factory=dict)
+
+
+Handler = Callable[[dict[str, Any], Context], Outcome]
+
+
+def load_products(product_ids: Iterable[UUID]) -> dict[UUID, Product]:
+    ids = list(dict.fromkeys(product_ids))
+    streams = eventstore.load_streams([product_stream(pid) for pid in ids])
+    return {pid: Product.from_events(pid, streams[product_stream(pid)]) for pid in ids}
+
+
+def load_order(order_id: UUID, context: Context) -> Order:
+    events = eventstore.load_streams([order_stream(order_id)])[order_stream(order_id)]
+    order = Order.from_events(order_id, events)
+    order.check_visible_to(user_id=context.user_id, is_staff=context.is_staff)
+    return order
+
+
+def register_product(payload: dict[str, Any], context: Context) -> Outcome:
+    command = RegisterProduct(
+        product_id=UUID(payload["product_id"]),
+        sku=payload["sku"],
+        name=payload["name"],
+        price_cents=payload["price_cents"],
+        initial_stock=payload["initial_stock"],
+    )
+    owner = ProductSku.objects.filter(sku=command.sku).values_list(
+        "product_id", flat=True
+    )
+    changed = decisions.register_product(
+        command,
+        existing=load_products([command.product_id])[command.product_id],
+        sku_owner=owner.first(),
+    )
+    return Outcome(
+        changed,
+        result={"product_id": str(command.product_id)},
+        new_skus={command.sku: command.product_id},
+    )
+
+
+def restock_product(payload: dict[str, Any], context: Context) -> Outcome:
+    command = RestockProduct(
+        product_id=UUID(payload["product_id"]), quantity=payload["quantity"]
+    )
+    product = load_products([command.product_id])[command.product_id]
+    changed = decisions.restock_product(command, product=product)
+    return Outcome(changed, result={"available": product.available})
+
+
+def place_order(payload: dict[str, Any], context: Context) -> Outcome:
+    command = PlaceOrder(
+        order_id=UUID(payload["order_id"]),
+        customer_id=context.user_id,
+        lines=tuple(
+            RequestedLine(
+                product_id=UUID(line["product_id"]), quantity=line["quantity"]
+            )
+            for line in payload["lines"]
+        ),
+        shipping_address=Address(**payload["shipping_address"]),
+    )
+    stream = order_stream(command.order_id)
+    existing = eventstore.load_streams([stream])[stream]
+    products = load_products(line.product_id for line in command.lines)
+    changed = decisions.place_order(
+        command,
+        existing=Order.from_events(command.order_id, existing) if existing else None,
+        products=dict(products),
+    )
+    order = changed[0]
+    assert isinstance(order, Order)
+    return Outcome(
+        changed,
+        result={"order_id": str(order.id), "total_cents": order.total_cents},
+    )
+
+
+def pay_order(payload: dict[str, Any], context: Context) -> Outcome:
+    order = load_order(UUID(payload["order_id"]), context)
+    if order.customer_id != context.user_id:
+        raise OrderNotFoundError("No such order.", order_id=str(order.id))
+    order.check_payable()
+    # The gateway is idempotent by command id: a retried attempt never charges twice.
+    charge = get_gateway().charge(
+        token=payload["card"]["token"],
+        amount_cents=order.total_cents,
+        idempotency_key=str(context.command_id),
+    )
+    charge = dataclasses.replace(charge, card_last4=payload["card"]["last4"])
+    changed = decisions.pay_order(order, charge)
+    return Outcome(
+        changed,
+        result={"payment_id": charge.payment_id, "amount_cents": charge.amount_cents},
+    )
+
+
+def cancel_order(payload: dict[str, Any], context: Context) -> Outcome:
+    order = load_order(UUID(payload["order_id"]), context)
+    command = CancelOrder(
+        order_id=order.id,
+        reason=payload.get("reason", ""),
+        cancelled_by=context.user_id,
+    )
+    products = load_products(line.product_id for line in order.lines)
+    changed = decisions.cancel_order(command, order=order, products=products)
+    return Outcome(changed, result={"refund_cents": order.paid_cents})
+
+
+def ship_order(payload: dict[str, Any], context: Context) -> Outcome:
+    order = load_order(UUID(payload["order_id"]), context)
+    command = ShipOrder(
+        order_id=order.id, tracking_number=payload.get("tracking_number", "")
+    )
+    return Outcome(decisions.ship_order(command, order=order))
+
+
+HANDLERS: dict[str, Handler] = {
+    "register-product": register_product,
+    "restock-product": restock_product,
+    "place-order": place_order,
+    "pay-order": pay_order,
+    "cancel-order": cancel_order,
+    "ship-order": ship_order,
+}

@@ -1,0 +1,151 @@
+"""Write-side tables: command records, the event store and the SKU index."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Now
+
+
+class CommandStatus(models.TextChoices):
+    ACCEPTED = "accepted"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+FINAL_STATUSES = frozenset(
+    {CommandStatus.SUCCEEDED, CommandStatus.REJECTED, CommandStatus.FAILED}
+)
+
+
+class CommandRecord(models.Model):
+    """One accepted command and its progress; PostgreSQL is its only truth."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    type = models.CharField(max_length=64, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="commands"
+    )
+    status = models.CharField(
+        max_length=16,
+        choices=CommandStatus.choices,
+        default=CommandStatus.ACCEPTED,
+        db_index=True,
+    )
+    payload = models.JSONField(
+        help_text="The validated command body; card numbers are replaced by a token."
+    )
+    aggregate_id = models.UUIDField(null=True, blank=True, db_index=True)
+    # NULL, not "", for "no key": the unique constraint only covers given keys.
+    idempotency_key = models.CharField(  # noqa: DJ001
+        max_length=255, null=True, blank=True
+    )
+    request_hash = models.CharField(
+        max_length=64, help_text="SHA-256 of the canonical body, for idempotency."
+    )
+    progress = models.PositiveSmallIntegerField(default=0)
+    result = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    position = models.BigIntegerField(
+        null=True, blank=True, help_text="Global position of the command's last event."
+    )
+    attempt = models.PositiveIntegerField(
+        default=0, help_text="How many times a worker has claimed this command."
+    )
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    status_seq = models.PositiveIntegerField(
+        default=1, help_text="Incremented on every status change; pushes carry it."
+    )
+    correlation_id = models.UUIDField(default=uuid.uuid4, editable=False)
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+    enqueued_at = models.DateTimeField(
+        db_default=Now(), help_text="When a task for it was last published."
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "commands"
+        ordering = ("-created_at",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=("user", "idempotency_key"),
+                condition=models.Q(idempotency_key__isnull=False),
+                name="commands_unique_idempotency_key_per_user",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=("status", "enqueued_at"),
+                name="commands_open_idx",
+                condition=models.Q(status__in=["accepted", "running"]),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+class XID8Field(models.Field):  # type: ignore[type-arg]
+    """PostgreSQL's 64-bit transaction id, compared to the snapshot horizon."""
+
+    description = "PostgreSQL xid8"
+
+    def db_type(self, connection: object) -> str:
+        return "xid8"
+
+    def from_db_value(
+        self, value: object, expression: object, connection: object
+    ) -> int | None:
+        return None if value is None else int(str(value))
+
+
+class StoredEvent(models.Model):
+    """An appended event; the database refuses UPDATE and DELETE on this table."""
+
+    position = models.BigAutoField(primary_key=True)
+    tx_id = XID8Field(
+        db_default=models.Func(function="pg_current_xact_id"),
+        editable=False,
+        help_text="Id of the appending transaction; readers stay below the horizon.",
+    )
+    stream_id = models.CharField(max_length=100)
+    version = models.PositiveIntegerField()
+    type = models.CharField(max_length=100)
+    data = models.JSONField()
+    metadata = models.JSONField(default=dict)
+    recorded_at = models.DateTimeField(db_default=Now(), editable=False)
+
+    class Meta:
+        db_table = "events"
+        ordering = ("position",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=("stream_id", "version"), name="events_unique_stream_version"
+            )
+        ]
+        indexes = [models.Index(fields=("tx_id", "position"), name="events_tx_pos_idx")]
+
+    def __str__(self) -> str:
+        return f"#{self.position} {self.type} {self.stream_id}@{self.version}"
+
+
+class ProductSku(models.Model):
+    """Which product owns a SKU: the write side's uniqueness guard."""
+
+    sku = models.CharField(max_length=64, primary_key=True)
+    product_id = models.UUIDField(unique=True)
+
+    class Meta:
+        db_table = "product_skus"
+
+    def __str__(self) -> str:
+        return self.sku

@@ -1,0 +1,175 @@
+"""Input serializers for every command: structural validation only.
+
+Unknown fields are refused (no mass assignment); every business rule belongs to
+the domain and is decided by a worker.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+MAX_LINES = 100
+MAX_QUANTITY = 10_000
+MAX_PRICE_CENTS = 100_000_000
+MAX_STOCK = 1_000_000_000
+
+
+class StrictSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """Refuse fields the serializer does not declare."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: ["This field is not allowed."] for name in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+def _text(max_length: int, **kwargs: Any) -> serializers.CharField:
+    return serializers.CharField(max_length=max_length, trim_whitespace=True, **kwargs)
+
+
+def _sku() -> serializers.RegexField:
+    return serializers.RegexField(
+        r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z",
+        max_length=64,
+        help_text="Letters, digits, '.', '_' and '-'; unique across the catalogue.",
+    )
+
+
+class RegisterProductInput(StrictSerializer):
+    product_id = serializers.UUIDField(required=False)
+    sku = _sku()
+    name = _text(200)
+    price_cents = serializers.IntegerField(min_value=0, max_value=MAX_PRICE_CENTS)
+    initial_stock = serializers.IntegerField(min_value=0, max_value=MAX_STOCK)
+
+
+class RestockProductInput(StrictSerializer):
+    product_id = serializers.UUIDField()
+    quantity = serializers.IntegerField(min_value=1, max_value=MAX_STOCK)
+
+
+class ImportItemInput(StrictSerializer):
+    sku = _sku()
+    name = _text(200)
+    price_cents = serializers.IntegerField(min_value=0, max_value=MAX_PRICE_CENTS)
+    initial_stock = serializers.IntegerField(min_value=0, max_value=MAX_STOCK)
+
+
+class ImportProductsInput(StrictSerializer):
+    products = serializers.ListField(
+        child=ImportItemInput(),
+        min_length=1,
+        max_length=settings.IMPORT_MAX_ITEMS,
+        help_text="Up to 50,000 products; a SKU already registered is skipped.",
+    )
+
+
+class LineInput(StrictSerializer):
+    product_id = serializers.UUIDField()
+    quantity = serializers.IntegerField(min_value=1, max_value=MAX_QUANTITY)
+
+
+class AddressInput(StrictSerializer):
+    name = _text(200)
+    line1 = _text(200)
+    city = _text(100)
+    postal_code = _text(20)
+    country = serializers.RegexField(
+        r"^[A-Z]{2}\Z", help_text="ISO 3166-1 alpha-2 code, e.g. FR."
+    )
+
+
+class PlaceOrderInput(StrictSerializer):
+    order_id = serializers.UUIDField(required=False)
+    lines = serializers.ListField(child=LineInput(), min_length=1, max_length=MAX_LINES)
+    shipping_address = AddressInput()
+
+
+def luhn_ok(number: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(number)):
+        digit = int(char)
+        if index % 2:
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return total % 10 == 0
+
+
+class CardInput(StrictSerializer):
+    number = serializers.RegexField(r"^[0-9]{12,19}\Z", write_only=True)
+    exp_month = serializers.IntegerField(min_value=1, max_value=12)
+    exp_year = serializers.IntegerField(min_value=2000, max_value=2100)
+    cvc = serializers.RegexField(r"^[0-9]{3,4}\Z", write_only=True)
+
+    def validate_number(self, value: str) -> str:
+        if not luhn_ok(value):
+            raise serializers.ValidationError("This card number is not valid.")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        today = dt.date.today()
+        if (attrs["exp_year"], attrs["exp_month"]) < (today.year, today.month):
+            raise serializers.ValidationError({"exp_year": ["This card has expired."]})
+        return attrs
+
+
+class PayOrderInput(StrictSerializer):
+    order_id = serializers.UUIDField()
+    card = CardInput()
+
+
+class CancelOrderInput(StrictSerializer):
+    order_id = serializers.UUIDField()
+    reason = _text(500, required=False, allow_blank=True, default="")
+
+
+class ShipOrderInput(StrictSerializer):
+    order_id = serializers.UUIDField()
+    tracking_number = _text(100, required=False, allow_blank=True, default="")
+
+
+class CommandAcceptedOutput(serializers.Serializer):  # type: ignore[type-arg]
+    id = serializers.UUIDField()
+    type = serializers.CharField()
+    status = serializers.CharField()
+    status_url = serializers.CharField()
+    aggregate_id = serializers.UUIDField(allow_null=True)
+
+
+class CommandStatusOutput(serializers.Serializer):  # type: ignore[type-arg]
+    id = serializers.UUIDField()
+    type = serializers.CharField()
+    status = serializers.ChoiceField(
+        choices=["accepted", "running", "succeeded", "rejected", "failed"]
+    )
+    progress = serializers.IntegerField(
+        help_text="0 to 100; long-running commands only."
+    )
+    result = serializers.JSONField(allow_null=True)
+    error = serializers.JSONField(
+        allow_null=True, help_text="`{code, message, details}` when rejected or failed."
+    )
+    aggregate_id = serializers.UUIDField(allow_null=True)
+    position = serializers.IntegerField(
+        allow_null=True, help_text="Global position of the command's last event."
+    )
+    projected = serializers.BooleanField(
+        help_text="True once every read model reflects the command."
+    )
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class ErrorOutput(serializers.Serializer):  # type: ignore[type-arg]
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.JSONField()

@@ -1,0 +1,121 @@
+"""Accepting commands: ownership on the write model, idempotency, enqueue on commit."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+import uuid
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from . import eventstore
+from .domain.events import OrderPlaced
+from .domain.order import order_stream
+from .models import CommandRecord, CommandStatus
+from .registry import CommandSpec
+
+logger = logging.getLogger(__name__)
+
+IMPORT_TYPE = "import-products"
+
+
+class IdempotencyMismatchError(Exception):
+    """Raise when an Idempotency-Key is reused with another body."""
+
+
+def request_hash(name: str, body: Any) -> str:
+    """Return a keyed hash of a command body (never the raw card number)."""
+    canonical = json.dumps([name, body], sort_keys=True, separators=(",", ":"))
+    return hmac.new(
+        settings.SECRET_KEY.encode(), canonical.encode(), hashlib.sha256
+    ).hexdigest()
+
+
+def order_owner(order_id: UUID) -> int | None:
+    """Return the customer of an order from the write model, or None if unknown.
+
+    An order still being placed (its place-order command not yet run) belongs
+    to the user who sent that command.
+    """
+    event = eventstore.first_event(order_stream(order_id))
+    if isinstance(event, OrderPlaced):
+        return event.customer_id
+    return (
+        CommandRecord.objects.filter(
+            type="place-order",
+            aggregate_id=order_id,
+            status__in=[CommandStatus.ACCEPTED, CommandStatus.RUNNING],
+        )
+        .values_list("user_id", flat=True)
+        .first()
+    )
+
+
+def submit(
+    spec: CommandSpec,
+    *,
+    user_id: int,
+    payload: dict[str, Any],
+    aggregate_id: UUID | None,
+    idempotency_key: str | None,
+    body_hash: str,
+) -> tuple[CommandRecord, bool]:
+    """Store a command once per (user, key) and enqueue it on commit.
+
+    Return the record and whether it was created now. Concurrent duplicates
+    meet at the unique index: one inserts, the others read its row.
+    """
+    try:
+        with transaction.atomic():
+            record = CommandRecord.objects.create(
+                type=spec.name,
+                user_id=user_id,
+                payload=payload,
+                aggregate_id=aggregate_id,
+                idempotency_key=idempotency_key,
+                request_hash=body_hash,
+            )
+            transaction.on_commit(lambda: enqueue(record), robust=True)
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        record = CommandRecord.objects.get(
+            user_id=user_id, idempotency_key=idempotency_key
+        )
+        if record.request_hash != body_hash or record.type != spec.name:
+            raise IdempotencyMismatchError(str(record.id)) from None
+        return record, False
+    return record, True
+
+
+def enqueue(record: CommandRecord) -> None:
+    """Publish the task for a command; a lost publish is re-driven by the sweeper."""
+    from .tasks import execute_import_task, execute_task
+
+    task = execute_import_task if record.type == IMPORT_TYPE else execute_task
+    try:
+        task.delay(str(record.id))
+    except Exception:
+        logger.warning("enqueue of command %s failed; sweeper will re-drive", record.id)
+
+
+def wait_for_final(command_id: UUID, seconds: float) -> CommandRecord:
+    """Poll a command until it reaches a final status or `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    delay = 0.005
+    while True:
+        record = CommandRecord.objects.get(pk=command_id)
+        if record.is_final or time.monotonic() >= deadline:
+            return record
+        time.sleep(min(delay, max(deadline - time.monotonic(), 0)))
+        delay = min(delay * 2, 0.1)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())

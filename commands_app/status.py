@@ -1,0 +1,42 @@
+"""The command status object, as the API answers it and the WebSocket pushes it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from projections.progress import is_projected
+
+from .models import CommandRecord, CommandStatus
+
+
+def status_object(record: CommandRecord) -> dict[str, Any]:
+    """Return the public status of a command (never its payload)."""
+    return {
+        "id": str(record.id),
+        "type": record.type,
+        "status": record.status,
+        "progress": record.progress,
+        "result": record.result,
+        "error": record.error,
+        "aggregate_id": str(record.aggregate_id) if record.aggregate_id else None,
+        "position": record.position,
+        "projected": projected(record),
+        "created_at": _iso(record.created_at),
+        "started_at": _iso(record.started_at),
+        "finished_at": _iso(record.finished_at),
+    }
+
+
+def projected(record: CommandRecord) -> bool:
+    """True once every read model reflects a succeeded command's events."""
+    if record.status != CommandStatus.SUCCEEDED:
+        return False
+    return record.position is None or is_projected(record.position)
+
+
+def status_url(record: CommandRecord) -> str:
+    return f"/api/commands/{record.id}/"
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,49 @@
+"""Re-drive stuck commands: `accepted` for too long, or `running` past their lease.
+
+`transaction.on_commit(task.delay)` is not an outbox: the publish can be lost
+between the commit and the broker. This sweeper, run by beat, is the outbox's
+relay. Re-driving twice is harmless: a worker claims a command at most once per
+lease.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from .models import CommandRecord, CommandStatus
+from .services import enqueue
+
+logger = logging.getLogger(__name__)
+
+BATCH = 500
+
+
+def stuck_commands() -> list[CommandRecord]:
+    now = timezone.now()
+    accepted_before = now - timedelta(seconds=settings.COMMAND_REDRIVE_AFTER_SECONDS)
+    return list(
+        CommandRecord.objects.filter(
+            Q(status=CommandStatus.ACCEPTED, enqueued_at__lt=accepted_before)
+            | Q(status=CommandStatus.RUNNING, lease_expires_at__lt=now)
+        )
+        .order_by("enqueued_at")
+        .only("id", "type")[:BATCH]
+    )
+
+
+def sweep() -> int:
+    """Enqueue every stuck command again; return how many."""
+    stuck = stuck_commands()
+    CommandRecord.objects.filter(pk__in=[r.pk for r in stuck]).update(
+        enqueued_at=timezone.now()
+    )
+    for record in stuck:
+        enqueue(record)
+    if stuck:
+        logger.info("re-drove %d stuck commands", len(stuck))
+    return len(stuck)

@@ -1,0 +1,22 @@
+from django.urls import path
+
+from .api import SUBMIT_VIEWS, CommandStatusApi, SubmitCommandApi
+from .auth import ObtainTokenApi
+
+urlpatterns = [
+    path("auth/token/", ObtainTokenApi.as_view(), name="auth-token"),
+    path(
+        "commands/<uuid:command_id>/",
+        CommandStatusApi.as_view(),
+        name="command-status",
+    ),
+    *(
+        path(f"commands/{name}/", view, kwargs, name=f"command-{name}")
+        for name, (view, kwargs) in SUBMIT_VIEWS.items()
+    ),
+    path(
+        "commands/<str:name>/",
+        SubmitCommandApi.as_view(),
+        name="command-unknown",
+    ),
+]

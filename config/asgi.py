@@ -1,0 +1,33 @@
+"""ASGI entry point: HTTP and WebSocket on one origin.
+
+HTTP goes to Django's WSGI handler in a thread pool (a2wsgi), so that sync DRF
+views run concurrently instead of in Django's single ASGI sync thread; WebSocket
+goes to Channels.
+"""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+django_asgi = get_asgi_application()  # sets Django up before app imports
+
+from a2wsgi import WSGIMiddleware
+from channels.routing import ProtocolTypeRouter, URLRouter
+from django.conf import settings
+from django.core.wsgi import get_wsgi_application
+
+from .routing import websocket_urlpatterns
+from .ws_auth import (
+    BrowserOriginValidator,
+    TokenOrSessionAuthMiddleware,
+)
+
+application = ProtocolTypeRouter(
+    {
+        "http": WSGIMiddleware(get_wsgi_application(), workers=settings.WEB_THREADS),
+        "websocket": BrowserOriginValidator(
+            TokenOrSessionAuthMiddleware(URLRouter(websocket_urlpatterns))
+        ),
+    }
+)

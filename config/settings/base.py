@@ -1,0 +1,235 @@
+"""Settings shared by every environment; every value comes from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# --- Core ------------------------------------------------------------------
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="dev-insecure-change-me")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env.list(
+    "DJANGO_CSRF_TRUSTED_ORIGINS",
+    default=["http://127.0.0.1:8000", "http://localhost:8000"],
+)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "commands_app",
+    "projections",
+    "queries_app",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Databases ---------------------------------------------------------------
+# "default" holds users, commands and the event store; "read" holds the
+# projection tables. Both are PostgreSQL; a router sends projection models to "read".
+DATABASES = {
+    "default": env.db_url(
+        "DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/cqrs_orders"
+    ),
+    "read": env.db_url(
+        "READ_DATABASE_URL",
+        default="postgres://postgres@127.0.0.1:5432/cqrs_orders_read",
+    ),
+}
+for _db in DATABASES.values():
+    _db["ENGINE"] = "django.db.backends.postgresql"
+    _db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+    # A dead connection kept from a previous task or request is replaced, not used
+    # (celery#2996).
+    _db["CONN_HEALTH_CHECKS"] = True
+    _db.setdefault("OPTIONS", {})["connect_timeout"] = env.int(
+        "DB_CONNECT_TIMEOUT", default=5
+    )
+DATABASE_ROUTERS = ["config.db_router.ReadModelRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: broker, channel layer, cache ------------------------------------------
+REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
+}
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [REDIS_URL],
+            "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1500),
+            "expiry": 30,
+            "prefix": env("CHANNEL_LAYER_PREFIX", default="cqrs"),
+        },
+    }
+}
+
+# --- Celery -------------------------------------------------------------------
+# PostgreSQL holds every command's state; Redis only carries command ids.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = "commands"
+CELERY_TASK_ROUTES = {
+    "commands.execute": {"queue": "commands"},
+    "commands.execute_import": {"queue": "imports"},
+    "commands.sweep": {"queue": "commands"},
+    "projections.*": {"queue": "projections"},
+}
+# Time limits stay well below the broker's visibility timeout, so that a task is
+# never redelivered while its first delivery is still running.
+CELERY_BROKER_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT,
+    "socket_timeout": 5,
+    "socket_connect_timeout": 5,
+    "socket_keepalive": True,
+    "retry_on_timeout": True,
+    "health_check_interval": 10,
+}
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stuck-commands": {
+        "task": "commands.sweep",
+        "schedule": env.float("SWEEP_INTERVAL_SECONDS", default=2.0),
+        "options": {"expires": 10},
+    },
+    "projections-safety-net": {
+        "task": "projections.catch_up",
+        "schedule": env.float("PROJECTION_SAFETY_NET_SECONDS", default=2.0),
+        "options": {"expires": 10},
+    },
+}
+
+# --- Command pipeline -----------------------------------------------------------
+COMMAND_LEASE_SECONDS = env.int("COMMAND_LEASE_SECONDS", default=30)
+COMMAND_MAX_ATTEMPTS = env.int("COMMAND_MAX_ATTEMPTS", default=5)
+COMMAND_REDRIVE_AFTER_SECONDS = env.float("COMMAND_REDRIVE_AFTER_SECONDS", default=5.0)
+COMMAND_CONFLICT_RETRIES = env.int("COMMAND_CONFLICT_RETRIES", default=10)
+COMMAND_MAX_WAIT_SECONDS = env.float("COMMAND_MAX_WAIT_SECONDS", default=10.0)
+COMMAND_MAX_CONCURRENT_WAITS = env.int("COMMAND_MAX_CONCURRENT_WAITS", default=8)
+IMPORT_CHUNK_SIZE = env.int("IMPORT_CHUNK_SIZE", default=500)
+IMPORT_MAX_ITEMS = 50_000
+PAYMENT_GATEWAY_LATENCY_MS = env.int("PAYMENT_GATEWAY_LATENCY_MS", default=300)
+PAYMENT_TOKEN_SECRET = env("PAYMENT_TOKEN_SECRET", default=SECRET_KEY)
+
+# --- REST framework -------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["commands_app.parsers.StrictJSONParser"],
+    "EXCEPTION_HANDLER": "commands_app.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+# Bodies above this size are refused before parsing (import-products is the largest).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BYTES", default=8 * 1024 * 1024)
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "cqrs-orders API",
+    "DESCRIPTION": (
+        "Commands are accepted with 202 and run by workers; poll "
+        "`/api/commands/<id>/` or listen on `/ws/commands/` for their outcome. "
+        "Every error body is `{code, message, details}`."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Auth, i18n, static ------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "/admin/login/"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# --- Collaborators, by dotted path --------------------------------------------------
+PAYMENT_GATEWAY = env(
+    "PAYMENT_GATEWAY", default="commands_app.payments.SimulatedGateway"
+)
+# Called by the projection runner with the positions every read model has applied;
+# named by string so that projections/ never imports the write side.
+PROJECTIONS_ON_PROJECTED = "commands_app.push.push_projected"
+# Threads per web process that run Django views (see config/asgi.py).
+WEB_THREADS = env.int("WEB_THREADS", default=16)

@@ -1,0 +1,38 @@
+"""Settings for the test suite: the real PostgreSQL, Redis and Celery, own names.
+
+The test databases are named exactly as configured (TEST NAME = NAME) so that the
+Celery worker processes that tests start use the very databases pytest created.
+"""
+
+from .base import *  # noqa: F403
+from .base import CHANNEL_LAYERS, DATABASES, env
+
+DATABASES["default"].update(
+    env.db_url(
+        "DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/cqrs_orders_test"
+    )
+)
+DATABASES["read"].update(
+    env.db_url(
+        "READ_DATABASE_URL",
+        default="postgres://postgres@127.0.0.1:5432/cqrs_orders_read_test",
+    )
+)
+for _db in DATABASES.values():
+    _db["ENGINE"] = "django.db.backends.postgresql"
+    _db["TEST"] = {"NAME": _db["NAME"]}
+    _db["CONN_MAX_AGE"] = 0
+
+REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/9")
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+    }
+}
+CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [REDIS_URL]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+PAYMENT_GATEWAY_LATENCY_MS = env.int("PAYMENT_GATEWAY_LATENCY_MS", default=20)
+COMMAND_LEASE_SECONDS = env.int("COMMAND_LEASE_SECONDS", default=5)
+COMMAND_REDRIVE_AFTER_SECONDS = env.float("COMMAND_REDRIVE_AFTER_SECONDS", default=1.0)
