@@ -1,0 +1,97 @@
+"""Fixtures over the real services: PostgreSQL, Redis, Celery workers, the web server.
+
+Tests that need committed data (anything a worker process must see) use
+`pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from django.conf import settings
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests.support.processes import Worker, WebServer
+
+OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
+
+
+@pytest.fixture(scope="session")
+def output_dir() -> Path:
+    OUTPUT.mkdir(exist_ok=True)
+    return OUTPUT
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_redis() -> None:
+    """Start from an empty broker and channel layer (a test-only Redis database)."""
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+@pytest.fixture(scope="session")
+def worker(
+    django_db_setup: Any, django_db_blocker: Any, output_dir: Path
+) -> Iterator[Worker]:
+    """One real Celery worker process for every queue, shared by the session."""
+    process = Worker(log_dir=output_dir).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def web(django_db_setup: Any, output_dir: Path) -> Iterator[WebServer]:
+    """The real ASGI server on a free port."""
+    server = WebServer(log_dir=output_dir).start()
+    yield server
+    server.stop()
+
+
+def make_user(username: str, *, staff: bool = False) -> Any:
+    from django.contrib.auth.models import User
+
+    user = User.objects.create_user(
+        username, password=f"{username}-pass-123", is_staff=staff
+    )
+    return user
+
+
+def client_for(user: Any) -> APIClient:
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def staff(db: Any) -> Any:
+    return make_user("staff", staff=True)
+
+
+@pytest.fixture
+def alice(db: Any) -> Any:
+    return make_user("alice")
+
+
+@pytest.fixture
+def bob(db: Any) -> Any:
+    return make_user("bob")
+
+
+@pytest.fixture
+def staff_api(staff: Any) -> APIClient:
+    return client_for(staff)
+
+
+@pytest.fixture
+def alice_api(alice: Any) -> APIClient:
+    return client_for(alice)
+
+
+@pytest.fixture
+def bob_api(bob: Any) -> APIClient:
+    return client_for(bob)
