@@ -112,7 +112,7 @@ class SubmitCommandApi(APIView):
         try:
             return services.submit(
                 spec,
-                user_id=request.user.pk,
+                user_id=request.user.pk,  # type: ignore[arg-type]
                 payload=payload,
                 aggregate_id=aggregate_id,
                 idempotency_key=key,
@@ -205,7 +205,7 @@ def _submit_view(spec: CommandSpec) -> Any:
             422: ErrorOutput,
         },
     )(view_class)
-    return decorated.as_view(), {"name": spec.name}
+    return decorated.as_view(), {"name": spec.name}  # type: ignore[attr-defined]
 
 
 SUBMIT_VIEWS = {name: _submit_view(spec) for name, spec in COMMANDS.items()}

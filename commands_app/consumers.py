@@ -11,7 +11,7 @@ from .push import user_group
 UNAUTHENTICATED = 4401
 
 
-class CommandStatusConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+class CommandStatusConsumer(AsyncJsonWebsocketConsumer):
     """Relay `command.status` messages from the user's own group, nothing else."""
 
     group: str | None = None

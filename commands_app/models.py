@@ -94,7 +94,7 @@ class CommandRecord(models.Model):
         return self.status in FINAL_STATUSES
 
 
-class XID8Field(models.Field):  # type: ignore[type-arg]
+class XID8Field(models.Field):
     """PostgreSQL's 64-bit transaction id, compared to the snapshot horizon."""
 
     description = "PostgreSQL xid8"

@@ -24,7 +24,7 @@ class Who(Enum):
 @dataclass(frozen=True)
 class CommandSpec:
     name: str
-    input: type[serializers.Serializer]  # type: ignore[type-arg]
+    input: type[serializers.Serializer]
     who: Who
     summary: str
     refusals: tuple[str, ...]

@@ -18,7 +18,7 @@ MAX_PRICE_CENTS = 100_000_000
 MAX_STOCK = 1_000_000_000
 
 
-class StrictSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class StrictSerializer(serializers.Serializer):
     """Refuse fields the serializer does not declare."""
 
     def to_internal_value(self, data: Any) -> Any:
@@ -136,7 +136,7 @@ class ShipOrderInput(StrictSerializer):
     tracking_number = _text(100, required=False, allow_blank=True, default="")
 
 
-class CommandAcceptedOutput(serializers.Serializer):  # type: ignore[type-arg]
+class CommandAcceptedOutput(serializers.Serializer):
     id = serializers.UUIDField()
     type = serializers.CharField()
     status = serializers.CharField()
@@ -144,7 +144,7 @@ class CommandAcceptedOutput(serializers.Serializer):  # type: ignore[type-arg]
     aggregate_id = serializers.UUIDField(allow_null=True)
 
 
-class CommandStatusOutput(serializers.Serializer):  # type: ignore[type-arg]
+class CommandStatusOutput(serializers.Serializer):
     id = serializers.UUIDField()
     type = serializers.CharField()
     status = serializers.ChoiceField(
@@ -169,7 +169,7 @@ class CommandStatusOutput(serializers.Serializer):  # type: ignore[type-arg]
     finished_at = serializers.DateTimeField(allow_null=True)
 
 
-class ErrorOutput(serializers.Serializer):  # type: ignore[type-arg]
+class ErrorOutput(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
     details = serializers.JSONField()

@@ -25,7 +25,10 @@ from .ws_auth import (
 
 application = ProtocolTypeRouter(
     {
-        "http": WSGIMiddleware(get_wsgi_application(), workers=settings.WEB_THREADS),
+        "http": WSGIMiddleware(
+            get_wsgi_application(),  # type: ignore[arg-type]
+            workers=settings.WEB_THREADS,
+        ),
         "websocket": BrowserOriginValidator(
             TokenOrSessionAuthMiddleware(URLRouter(websocket_urlpatterns))
         ),

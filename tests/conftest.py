@@ -16,7 +16,7 @@ from django.conf import settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from tests.support.processes import Worker, WebServer
+from tests.support.processes import WebServer, Worker
 
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
 

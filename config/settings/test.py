@@ -31,7 +31,7 @@ CACHES = {
         "LOCATION": REDIS_URL,
     }
 }
-CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [REDIS_URL]
+CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [REDIS_URL]  # type: ignore[index]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 PAYMENT_GATEWAY_LATENCY_MS = env.int("PAYMENT_GATEWAY_LATENCY_MS", default=20)
 COMMAND_LEASE_SECONDS = env.int("COMMAND_LEASE_SECONDS", default=5)
