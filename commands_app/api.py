@@ -8,7 +8,12 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -154,6 +159,11 @@ class SubmitCommandApi(APIView):
         return min(float(match.group(1)), settings.COMMAND_MAX_WAIT_SECONDS)
 
 
+@extend_schema(exclude=True)
+class UnknownCommandApi(SubmitCommandApi):
+    """Answer 404 unknown_command for a name that is not registered."""
+
+
 class CommandStatusApi(APIView):
     """Report a command's status to its issuer (or staff)."""
 
@@ -184,26 +194,28 @@ def _submit_view(spec: CommandSpec) -> Any:
         (SubmitCommandApi,),
         {"__doc__": spec.summary},
     )
-    decorated = extend_schema(
-        operation_id=spec.name.replace("-", "_"),
-        summary=spec.summary,
-        description=description,
-        request=spec.input,
-        parameters=[
-            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER),
-            OpenApiParameter("Prefer", str, OpenApiParameter.HEADER),
-        ],
-        responses={
-            202: CommandAcceptedOutput,
-            200: OpenApiResponse(
-                CommandStatusOutput, "Finished within `Prefer: wait`."
-            ),
-            400: ErrorOutput,
-            401: ErrorOutput,
-            403: ErrorOutput,
-            404: ErrorOutput,
-            422: ErrorOutput,
-        },
+    decorated = extend_schema_view(
+        post=extend_schema(
+            operation_id=spec.name.replace("-", "_"),
+            summary=spec.summary,
+            description=description,
+            request=spec.input,
+            parameters=[
+                OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER),
+                OpenApiParameter("Prefer", str, OpenApiParameter.HEADER),
+            ],
+            responses={
+                202: CommandAcceptedOutput,
+                200: OpenApiResponse(
+                    CommandStatusOutput, "Finished within `Prefer: wait`."
+                ),
+                400: ErrorOutput,
+                401: ErrorOutput,
+                403: ErrorOutput,
+                404: ErrorOutput,
+                422: ErrorOutput,
+            },
+        )
     )(view_class)
     return decorated.as_view(), {"name": spec.name}  # type: ignore[attr-defined]
 

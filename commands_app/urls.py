@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .api import SUBMIT_VIEWS, CommandStatusApi, SubmitCommandApi
+from .api import SUBMIT_VIEWS, CommandStatusApi, UnknownCommandApi
 from .auth import ObtainTokenApi
 
 urlpatterns = [
@@ -16,7 +16,7 @@ urlpatterns = [
     ),
     path(
         "commands/<str:name>/",
-        SubmitCommandApi.as_view(),
+        UnknownCommandApi.as_view(),
         name="command-unknown",
     ),
 ]
