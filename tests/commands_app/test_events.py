@@ -1,0 +1,72 @@
+"""Event serialization: every event type survives a trip through JSON (no database)."""
+
+from __future__ import annotations
+
+import json
+from uuid import uuid4
+
+import pytest
+
+from commands_app.domain.events import (
+    EVENT_TYPES,
+    OrderCancelled,
+    OrderShipped,
+    ProductRestocked,
+    StockReleased,
+    UnknownEventTypeError,
+    event_from_data,
+    event_to_data,
+)
+
+from .given import paid, placed, registered, reserved
+
+mug, tea = registered(), registered(price=350)
+an_order = placed(uuid4(), [(mug, 2), (tea, 1)])
+EXAMPLES = [
+    mug,
+    ProductRestocked(product_id=mug.product_id, quantity=4),
+    reserved(mug, an_order.order_id, 2),
+    StockReleased(product_id=mug.product_id, order_id=an_order.order_id, quantity=2),
+    an_order,
+    paid(an_order),
+    OrderCancelled(
+        order_id=an_order.order_id, reason="late", cancelled_by=3, refund_cents=1350
+    ),
+    OrderShipped(order_id=an_order.order_id, tracking_number="TRK-9"),
+]
+
+
+def test_the_examples_cover_every_registered_event_type():
+    assert {type(e) for e in EXAMPLES} == set(EVENT_TYPES.values())
+
+
+@pytest.mark.parametrize("event", EXAMPLES, ids=lambda e: e.type_name)
+def test_every_event_type_round_trips_through_json(event):
+    data = json.loads(json.dumps(event_to_data(event)))
+    assert event_from_data(event.type_name, data) == event
+
+
+def test_stored_type_names_are_stable_and_versioned():
+    assert sorted(EVENT_TYPES) == [
+        "order.cancelled.v1",
+        "order.paid.v1",
+        "order.placed.v1",
+        "order.shipped.v1",
+        "product.registered.v1",
+        "product.restocked.v1",
+        "product.stock_released.v1",
+        "product.stock_reserved.v1",
+    ]
+
+
+def test_serialized_events_hold_plain_json_values():
+    data = event_to_data(an_order)
+    assert data["order_id"] == str(an_order.order_id)
+    assert isinstance(data["lines"], list)
+    assert data["lines"][0]["product_id"] == str(mug.product_id)
+    assert data["shipping_address"]["country"] == "FR"
+
+
+def test_an_unknown_event_type_is_refused_when_loading():
+    with pytest.raises(UnknownEventTypeError):
+        event_from_data("order.teleported.v1", {"order_id": str(uuid4())})
