@@ -19,6 +19,10 @@ DATABASES["read"].update(
     )
 )
 for _db in DATABASES.values():
+    # pytest drops and recreates these databases: never let a stray
+    # DATABASE_URL point the suite at a real one.
+    if not str(_db["NAME"]).endswith("_test"):
+        raise RuntimeError(f"test database names must end in _test: {_db['NAME']}")
     _db["ENGINE"] = "django.db.backends.postgresql"
     _db["TEST"] = {"NAME": _db["NAME"]}
     _db["CONN_MAX_AGE"] = 0

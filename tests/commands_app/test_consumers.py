@@ -11,6 +11,7 @@ import requests
 from rest_framework.authtoken.models import Token
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
+from websockets.typing import Origin
 
 from tests.support.commands import ADDRESS, register_product
 
@@ -60,7 +61,7 @@ def test_a_foreign_origin_is_refused_even_with_a_valid_token(web, alice):
         connect(
             ws_url(web),
             proxy=None,
-            origin="http://evil.example",
+            origin=Origin("http://evil.example"),
             additional_headers={"Authorization": f"Token {token_of(alice)}"},
             open_timeout=5,
         )

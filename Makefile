@@ -1,0 +1,115 @@
+# cqrs-orders: `make run` starts the whole system, `make test` checks it all.
+# Every target uses the virtual environment in .venv (created on demand).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+# Targets depend on each other in order (venv before services before migrate...).
+.NOTPARALLEL:
+
+VENV          := .venv
+PY            := $(VENV)/bin/python
+STAMP         := $(VENV)/.installed
+BOOT_PYTHON   ?= $(shell command -v python3.11 || command -v python3)
+PORT          ?= 8000
+RUN_SETTINGS  ?= config.settings.local
+TEST_SETTINGS := config.settings.test
+PYTEST_ARGS   ?=
+export PORT
+
+MANAGE      := DJANGO_SETTINGS_MODULE=$(RUN_SETTINGS) $(PY) manage.py
+TEST_MANAGE := DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(PY) manage.py
+
+# The four processes of `make run`. docker-compose.yml runs the same commands
+# (tests/test_compose.py checks that they match).
+WEB_CMD                := $(VENV)/bin/uvicorn config.asgi:application --host 127.0.0.1 --port $(PORT) --workers 2
+COMMANDS_WORKER_CMD    := $(VENV)/bin/celery -A config.celery_app worker -Q commands,imports -c 2 -n commands@%h --loglevel INFO
+PROJECTIONS_WORKER_CMD := $(VENV)/bin/celery -A config.celery_app worker -Q projections -c 1 -n projections@%h --loglevel INFO
+BEAT_CMD               := $(VENV)/bin/celery -A config.celery_app beat --loglevel INFO --schedule .run/celerybeat-schedule
+
+.PHONY: help venv lock services ensure-services test-services migrate seed run \
+        lint types contracts migrations-check test bench
+
+help: ## Show this help
+	@echo "Usage: make TARGET   (PORT=$(PORT), RUN_SETTINGS=$(RUN_SETTINGS))"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) \
+		| awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
+
+# --- Environment ---------------------------------------------------------------
+
+venv: $(STAMP) ## Create .venv and install requirements.lock (again only when it changes)
+
+# The repository goes on the venv's path through a .pth file: there is no build
+# step, as pyproject.toml has no build backend.
+
+$(STAMP): requirements.lock
+	@if [ ! -x $(PY) ]; then \
+		test -n "$(BOOT_PYTHON)" || { echo "python3.11 (or python3) not found"; exit 1; }; \
+		echo "Creating $(VENV) with $(BOOT_PYTHON)"; \
+		$(BOOT_PYTHON) -m venv $(VENV); \
+	fi
+	@$(PY) -c 'import sys; sys.version_info[:2] == (3, 11) or print("warning: .venv runs Python %d.%d; the project targets 3.11" % sys.version_info[:2])'
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@$(PY) -c 'import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], "cqrs_orders.pth").write_text(str(pathlib.Path.cwd()) + "\n")'
+	@touch $(STAMP)
+
+lock: ## Rewrite requirements.lock from what .venv has installed
+	@{ echo "# Pinned versions of every runtime and development dependency (pyproject.toml)."; \
+	   echo "# Regenerate with \"make lock\" after changing dependencies in a working .venv."; \
+	   $(PY) -m pip freeze --disable-pip-version-check --exclude-editable \
+	     | grep -viE '^(cqrs-orders|cqrs_orders)=='; } > requirements.lock.tmp
+	@mv requirements.lock.tmp requirements.lock
+	@touch $(STAMP)
+
+# --- Services and databases ------------------------------------------------------
+
+services: venv ## Check PostgreSQL and Redis; create the databases if missing
+	$(MANAGE) check_services --create-databases
+
+ensure-services: ## Start local PostgreSQL/Redis if they are down (used by test)
+	scripts/ensure_services.sh
+
+test-services: venv ensure-services
+	$(TEST_MANAGE) check_services --create-databases
+
+migrate: services ## Migrate both databases (default and read)
+	$(MANAGE) migrate --noinput
+	$(MANAGE) migrate --noinput --database read
+
+seed: migrate ## Create the demo users and products (idempotent)
+	$(MANAGE) seed_demo
+
+# --- Run -------------------------------------------------------------------------
+
+run: venv services migrate seed ## Run web, both workers and beat in the foreground; Ctrl-C stops all
+	@mkdir -p .run
+	exec env DJANGO_SETTINGS_MODULE=$(RUN_SETTINGS) $(PY) scripts/run_all.py \
+		"web=$(WEB_CMD)" \
+		"commands=$(COMMANDS_WORKER_CMD)" \
+		"projections=$(PROJECTIONS_WORKER_CMD)" \
+		"beat=$(BEAT_CMD)"
+
+# --- Checks ----------------------------------------------------------------------
+
+lint: venv ## ruff check and ruff format --check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+types: venv ## mypy
+	$(VENV)/bin/mypy .
+
+contracts: venv ## Import contracts (import-linter)
+	$(VENV)/bin/lint-imports
+
+migrations-check: venv ## Fail if a model change has no migration
+	$(TEST_MANAGE) makemigrations --check --dry-run
+
+test: venv test-services lint types contracts migrations-check ## Everything: lint, types, contracts, migrations, the whole suite
+	DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: venv ## Run the benchmarks (bench/run.py)
+	@if [ -f bench/run.py ]; then \
+		$(PY) bench/run.py; \
+	else \
+		echo "bench: not yet (bench/run.py does not exist)"; \
+	fi
