@@ -7,6 +7,7 @@ that calls the channel layer from synchronous code (channels_redis#332).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -62,13 +63,17 @@ def after_commit(record: CommandRecord) -> None:
         wake_projections()
 
 
+@functools.cache
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(
+        settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
+    )
+
+
 def wake_projections() -> None:
     """Enqueue one catch-up task unless one is already queued (coalesced)."""
     try:
-        client = redis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
-        )
-        if client.set(WAKE_KEY, 1, nx=True, ex=30):
+        if _redis().set(WAKE_KEY, 1, nx=True, ex=30):
             current_app.send_task("projections.catch_up", queue="projections")
     except Exception:
         # The beat safety net catches up within seconds.
