@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -62,6 +63,16 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        # DRF reads request.body before the parser sees the stream, so Django's
+        # own size check is the one that fires.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        exc = ApiError(
+            "payload_too_large",
+            f"The body is larger than {limit} bytes.",
+            http_status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            details={"max_bytes": limit},
+        )
     response = exception_handler(exc, context)
     if response is None:
         return None

@@ -1,12 +1,13 @@
 """A JSON parser that refuses what the standard library lets through.
 
-Refused: non-finite numbers (NaN, Infinity), NUL characters and lone
+Refused: non-finite numbers (NaN, Infinity, 1e400), NUL characters and lone
 surrogates in strings or keys, nesting deeper than MAX_DEPTH, duplicate keys.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +22,14 @@ MAX_DEPTH = 10
 
 def _reject_constant(name: str) -> Any:
     raise ParseError(f"JSON value {name} is not allowed.")
+
+
+def _finite_float(text: str) -> float:
+    # A literal such as 1e400 overflows to infinity without passing parse_constant.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ParseError(f"JSON number {text[:40]} is out of range.")
+    return value
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -58,7 +67,10 @@ def _check_text(text: str) -> None:
 def loads_strict(raw: bytes | str) -> Any:
     try:
         data = json.loads(
-            raw, parse_constant=_reject_constant, object_pairs_hook=_pairs
+            raw,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            object_pairs_hook=_pairs,
         )
     except RecursionError:
         raise ParseError("JSON is nested too deeply.") from None
