@@ -1,0 +1,66 @@
+"""What every read endpoint shares: strict parameters, consistency and its header."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rest_framework.generics import GenericAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from . import consistency
+from .errors import ReadModelBehindError, handle_exception
+from .pagination import KeysetPagination
+from .params import ReadQuery
+
+READ_POSITION_HEADER = "X-Read-Position"
+RETRY_AFTER_SECONDS = 1
+
+
+class ReadApi(GenericAPIView):
+    """A read over projection tables that honours `min_position`.
+
+    After authentication and permissions, the query string is validated by
+    `Query`, then the view waits for `min_position` if given. The checkpoint is
+    read before the rows, so the rows reflect at least the position reported in
+    the `X-Read-Position` header.
+    """
+
+    Query: ClassVar[type[ReadQuery]] = ReadQuery
+    projections: ClassVar[tuple[str, ...]] = ()
+    pagination_class: type[KeysetPagination] | None = KeysetPagination
+    # Replaced (never mutated) per request; empty while the schema is generated.
+    params: dict[str, Any] = {}
+
+    def get_exception_handler(self) -> Any:
+        return handle_exception
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        query = self.Query(data=request.query_params, context={"request": request})
+        query.is_valid(raise_exception=True)
+        self.params = dict(query.validated_data)
+        self.check_consistency(self.params.get("min_position"))
+
+    def check_consistency(self, min_position: int | None) -> None:
+        """Wait until the read model has applied `min_position`, else refuse."""
+        if min_position is not None and not consistency.wait_for_position(
+            self.projections, min_position
+        ):
+            raise ReadModelBehindError(
+                min_position=min_position,
+                position=self.reflected_position(),
+                retry_after=RETRY_AFTER_SECONDS,
+            )
+        self.read_position = self.reflected_position()
+
+    def reflected_position(self) -> int:
+        return consistency.reflected_point(self.projections).position
+
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        position = getattr(self, "read_position", None)
+        if position is not None and response.status_code < 400:
+            response[READ_POSITION_HEADER] = str(position)
+        return super().finalize_response(request, response, *args, **kwargs)

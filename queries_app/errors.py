@@ -1,0 +1,96 @@
+"""Refusals of the read API, rendered as the project's {code, message, details} body."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, cast
+
+from rest_framework import exceptions, serializers, status
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+
+ExceptionHandler = Callable[[Exception, dict[str, Any]], Response | None]
+
+
+class QueryError(exceptions.APIException):
+    """A read-side refusal with a stable code and structured details."""
+
+    status_code: int = status.HTTP_400_BAD_REQUEST
+    default_code = "error"
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        http_status: int | None = None,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail=message, code=code)
+        if http_status is not None:
+            self.status_code = http_status
+        self.error_code = code
+        self.message = message
+        self.details = details or {}
+        self.headers = headers or {}
+
+
+class NotFoundError(QueryError):
+    """Nothing the user may see has this id (also when someone else owns it)."""
+
+    def __init__(self, code: str, message: str, **details: Any) -> None:
+        super().__init__(
+            code, message, http_status=status.HTTP_404_NOT_FOUND, details=details
+        )
+
+
+class ReadModelBehindError(QueryError):
+    """The read model has not applied the requested position within the wait."""
+
+    def __init__(self, *, min_position: int, position: int, retry_after: int) -> None:
+        super().__init__(
+            "read_model_behind",
+            f"The read model has not applied position {min_position} yet; "
+            "retry shortly.",
+            http_status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            details={"min_position": min_position, "position": position},
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+def handle_exception(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Render a QueryError as {code, message, details}; defer the rest to the project.
+
+    The project's handler (REST_FRAMEWORK["EXCEPTION_HANDLER"]) lives in the write
+    side, which this package may not import, and knows only its own refusal class;
+    this keeps the read side's codes and details instead of a generic "error".
+    """
+    if isinstance(exc, QueryError):
+        body = {"code": exc.error_code, "message": exc.message, "details": exc.details}
+        return Response(body, status=exc.status_code, headers=exc.headers)
+    project_handler = cast(ExceptionHandler, api_settings.EXCEPTION_HANDLER)
+    return project_handler(exc, context)
+
+
+class ReadErrorOutput(serializers.Serializer):
+    """The body of every refusal."""
+
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.JSONField()
+
+
+class ReadBehindDetailsOutput(serializers.Serializer):
+    min_position = serializers.IntegerField()
+    position = serializers.IntegerField(
+        help_text="The position the read model reflects now."
+    )
+
+
+class ReadBehindOutput(serializers.Serializer):
+    """The body of a 503 when the read model is behind `min_position`."""
+
+    code = serializers.ChoiceField(choices=["read_model_behind"])
+    message = serializers.CharField()
+    details = ReadBehindDetailsOutput()

@@ -1,0 +1,150 @@
+"""Order reads: a customer sees their own orders, staff see every order."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from projections.models import OrderSummary
+
+from . import selectors
+from .base import ReadApi
+from .errors import NotFoundError
+from .params import BIGINT, InstantField, ReadQuery, ordering_field
+from .schema import read_schema
+
+PROJECTIONS = ("order_summary",)
+STATUSES = ["placed", "paid", "shipped", "cancelled"]
+
+
+class OrderLineOutput(serializers.Serializer):
+    product_id = serializers.UUIDField()
+    sku = serializers.CharField()
+    name = serializers.CharField()
+    quantity = serializers.IntegerField()
+    unit_price_cents = serializers.IntegerField()
+
+
+class TimelineEntryOutput(serializers.Serializer):
+    event = serializers.CharField(help_text="What happened, e.g. order.placed.")
+    at = serializers.DateTimeField()
+    position = serializers.IntegerField()
+
+
+@extend_schema_field(OrderLineOutput(many=True))
+class LinesField(serializers.JSONField):
+    """The order's lines as the projection stored them."""
+
+
+@extend_schema_field(TimelineEntryOutput(many=True))
+class HistoryField(serializers.JSONField):
+    """The order's timeline, oldest first; entries may carry more keys."""
+
+
+class OrderOutput(serializers.ModelSerializer):
+    lines = LinesField()
+    history = HistoryField()
+
+    class Meta:
+        model = OrderSummary
+        fields = (
+            "id",
+            "customer_id",
+            "status",
+            "lines",
+            "shipping_address",
+            "total_cents",
+            "created_at",
+            "updated_at",
+            "history",
+        )
+
+
+def visible_to(request: Request) -> int | None:
+    """Return the customer whose orders the user may see; None means all (staff)."""
+    user = request.user
+    return None if user.is_staff else int(user.pk or 0)
+
+
+class OrderListApi(ReadApi):
+    """List orders: the customer's own, or every order for staff."""
+
+    class Query(ReadQuery):
+        status = serializers.ChoiceField(choices=STATUSES, required=False)
+        created_after = InstantField(
+            required=False, help_text="Created at or after (date: its midnight UTC)."
+        )
+        created_before = InstantField(
+            required=False, help_text="Created strictly before (date: midnight UTC)."
+        )
+        customer_id = serializers.IntegerField(
+            required=False,
+            min_value=1,
+            max_value=BIGINT,
+            help_text="Staff: only this customer's orders.",
+        )
+        ordering = ordering_field(
+            ["-created_at", "created_at", "total_cents", "-total_cents"],
+            "-created_at",
+        )
+
+    projections = PROJECTIONS
+    serializer_class = OrderOutput
+
+    @property
+    def ordering_field(self) -> str:
+        return str(self.params.get("ordering", "-created_at"))
+
+    def get_queryset(self) -> Any:
+        params = self.params
+        orders = selectors.order_list(
+            customer_id=visible_to(self.request),
+            status=params.get("status"),
+            created_after=params.get("created_after"),
+            created_before=params.get("created_before"),
+        )
+        if "customer_id" in params:
+            orders = orders.filter(customer_id=params["customer_id"])
+        return orders
+
+    @read_schema(query=Query, output=OrderOutput(many=True), summary="List orders")
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(OrderOutput(page, many=True).data)
+
+
+class OrderDetailApi(ReadApi):
+    """Show one order; another customer's order does not exist for the user."""
+
+    projections = PROJECTIONS
+    serializer_class = OrderOutput
+    pagination_class = None
+
+    @read_schema(
+        query=ReadQuery,
+        output=OrderOutput,
+        summary="Show an order",
+        not_found="No such order, or not yours (`order_not_found`).",
+        path_id="order_id",
+    )
+    def get(self, request: Request, order_id: str) -> Response:
+        order = order_get(order_id, customer_id=visible_to(request))
+        return Response(OrderOutput(order).data)
+
+
+def order_get(order_id: str, *, customer_id: int | None) -> OrderSummary:
+    """Return the order if the customer (None: staff) may see it, else 404."""
+    missing = NotFoundError("order_not_found", "No such order.", order_id=order_id[:64])
+    try:
+        key = UUID(order_id)
+    except ValueError:
+        raise missing from None
+    order = selectors.order_list(customer_id=customer_id).filter(id=key).first()
+    if order is None:
+        raise missing
+    return order

@@ -1,0 +1,96 @@
+"""Product catalogue reads: list and detail."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from projections.models import ProductCatalogue
+
+from . import selectors
+from .base import ReadApi
+from .errors import NotFoundError
+from .params import ReadQuery, ordering_field
+from .schema import read_schema
+
+PROJECTIONS = ("product_catalogue",)
+
+
+class ProductOutput(serializers.ModelSerializer):
+    class Meta:
+        model = ProductCatalogue
+        fields = selectors.PRODUCT_FIELDS
+
+
+class ProductListApi(ReadApi):
+    """List the catalogue with available stock."""
+
+    class Query(ReadQuery):
+        sku = serializers.CharField(required=False, max_length=64)
+        q = serializers.CharField(
+            required=False, max_length=100, help_text="Part of the name, any case."
+        )
+        min_available = serializers.IntegerField(
+            required=False, min_value=0, max_value=2**63 - 1
+        )
+        ordering = ordering_field(
+            ["name", "-name", "price_cents", "-price_cents", "sku"], "name"
+        )
+
+    projections = PROJECTIONS
+    serializer_class = ProductOutput
+
+    @property
+    def ordering_field(self) -> str:
+        return str(self.params.get("ordering", "name"))
+
+    def get_queryset(self) -> Any:
+        params = self.params
+        return selectors.product_list(
+            sku=params.get("sku"),
+            q=params.get("q"),
+            min_available=params.get("min_available"),
+        )
+
+    @read_schema(query=Query, output=ProductOutput(many=True), summary="List products")
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(ProductOutput(page, many=True).data)
+
+
+class ProductDetailApi(ReadApi):
+    """Show one product."""
+
+    projections = PROJECTIONS
+    serializer_class = ProductOutput
+    pagination_class = None
+
+    @read_schema(
+        query=ReadQuery,
+        output=ProductOutput,
+        summary="Show a product",
+        not_found="No such product (`product_not_found`).",
+        path_id="product_id",
+    )
+    def get(self, request: Request, product_id: str) -> Response:
+        product = product_get(product_id)
+        return Response(ProductOutput(product).data)
+
+
+def product_get(product_id: str) -> ProductCatalogue:
+    """Return the product with this id, or refuse with 404."""
+    missing = NotFoundError(
+        "product_not_found", "No such product.", product_id=product_id[:64]
+    )
+    try:
+        key = UUID(product_id)
+    except ValueError:
+        raise missing from None
+    product = selectors.product_list().filter(id=key).first()
+    if product is None:
+        raise missing
+    return product

@@ -1,0 +1,69 @@
+"""OpenAPI description shared by the read endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+
+from .base import READ_POSITION_HEADER
+from .errors import ReadBehindOutput, ReadErrorOutput
+
+READ_POSITION = OpenApiParameter(
+    READ_POSITION_HEADER,
+    OpenApiTypes.INT,
+    location=OpenApiParameter.HEADER,
+    response=[200],
+    description="The global position this answer reflects at least: every read "
+    "model behind the endpoint has applied the event at that position.",
+)
+RETRY_AFTER = OpenApiParameter(
+    "Retry-After",
+    OpenApiTypes.INT,
+    location=OpenApiParameter.HEADER,
+    response=[503],
+    description="Seconds to wait before retrying a read that was behind.",
+)
+
+
+def error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ReadErrorOutput, description=description)
+
+
+def read_schema(
+    *,
+    query: type[serializers.Serializer],
+    output: Any,
+    summary: str,
+    not_found: str | None = None,
+    staff_only: bool = False,
+    path_id: str | None = None,
+) -> Callable[[Any], Any]:
+    """Describe one read: parameters, the answer and every refusal body."""
+    responses: dict[int, Any] = {
+        200: output,
+        400: error("A query parameter is not valid (`validation_error`)."),
+        401: error("Not signed in (`not_authenticated`)."),
+        503: OpenApiResponse(
+            ReadBehindOutput,
+            description="`min_position` was not applied within the bounded wait "
+            "(`read_model_behind`).",
+        ),
+    }
+    if staff_only:
+        responses[403] = error("Staff only (`permission_denied`).")
+    if not_found:
+        responses[404] = error(not_found)
+    parameters: list[Any] = [query, READ_POSITION, RETRY_AFTER]
+    if path_id:
+        parameters.append(
+            OpenApiParameter(path_id, OpenApiTypes.UUID, OpenApiParameter.PATH)
+        )
+    return extend_schema(
+        summary=summary,
+        parameters=parameters,
+        responses=responses,
+    )
