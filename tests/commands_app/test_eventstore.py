@@ -1,0 +1,130 @@
+"""The event store on the real PostgreSQL: gap-safe reads, append-only, versions."""
+
+from __future__ import annotations
+
+import json
+from uuid import uuid4
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+
+from commands_app import eventstore
+from commands_app.domain.events import ProductRestocked
+from commands_app.eventstore import Checkpoint, ConcurrencyError, NewEvents
+from tests.support.processes import wait_until
+
+from .given import registered
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+INSERT = (
+    "INSERT INTO events (stream_id, version, type, data, metadata) "
+    "VALUES (%s, 1, 'product.restocked.v1', %s, '{}') RETURNING position"
+)
+
+
+def connect() -> psycopg.Connection:
+    db = settings.DATABASES["default"]
+    return psycopg.connect(
+        host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"]
+    )
+
+
+def insert(conn: psycopg.Connection, stream: str) -> int:
+    data = json.dumps({"product_id": str(uuid4()), "quantity": 1})
+    row = conn.execute(INSERT, [stream, data]).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def positions(checkpoint: Checkpoint | None = None) -> list[int]:
+    events = eventstore.read_after(checkpoint or Checkpoint())
+    return [event.position for event in events]
+
+
+def test_the_reader_waits_for_an_earlier_position_committing_after_a_later_one():
+    with connect() as setup:
+        first = insert(setup, "s-first")
+    wait_until(lambda: positions() == [first])
+    a, b = connect(), connect()
+    try:
+        position_a = insert(a, "s-a")  # A takes the lower position and stays open
+        position_b = insert(b, "s-b")
+        b.commit()
+        assert position_a < position_b
+        # A naive `position > checkpoint` read would already return B and, once
+        # its checkpoint moved past B, skip A for ever.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT position FROM events WHERE position > %s", [first])
+            assert [row[0] for row in cursor.fetchall()] == [position_b]
+        assert positions() == [first]
+        assert positions(eventstore.checkpoint_of(first)) == []
+        assert eventstore.head() == eventstore.checkpoint_of(first)
+        a.commit()
+        after = wait_until(lambda: positions() if len(positions()) == 3 else None)
+        assert after == [first, position_a, position_b]
+        assert positions(eventstore.checkpoint_of(first)) == [position_a, position_b]
+        assert eventstore.head() == eventstore.checkpoint_of(position_b)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_reading_in_batches_resumes_after_the_last_checkpoint_without_gaps():
+    events = [registered() for _ in range(5)]
+    for event in events:
+        with transaction.atomic():
+            eventstore.append(
+                [NewEvents(f"product-{event.product_id}", 0, (event,))], metadata={}
+            )
+    wait_until(lambda: len(positions()) == 5)
+    seen, checkpoint = [], Checkpoint()
+    while batch := eventstore.read_after(checkpoint, limit=2):
+        seen += batch
+        checkpoint = batch[-1].checkpoint
+    assert [e.to_domain() for e in seen] == events
+    assert [e.position for e in seen] == sorted(e.position for e in seen)
+
+
+def test_the_event_store_refuses_update_and_delete():
+    event = registered()
+    with transaction.atomic():
+        (position,) = eventstore.append(
+            [NewEvents(f"product-{event.product_id}", 0, (event,))], metadata={}
+        )
+    for sql in (
+        "UPDATE events SET type = 'tampered' WHERE position = %s",
+        "DELETE FROM events WHERE position = %s",
+    ):
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(sql, [position])
+    stored = eventstore.load_streams([f"product-{event.product_id}"])
+    assert stored == {f"product-{event.product_id}": [event]}
+
+
+def test_appending_at_a_stale_version_is_a_concurrency_error_and_appends_nothing():
+    event = registered()
+    stream = f"product-{event.product_id}"
+    with transaction.atomic():
+        eventstore.append([NewEvents(stream, 0, (event,))], metadata={})
+    restock = ProductRestocked(product_id=event.product_id, quantity=1)
+    other = registered()
+    with pytest.raises(ConcurrencyError), transaction.atomic():
+        eventstore.append(
+            [
+                NewEvents(f"product-{other.product_id}", 0, (other,)),
+                NewEvents(stream, 0, (restock,)),
+            ],
+            metadata={},
+        )
+    assert eventstore.load_streams([stream])[stream] == [event]
+    assert eventstore.first_event(f"product-{other.product_id}") is None
+    with transaction.atomic():
+        eventstore.append([NewEvents(stream, 1, (restock,))], metadata={})
+    assert eventstore.load_streams([stream])[stream] == [event, restock]
