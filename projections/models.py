@@ -131,3 +131,71 @@ class DailySales(ProjectedRow):
 
     def __str__(self) -> str:
         return f"{self.day}: {self.orders} orders"
+
+
+class DeadLetterStatus(models.TextChoices):
+    PARKED = "parked", "parked"
+    WAITING = "waiting", "waiting behind a parked event"
+    REPLAYED = "replayed", "replayed"
+    DISCARDED = "discarded", "discarded"
+
+
+class DeadLetter(models.Model):
+    """An event one projection could not apply, or one waiting behind it.
+
+    The event itself is kept so that a replay needs nothing but this row.
+    """
+
+    projection = models.CharField(max_length=64)
+    position = models.BigIntegerField()
+    tx_id = models.BigIntegerField()
+    stream_id = models.CharField(max_length=200)
+    version = models.IntegerField()
+    event_type = models.CharField(max_length=100)
+    data = models.JSONField()
+    metadata = models.JSONField(default=dict)
+    recorded_at = models.DateTimeField()
+    error = models.TextField(blank=True, default="")
+    attempts = models.IntegerField(default=0)
+    status = models.CharField(
+        max_length=16,
+        choices=DeadLetterStatus.choices,
+        default=DeadLetterStatus.PARKED,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "read_dead_letters"
+        constraints = [
+            models.UniqueConstraint(
+                fields=("projection", "position"), name="read_dead_letters_unique"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=("projection", "status", "stream_id"),
+                name="read_dead_letters_open_idx",
+            )
+        ]
+        permissions = [
+            ("replay_deadletter", "Can replay dead letters"),
+            ("discard_deadletter", "Can discard dead letters"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.projection} @ {self.position} ({self.status})"
+
+
+class ProjectedMark(models.Model):
+    """The lowest checkpoint of all projections already announced as projected."""
+
+    id = models.SmallIntegerField(primary_key=True, default=1)
+    tx_id = models.BigIntegerField(default=0)
+    position = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "read_projected_mark"
+
+    def __str__(self) -> str:
+        return f"projected up to {self.position}"

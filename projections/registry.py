@@ -1,9 +1,28 @@
-"""The registered projectors, by name."""
+"""The registered projectors, by name (classes imported lazily)."""
 
 from __future__ import annotations
 
-PROJECTOR_NAMES: tuple[str, ...] = ()
+from typing import TYPE_CHECKING
+
+from django.utils.module_loading import import_string
+
+if TYPE_CHECKING:
+    from .base import Projector
+
+PROJECTORS: dict[str, str] = {
+    "product_catalogue": "projections.projectors.ProductCatalogueProjector",
+    "order_summary": "projections.projectors.OrderSummaryProjector",
+    "customer_order_history": "projections.projectors.CustomerOrderHistoryProjector",
+    "daily_sales": "projections.projectors.DailySalesProjector",
+}
+PROJECTOR_NAMES: tuple[str, ...] = tuple(PROJECTORS)
 
 
 def projector_names() -> tuple[str, ...]:
     return PROJECTOR_NAMES
+
+
+def projector_class(name: str) -> type[Projector]:
+    """Return the projector class registered under `name` (KeyError if none)."""
+    cls: type[Projector] = import_string(PROJECTORS[name])
+    return cls

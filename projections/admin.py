@@ -1,0 +1,164 @@
+"""Admin for checkpoints, dead letters and (read-only) read models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from commands_app import eventstore
+
+from .dead_letters import discard_dead_letters, replay_dead_letters
+from .models import (
+    Checkpoint,
+    CustomerOrderHistory,
+    DailySales,
+    DeadLetter,
+    OrderSummary,
+    ProductCatalogue,
+    SalesOrder,
+)
+from .tasks import rebuild_task
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written by projectors only: viewable, never edited by hand."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Checkpoint)
+class CheckpointAdmin(ReadOnlyAdmin):
+    list_display = (
+        "name",
+        "position",
+        "lag_events",
+        "lag_seconds",
+        "updated_at",
+        "last_error",
+    )
+    readonly_fields = ("name", "tx_id", "position", "updated_at", "last_error")
+    actions = ("rebuild", "replay")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Checkpoint]:
+        self._head = eventstore.head()
+        return super().get_queryset(request)
+
+    @admin.display(description="lag (events)")
+    def lag_events(self, obj: Checkpoint) -> int:
+        head = getattr(self, "_head", None) or eventstore.head()
+        return max(0, head.position - obj.position)
+
+    @admin.display(description="lag (seconds)")
+    def lag_seconds(self, obj: Checkpoint) -> float:
+        pending = eventstore.read_after(
+            eventstore.Checkpoint(obj.tx_id, obj.position), limit=1
+        )
+        if not pending:
+            return 0.0
+        return round((timezone.now() - pending[0].recorded_at).total_seconds(), 1)
+
+    def has_rebuild_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("projections.change_checkpoint")
+
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("projections.replay_deadletter")
+
+    @admin.action(description="Rebuild (aside, then swap)", permissions=["rebuild"])
+    def rebuild(self, request: HttpRequest, queryset: QuerySet[Checkpoint]) -> None:
+        for checkpoint in queryset:
+            rebuild_task.delay(checkpoint.name)
+        self.message_user(
+            request, f"Rebuild queued for {queryset.count()} projection(s)."
+        )
+
+    @admin.action(description="Replay dead letters", permissions=["replay"])
+    def replay(self, request: HttpRequest, queryset: QuerySet[Checkpoint]) -> None:
+        for checkpoint in queryset:
+            result = replay_dead_letters(checkpoint.name)[checkpoint.name]
+            self.message_user(
+                request,
+                f"{checkpoint.name}: replayed {result.replayed}, "
+                f"still parked {result.still_parked}",
+                messages.WARNING if result.still_parked else messages.SUCCESS,
+            )
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "projection",
+        "position",
+        "stream_id",
+        "event_type",
+        "status",
+        "attempts",
+        "created_at",
+    )
+    list_filter = ("projection", "status", "event_type")
+    search_fields = ("stream_id",)
+    ordering = ("projection", "position")
+    readonly_fields = [f.name for f in DeadLetter._meta.fields]
+    actions = ("replay", "discard")
+
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("projections.replay_deadletter")
+
+    def has_discard_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("projections.discard_deadletter")
+
+    @admin.action(
+        description="Replay (their projections, in order)", permissions=["replay"]
+    )
+    def replay(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
+        for name in sorted(set(queryset.values_list("projection", flat=True))):
+            result = replay_dead_letters(name)[name]
+            self.message_user(
+                request,
+                f"{name}: replayed {result.replayed}, "
+                f"still parked {result.still_parked}",
+                messages.WARNING if result.still_parked else messages.SUCCESS,
+            )
+
+    @admin.action(description="Discard", permissions=["discard"])
+    def discard(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
+        count = discard_dead_letters(queryset.values_list("pk", flat=True))
+        self.message_user(request, f"Discarded {count} dead letter(s).")
+
+
+@admin.register(ProductCatalogue)
+class ProductCatalogueAdmin(ReadOnlyAdmin):
+    list_display = ("sku", "name", "price_cents", "available", "position")
+    search_fields = ("sku", "name")
+
+
+@admin.register(OrderSummary)
+class OrderSummaryAdmin(ReadOnlyAdmin):
+    list_display = ("id", "customer_id", "status", "total_cents", "created_at")
+    list_filter = ("status",)
+
+
+@admin.register(CustomerOrderHistory)
+class CustomerOrderHistoryAdmin(ReadOnlyAdmin):
+    list_display = ("order_id", "customer_id", "status", "total_cents", "placed_at")
+
+
+@admin.register(SalesOrder)
+class SalesOrderAdmin(ReadOnlyAdmin):
+    list_display = ("order_id", "day", "revenue_cents", "units", "cancelled")
+
+
+@admin.register(DailySales)
+class DailySalesAdmin(ReadOnlyAdmin):
+    list_display = ("day", "orders", "revenue_cents", "units", "cancelled_orders")

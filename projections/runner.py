@@ -1,0 +1,138 @@
+"""The runner: apply events to each projection from its checkpoint, in batches.
+
+Each batch and its checkpoint commit in one short transaction of the read
+database, under the projection's advisory lock, so that one runner at a time
+applies a projection whatever the number of workers. After each batch, the
+commands that every projection has now applied are announced.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from commands_app import eventstore
+from commands_app.eventstore import RecordedEvent
+
+from .announce import announce_projected
+from .base import READ_DB, Projector, apply_with_retries, retry_delays
+from .dead_letters import blocked_streams, park
+from .locks import projection_lock
+from .models import Checkpoint, DeadLetterStatus
+from .registry import projector_class, projector_names
+
+logger = logging.getLogger(__name__)
+
+LOCK_WAIT_SECONDS = 5.0
+
+
+@dataclass
+class BatchResult:
+    read: int = 0
+    parked: int = 0
+    locked_out: bool = False
+
+
+@dataclass
+class CatchUpResult:
+    applied: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def ensure_checkpoints(names: tuple[str, ...] | list[str]) -> None:
+    """Create missing checkpoints at the start of the event store."""
+    Checkpoint.objects.bulk_create(
+        [Checkpoint(name=name) for name in names], ignore_conflicts=True
+    )
+
+
+def catch_up(
+    name: str | None = None,
+    batch_size: int = 500,
+    *,
+    max_seconds: float | None = None,
+) -> CatchUpResult:
+    """Apply new events to one projection (or all), until a batch comes back short."""
+    names = [name] if name else list(projector_names())
+    ensure_checkpoints(list(projector_names()))
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
+    result = CatchUpResult()
+    for projection in names:
+        projector = projector_class(projection)()
+        total = 0
+        try:
+            while True:
+                batch = run_batch(projector, batch_size)
+                total += batch.read
+                if batch.read:
+                    announce_projected()
+                if batch.locked_out or batch.read < batch_size:
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+        except Exception as exc:
+            logger.exception("projection %s failed", projection)
+            result.errors[projection] = repr(exc)
+            Checkpoint.objects.filter(name=projection).update(
+                last_error=f"runner: {exc!r}"[:2000]
+            )
+        result.applied[projection] = total
+    return result
+
+
+def run_batch(projector: Projector, batch_size: int) -> BatchResult:
+    """Apply one batch and move the checkpoint, in one read transaction."""
+    with transaction.atomic(using=READ_DB):
+        if not projection_lock(projector.name, timeout_seconds=LOCK_WAIT_SECONDS):
+            return BatchResult(locked_out=True)
+        checkpoint = Checkpoint.objects.select_for_update().get(name=projector.name)
+        events = eventstore.read_after(
+            eventstore.Checkpoint(checkpoint.tx_id, checkpoint.position),
+            limit=batch_size,
+        )
+        if not events:
+            return BatchResult()
+        parked = apply_events(projector, events)
+        projector.flush()
+        checkpoint.tx_id, checkpoint.position = events[-1].tx_id, events[-1].position
+        fields = ["tx_id", "position", "updated_at"]
+        if parked:
+            checkpoint.last_error = parked
+            fields.append("last_error")
+        checkpoint.save(update_fields=fields)
+    return BatchResult(read=len(events), parked=bool(parked))
+
+
+def apply_events(projector: Projector, events: list[RecordedEvent]) -> str:
+    """Apply events, parking failures and what waits behind them; return an error."""
+    blocked = blocked_streams(projector.name)
+    last_error = ""
+    for recorded in events:
+        if not projector.handles(recorded):
+            continue
+        if recorded.stream_id in blocked:
+            park(projector.name, recorded, status=DeadLetterStatus.WAITING)
+            continue
+        error = apply_with_retries(projector, recorded)
+        if error is not None:
+            logger.error(
+                "projection %s parked event %s: %s",
+                projector.name,
+                recorded.position,
+                error,
+            )
+            park(
+                projector.name,
+                recorded,
+                status=DeadLetterStatus.PARKED,
+                error=error,
+                attempts=len(retry_delays()) + 1,
+            )
+            blocked.add(recorded.stream_id)
+            last_error = (
+                f"event {recorded.position} parked: {error.strip().splitlines()[-1]}"
+            )
+    return last_error[:2000]

@@ -1,0 +1,42 @@
+"""Celery shells over the runner: wake-ups, the beat safety net, rebuilds."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from celery import shared_task
+from django.conf import settings
+
+from . import rebuild, runner
+
+logger = logging.getLogger(__name__)
+
+# Set by the write side (SET NX) when it enqueues a wake-up; see commands_app/push.py.
+WAKE_KEY = "projections:wake-queued"
+# Bounded below the task time limits; the beat safety net or the next wake-up goes on.
+MAX_DRAIN_SECONDS = 120.0
+
+
+def clear_wake_flag() -> None:
+    """Let commits from now on enqueue another run (before reading any event)."""
+    try:
+        client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
+        )
+        client.delete(WAKE_KEY)
+    except Exception:
+        logger.warning("could not clear the projection wake-up flag", exc_info=True)
+
+
+@shared_task(name="projections.catch_up", acks_late=True, ignore_result=True)
+def catch_up_task() -> None:
+    """Bring every projection up to the event store; safe to deliver twice."""
+    clear_wake_flag()
+    runner.catch_up(max_seconds=MAX_DRAIN_SECONDS)
+
+
+@shared_task(name="projections.rebuild", acks_late=True, ignore_result=True)
+def rebuild_task(name: str) -> None:
+    """Rebuild one projection aside and swap it in."""
+    rebuild.rebuild(name)
