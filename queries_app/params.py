@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -10,6 +11,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 BIGINT = 2**63 - 1
+# Python's ISO parser tolerates stray characters (a trailing NUL); these do not.
+ISO_CHARS = re.compile(r"[0-9T:.,+\-Z ]{10,40}")
 # Read by the paginator, not by the endpoint's own serializer.
 PAGINATION_PARAMS = frozenset({"cursor", "page_size"})
 
@@ -30,7 +33,7 @@ class InstantField(serializers.Field):
     }
 
     def to_internal_value(self, data: Any) -> datetime:
-        if not isinstance(data, str) or len(data) > 40:
+        if not isinstance(data, str) or not ISO_CHARS.fullmatch(data):
             self.fail("invalid")
         try:
             moment = parse_datetime(data)
