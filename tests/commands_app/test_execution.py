@@ -1,0 +1,178 @@
+"""Claims, leases and fencing: a command finishes exactly once, whatever dies."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from uuid import uuid4
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from commands_app import execution, services, sweeper
+from commands_app.models import CommandRecord, StoredEvent
+from commands_app.tasks import execute_task
+from tests.support.commands import GOOD_CARD, place_order, register_product, submit
+from tests.support.processes import Worker, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+
+def stored_command(user, **fields) -> CommandRecord:
+    """Store a command without enqueueing it, so only the test runs it."""
+    pid = str(uuid4())
+    return CommandRecord.objects.create(
+        type="register-product",
+        user=user,
+        payload={
+            "product_id": pid,
+            "sku": f"S-{pid[:8]}",
+            "name": "Mug",
+            "price_cents": 100,
+            "initial_stock": 1,
+        },
+        aggregate_id=pid,
+        request_hash="-",
+        **fields,
+    )
+
+
+def expire_lease(record: CommandRecord) -> None:
+    CommandRecord.objects.filter(pk=record.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+
+
+def test_a_claim_is_held_until_its_lease_runs_out(staff):
+    record = stored_command(staff)
+    assert execution.claim(record.id) == 1
+    assert execution.claim(record.id) is None
+    expire_lease(record)
+    assert execution.claim(record.id) == 2
+    record.refresh_from_db()
+    assert record.status == "running"
+    assert record.attempt == 2
+
+
+def test_an_attempt_whose_lease_was_taken_over_cannot_commit(staff):
+    record = stored_command(staff)
+    assert execution.claim(record.id) == 1
+    expire_lease(record)
+    assert execution.claim(record.id) == 2
+    stale = CommandRecord.objects.select_related("user").get(pk=record.id)
+    with pytest.raises(execution.LostClaimError):
+        execution._decide_and_commit(stale, 1)
+    assert StoredEvent.objects.count() == 0
+    with pytest.raises(execution.LostClaimError):
+        execution.finish(stale, 1, status="succeeded")
+    assert CommandRecord.objects.get(pk=record.id).status == "running"
+    execution._decide_and_commit(stale, 2)
+    record.refresh_from_db()
+    assert record.status == "succeeded"
+    assert StoredEvent.objects.filter(metadata__command_id=str(record.id)).count() == 1
+    # The late attempt wakes up again: still nothing to commit.
+    with pytest.raises(execution.LostClaimError):
+        execution.finish(stale, 1, status="failed")
+    execution.execute(record.id)  # a redelivered task finds nothing to do
+    assert StoredEvent.objects.count() == 1
+
+
+def test_a_command_crashing_every_worker_is_failed_as_worker_lost(
+    worker, staff, staff_api
+):
+    record = stored_command(
+        staff,
+        status="running",
+        attempt=settings.COMMAND_MAX_ATTEMPTS,
+        lease_expires_at=timezone.now() - timedelta(seconds=1),
+    )
+    assert sweeper.sweep() == 1
+    wait_until(lambda: CommandRecord.objects.get(pk=record.id).is_final)
+    status = staff_api.get(f"/api/commands/{record.id}/").json()
+    assert status["status"] == "failed"
+    assert status["error"]["code"] == "worker_lost"
+    assert status["error"]["details"] == {"attempts": settings.COMMAND_MAX_ATTEMPTS}
+    assert StoredEvent.objects.count() == 0
+    # The queue keeps flowing.
+    register_product(staff_api)
+
+
+def test_a_command_accepted_but_never_enqueued_is_redriven_by_the_sweeper(
+    worker, staff, staff_api, monkeypatch
+):
+    monkeypatch.setattr(services, "enqueue", lambda record: None)
+    response = submit(
+        staff_api,
+        "register-product",
+        {"sku": "LOST-1", "name": "Lost", "price_cents": 1, "initial_stock": 1},
+    )
+    command_id = response.json()["id"]
+
+    def redriven():
+        sweeper.sweep()
+        return CommandRecord.objects.get(pk=command_id).is_final
+
+    wait_until(redriven, timeout=15, interval=0.2)
+    assert CommandRecord.objects.get(pk=command_id).status == "succeeded"
+
+
+def test_a_worker_killed_mid_payment_leaves_the_command_to_finish_exactly_once(
+    worker, output_dir, staff_api, alice_api, monkeypatch
+):
+    order = place_order(alice_api, register_product(staff_api, price=2500))
+    queue = f"slow-{uuid4().hex[:8]}"
+    slow = Worker(
+        queues=queue,
+        concurrency=1,
+        log_dir=output_dir,
+        PAYMENT_GATEWAY_LATENCY_MS="3000",
+        COMMAND_LEASE_SECONDS="2",
+    ).start()
+    try:
+        # Only the slow worker consumes this command's first delivery.
+        monkeypatch.setattr(
+            services,
+            "enqueue",
+            lambda record: execute_task.apply_async([str(record.id)], queue=queue),
+        )
+        response = submit(
+            alice_api,
+            "pay-order",
+            {"order_id": order["aggregate_id"], "card": GOOD_CARD},
+        )
+        assert response.json()["status"] == "accepted"
+        command_id = response.json()["id"]
+        url = f"/api/commands/{command_id}/"
+        wait_until(lambda: alice_api.get(url).json()["status"] == "running")
+        wait_until(lambda: b"commands.execute" in slow.log_path.read_bytes())
+        slow.kill()  # SIGKILL, in the middle of the 3-second charge
+    finally:
+        slow.kill()
+        monkeypatch.undo()
+    assert alice_api.get(url).json()["status"] == "running"
+    paid = StoredEvent.objects.filter(
+        stream_id=f"order-{order['aggregate_id']}", type="order.paid.v1"
+    )
+    assert paid.count() == 0
+
+    def finished():
+        sweeper.sweep()
+        return CommandRecord.objects.get(pk=command_id).is_final
+
+    wait_until(finished, timeout=20, interval=0.3)
+    status = alice_api.get(url).json()
+    assert status["status"] == "succeeded", status
+    assert paid.count() == 1
+    assert CommandRecord.objects.get(pk=command_id).attempt == 2
+    assert paid.get().metadata["command_id"] == command_id
+    assert GOOD_CARD["number"] not in slow.log_path.read_text()
+
+
+def test_two_workers_delivered_the_same_command_commit_it_once(staff):
+    record = stored_command(staff)
+    execution.execute(record.id)
+    execution.execute(record.id)
+    record.refresh_from_db()
+    assert record.status == "succeeded"
+    assert record.attempt == 1
+    assert StoredEvent.objects.count() == 1
