@@ -28,12 +28,14 @@ class OrderLineOutput(serializers.Serializer):
     name = serializers.CharField()
     quantity = serializers.IntegerField()
     unit_price_cents = serializers.IntegerField()
+    total_cents = serializers.IntegerField()
 
 
 class TimelineEntryOutput(serializers.Serializer):
-    event = serializers.CharField(help_text="What happened, e.g. order.placed.")
+    event = serializers.CharField(help_text="placed, paid, shipped or cancelled.")
     at = serializers.DateTimeField()
-    position = serializers.IntegerField()
+    position = serializers.IntegerField(help_text="The event's global position.")
+    details = serializers.JSONField(help_text="What the event says, e.g. a reason.")
 
 
 @extend_schema_field(OrderLineOutput(many=True))
