@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -25,7 +25,9 @@ from commands_app.domain.events import (
     StockReserved,
 )
 from commands_app.eventstore import NewEvents
-from projections.registry import projector_class
+from projections.models import Checkpoint
+from projections.registry import PROJECTOR_NAMES, projector_class
+from projections.runner import CatchUpResult, catch_up
 
 ADDRESS = Address(
     name="Alice",
@@ -41,6 +43,7 @@ class Store:
 
     def __init__(self) -> None:
         self.versions: dict[str, int] = {}
+        self.positions: list[int] = []
 
     def append(
         self, stream_id: str, *events: Event, command_id: str | None = None
@@ -52,6 +55,7 @@ class Store:
                 [NewEvents(stream_id, version, events)], metadata=metadata
             )
         self.versions[stream_id] = version + len(events)
+        self.positions += positions
         return positions
 
     def append_unknown(self, stream_id: str = "mystery-1") -> int:
@@ -184,7 +188,41 @@ def rows(name: str, suffix: str = "") -> dict[str, list[tuple[Any, ...]]]:
     return result
 
 
+def committed_head() -> tuple[int, int]:
+    """Return the last committed event, ignoring the readers' horizon."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT tx_id::text::bigint, position FROM events "
+            "ORDER BY tx_id DESC, position DESC LIMIT 1"
+        )
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row else (0, 0)
+
+
+def settle(name: str | None = None, timeout: float = 30.0) -> CatchUpResult:
+    """Catch up until every committed event is applied; return the last result.
+
+    The readers' horizon is cluster-wide: a transaction of another session on
+    the same PostgreSQL server holds new events back for a moment.
+    """
+    target = committed_head()
+    names = [name] if name else list(PROJECTOR_NAMES)
+    deadline = time.monotonic() + timeout
+    errors: dict[str, str] = {}
+    while True:
+        result = catch_up(name)
+        errors.update(result.errors)
+        reached = Checkpoint.objects.filter(name__in=names).values_list(
+            "tx_id", "position"
+        )
+        if len(reached) == len(names) and all(tuple(r) >= target for r in reached):
+            result.errors = errors
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"projections stayed behind {target}")
+        time.sleep(0.05)
+
+
 @pytest.fixture
-def fast_retries(settings: Any) -> Iterator[None]:
+def fast_retries(settings: Any) -> None:
     settings.PROJECTION_RETRY_DELAYS = (0.01, 0.02)
-    yield

@@ -9,9 +9,8 @@ from commands_app import eventstore
 from projections import rebuild
 from projections.models import Checkpoint, DeadLetter
 from projections.registry import PROJECTOR_NAMES, projector_class
-from projections.runner import catch_up
 
-from .conftest import rows, seed_history
+from .conftest import rows, seed_history, settle
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -23,7 +22,7 @@ def name(request: pytest.FixtureRequest) -> str:
 
 def test_applying_each_event_twice_gives_the_same_rows(store, name):
     seed_history(store)
-    catch_up(name)
+    settle(name)
     live = rows(name)
     assert any(live.values()), "the history must give this projection rows"
 
@@ -43,23 +42,23 @@ def test_applying_each_event_twice_gives_the_same_rows(store, name):
 
 def test_replaying_from_the_start_changes_nothing(store, name):
     seed_history(store)
-    catch_up(name)
+    settle(name)
     live = rows(name)
     Checkpoint.objects.filter(name=name).update(tx_id=0, position=0)
-    catch_up(name)
+    settle(name)
     assert rows(name) == live
 
 
 def test_an_unknown_event_type_moves_the_checkpoint(store, name):
     position = store.append_unknown()
-    catch_up(name)
+    settle(name)
     assert Checkpoint.objects.get(name=name).position == position
     assert not DeadLetter.objects.exists()
 
 
 def test_a_rebuild_gives_the_same_rows_as_the_live_projection(store, name):
     seed_history(store)
-    catch_up(name)
+    settle(name)
     live = rows(name)
     checkpoint = Checkpoint.objects.get(name=name)
     tables = projector_class(name).tables
