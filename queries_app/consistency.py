@@ -70,7 +70,11 @@ def event_point(position: int) -> ReadPoint | None:
 
 
 def position_applied(names: Sequence[str], position: int) -> bool:
-    """Return True once every projection in `names` has applied `position`."""
+    """Return True once every projection in `names` has applied `position`.
+
+    A position with no visible event (not committed yet, or never used) is not
+    applied, so the caller waits and then says it is behind; it never guesses.
+    """
     if position <= 0:
         return True
     target = event_point(position)
