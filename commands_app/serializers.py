@@ -18,8 +18,17 @@ MAX_PRICE_CENTS = 100_000_000
 MAX_STOCK = 1_000_000_000
 
 
+# DRF coerces between JSON types (123 → "123", "5" → 5, 5 → a UUID); a JSON API
+# refuses a value of the wrong type instead of guessing what was meant.
+_JSON_TYPES: tuple[tuple[type[serializers.Field], type, str], ...] = (
+    (serializers.CharField, str, "a string"),
+    (serializers.UUIDField, str, "a string"),
+    (serializers.IntegerField, int, "an integer"),
+)
+
+
 class StrictSerializer(serializers.Serializer):
-    """Refuse fields the serializer does not declare."""
+    """Refuse fields the serializer does not declare and values of another type."""
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
@@ -28,6 +37,16 @@ class StrictSerializer(serializers.Serializer):
                 raise serializers.ValidationError(
                     {name: ["This field is not allowed."] for name in unknown}
                 )
+            mistyped = {
+                name: [f"Expected {label}."]
+                for name, value in data.items()
+                for field_class, json_type, label in _JSON_TYPES
+                if isinstance(self.fields[name], field_class)
+                and value is not None
+                and (not isinstance(value, json_type) or isinstance(value, bool))
+            }
+            if mistyped:
+                raise serializers.ValidationError(mistyped)
         return super().to_internal_value(data)
 
 

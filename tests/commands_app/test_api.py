@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -21,9 +22,14 @@ from .given import paid, placed, registered
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
-PRODUCT = {"sku": "MUG-1", "name": "Mug", "price_cents": 1200, "initial_stock": 3}
-LINE = {"product_id": str(uuid4()), "quantity": 1}
-ORDER = {"lines": [LINE], "shipping_address": ADDRESS}
+PRODUCT: dict[str, Any] = {
+    "sku": "MUG-1",
+    "name": "Mug",
+    "price_cents": 1200,
+    "initial_stock": 3,
+}
+LINE: dict[str, Any] = {"product_id": str(uuid4()), "quantity": 1}
+ORDER: dict[str, Any] = {"lines": [LINE], "shipping_address": ADDRESS}
 
 
 def post_raw(client, name, raw, content_type="application/json", **headers):
@@ -78,7 +84,7 @@ def test_malformed_or_hostile_json_is_refused_and_nothing_is_stored(staff_api, r
     assert_refused(response, 400, "malformed_request")
 
 
-INVALID = {
+INVALID: dict[str, tuple[str, Any]] = {
     "unknown top-level field": ("register-product", {**PRODUCT, "is_staff": True}),
     "unknown field in a nested object": (
         "place-order",
@@ -300,3 +306,32 @@ def test_the_accepted_answer_carries_the_contract_fields(alice_api):
     assert body["type"] == "place-order"
     assert response.headers["Location"] == body["status_url"]
     assert body["status_url"] == f"/api/commands/{body['id']}/"
+
+
+WRONG_JSON_TYPES: dict[str, tuple[str, Any]] = {
+    "number for a string": ("register-product", {**PRODUCT, "name": 123}),
+    "number for a sku": ("register-product", {**PRODUCT, "sku": 12345}),
+    "numeric string for an integer": (
+        "register-product",
+        {**PRODUCT, "price_cents": "1200"},
+    ),
+    "float for an integer": ("register-product", {**PRODUCT, "initial_stock": 3.0}),
+    "number for a uuid": ("restock-product", {"product_id": 5, "quantity": 1}),
+    "string for a card month": (
+        "pay-order",
+        {"order_id": str(uuid4()), "card": {**GOOD_CARD, "exp_month": "12"}},
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "body"), WRONG_JSON_TYPES.values(), ids=WRONG_JSON_TYPES.keys()
+)
+def test_values_of_the_wrong_json_type_are_refused_not_coerced(
+    staff_api, alice_api, name, body
+):
+    client = alice_api if name == "pay-order" else staff_api
+    details = assert_refused(submit(client, name, body), 400, "validation_error")[
+        "details"
+    ]
+    assert details

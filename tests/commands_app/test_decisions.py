@@ -118,6 +118,7 @@ def test_restocking_a_product_records_the_added_quantity():
         ProductRestocked(product_id=history.product_id, quantity=3)
     ]
     assert changed[0].version == 1
+    assert isinstance(changed[0], Product)
     assert changed[0].available == 5
 
 
@@ -215,6 +216,7 @@ def test_placing_an_order_for_exactly_the_available_stock_succeeds():
         existing=None,
         products={mug.product_id: product(mug)},
     )
+    assert isinstance(changed[1], Product)
     assert changed[1].available == 0
 
 

@@ -59,6 +59,7 @@ def test_an_import_that_crashed_resumes_and_registers_each_product_once(
 
     monkeypatch.setattr(imports, "_import_chunk", dying_on_the_third_chunk)
     attempt = execution.claim(record.id)
+    assert attempt is not None
     with pytest.raises(Crash):
         imports.run_import(CommandRecord.objects.get(pk=record.id), attempt)
     record.refresh_from_db()
@@ -87,6 +88,7 @@ def test_an_import_fenced_off_mid_way_stops_without_writing(staff, settings):
     settings.IMPORT_CHUNK_SIZE = 3
     record = import_command(staff)
     stale = execution.claim(record.id)
+    assert stale == 1
     CommandRecord.objects.filter(pk=record.id).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 import requests
@@ -13,7 +14,12 @@ from commands_app.models import CommandRecord
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
-BODY = {"sku": "IDEM-1", "name": "Mug", "price_cents": 1200, "initial_stock": 3}
+BODY: dict[str, Any] = {
+    "sku": "IDEM-1",
+    "name": "Mug",
+    "price_cents": 1200,
+    "initial_stock": 3,
+}
 
 
 def post(web, user, body, key: str) -> requests.Response:
