@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any
 
 from django.db import connections, transaction
 
@@ -221,25 +221,35 @@ def checksum(table: str) -> str:
 
 
 class ProgressBar:
-    """A plain-text progress bar on a stream (stderr), by event position."""
+    """A plain-text progress bar (stderr by default), by event position."""
 
-    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30):
+    def __init__(
+        self,
+        label: str,
+        write: Callable[[str], object] | None = None,
+        width: int = 30,
+    ) -> None:
         self.label = label
-        self.stream = stream or sys.stderr
+        self.write = write or self._stderr
         self.width = width
+        self.shown = False
+
+    @staticmethod
+    def _stderr(text: str) -> None:
+        sys.stderr.write(text)
+        sys.stderr.flush()
 
     def __call__(self, done: Position, target: Position) -> None:
-        share = (
-            1.0 if target.position <= 0 else min(1.0, done.position / target.position)
-        )
+        share = 1.0 if target.position <= 0 else done.position / target.position
+        share = min(1.0, share)
         filled = int(share * self.width)
         bar = "#" * filled + "-" * (self.width - filled)
-        self.stream.write(
+        self.write(
             f"\r{self.label:<24} [{bar}] {share:6.1%} "
             f"position {done.position}/{target.position}"
         )
-        self.stream.flush()
+        self.shown = True
 
     def close(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
+        if self.shown:
+            self.write("\n")

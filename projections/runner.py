@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from django.db import transaction
+from django.db import connections, transaction
 
 from commands_app import eventstore
 from commands_app.eventstore import RecordedEvent
@@ -81,6 +81,32 @@ def catch_up(
             )
         result.applied[projection] = total
     return result
+
+
+def drain(*, max_seconds: float = 120.0, settle_seconds: float = 10.0) -> None:
+    """Catch up until every transaction that committed before the call is applied.
+
+    The readers' horizon is cluster-wide: a transaction of any session still
+    open when this starts holds later events back. Rather than leave them to
+    the beat safety net, wait (bounded) until every transaction running now has
+    ended, catching up meanwhile.
+    """
+    target = _snapshot("pg_snapshot_xmax")
+    started = time.monotonic()
+    while True:
+        all_visible = _snapshot("pg_snapshot_xmin") >= target
+        catch_up(max_seconds=max_seconds)
+        elapsed = time.monotonic() - started
+        if all_visible or elapsed > min(settle_seconds, max_seconds):
+            return
+        time.sleep(0.02)
+
+
+def _snapshot(function: str) -> int:
+    """Return the xmin or xmax of the event store's current snapshot."""
+    with connections[eventstore.DB_ALIAS].cursor() as cursor:
+        cursor.execute(f"SELECT {function}(pg_current_snapshot())::text::bigint")
+        return int(cursor.fetchone()[0])
 
 
 def run_batch(projector: Projector, batch_size: int) -> BatchResult:

@@ -33,7 +33,7 @@ def clear_wake_flag() -> None:
 def catch_up_task() -> None:
     """Bring every projection up to the event store; safe to deliver twice."""
     clear_wake_flag()
-    runner.catch_up(max_seconds=MAX_DRAIN_SECONDS)
+    runner.drain(max_seconds=MAX_DRAIN_SECONDS)
 
 
 @shared_task(name="projections.rebuild", acks_late=True, ignore_result=True)

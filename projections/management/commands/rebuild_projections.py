@@ -21,7 +21,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         names = [options["projection"]] if options["projection"] else projector_names()
         for name in names:
-            bar = None if options["no_progress_bar"] else ProgressBar(name)
+            bar = None
+            if not options["no_progress_bar"]:
+                bar = ProgressBar(name, lambda text: self.stderr.write(text, ending=""))
             try:
                 rebuild(name, batch_size=options["batch_size"], progress=bar)
             except RebuildError as exc:
