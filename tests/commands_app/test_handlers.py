@@ -10,6 +10,7 @@ from datetime import datetime
 
 import pytest
 
+from commands_app import services
 from commands_app.models import CommandRecord, StoredEvent
 from tests.support.commands import (
     ADDRESS,
@@ -21,6 +22,7 @@ from tests.support.commands import (
     run,
     submit,
 )
+from tests.support.processes import Worker
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -208,15 +210,26 @@ def test_shipping_a_paid_order_and_then_cancelling_it_is_refused(
 
 
 def test_ten_concurrent_orders_for_five_in_stock_leave_exactly_five_placed(
-    worker, staff_api, alice_api
+    worker, output_dir, staff_api, alice_api, monkeypatch
 ):
     product_id = register_product(staff_api, stock=5)
     body = {
         "lines": [{"product_id": product_id, "quantity": 1}],
         "shipping_address": ADDRESS,
     }
-    ids = [submit(alice_api, "place-order", body).json()["id"] for _ in range(10)]
-    outcomes = [final_status(alice_api, command_id) for command_id in ids]
+    more = Worker(queues="commands", concurrency=4, log_dir=output_dir).start()
+    try:
+        # Hold the tasks back until all ten are stored, then release them at once
+        # to six worker processes racing on one product stream.
+        held: list[CommandRecord] = []
+        monkeypatch.setattr(services, "enqueue", held.append)
+        ids = [submit(alice_api, "place-order", body).json()["id"] for _ in range(10)]
+        monkeypatch.undo()
+        for record in held:
+            services.enqueue(record)
+        outcomes = [final_status(alice_api, command_id) for command_id in ids]
+    finally:
+        more.stop()
     assert sorted(o["status"] for o in outcomes) == ["rejected"] * 5 + ["succeeded"] * 5
     assert {o["error"]["code"] for o in outcomes if o["error"]} == {
         "insufficient_stock"
@@ -228,3 +241,18 @@ def test_ten_concurrent_orders_for_five_in_stock_leave_exactly_five_placed(
     assert StoredEvent.objects.filter(type="order.placed.v1").count() == 5
     versions = list(stream.order_by("version").values_list("version", flat=True))
     assert versions == list(range(1, 7))
+
+
+def test_prefer_wait_answers_with_the_final_status_when_it_finishes_in_time(
+    worker, staff_api
+):
+    response = submit(
+        staff_api,
+        "register-product",
+        {"sku": "WAIT-1", "name": "Mug", "price_cents": 1, "initial_stock": 1},
+        Prefer="wait=10",
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "succeeded"
+    assert response.headers["Preference-Applied"] == "wait=10"
+    assert response.headers["Location"] == f"/api/commands/{response.json()['id']}/"
