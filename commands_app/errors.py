@@ -76,8 +76,16 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     response = exception_handler(exc, context)
     if response is None:
         return None
-    if isinstance(exc, ApiError):
-        response.data = error_body(exc.error_code, exc.message, exc.details)
+    if isinstance(exc, ApiError) or hasattr(exc, "error_code"):
+        # Any APIException carrying error_code/message/details (the read side
+        # defines its own, as it may not import this package) keeps its code.
+        response.data = error_body(
+            exc.error_code,
+            exc.message,  # type: ignore[attr-defined]
+            getattr(exc, "details", None),
+        )
+        for name, value in getattr(exc, "headers", {}).items():
+            response[name] = value
         return response
     if isinstance(exc, exceptions.ValidationError):
         response.data = error_body(

@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from . import consistency
-from .errors import ReadModelBehindError, handle_exception
+from .errors import ReadModelBehindError
 from .pagination import KeysetPagination
 from .params import ReadQuery
 
@@ -31,9 +31,6 @@ class ReadApi(GenericAPIView):
     pagination_class: type[KeysetPagination] | None = KeysetPagination
     # Replaced (never mutated) per request; empty while the schema is generated.
     params: dict[str, Any] = {}
-
-    def get_exception_handler(self) -> Any:
-        return handle_exception
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)

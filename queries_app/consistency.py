@@ -19,8 +19,6 @@ from django.db import connections
 
 from projections.models import Checkpoint
 
-DEFAULT_WAIT_SECONDS = 2.0
-DEFAULT_MAX_CONCURRENT_WAITS = 8
 POLL_FIRST_SECONDS = 0.01
 POLL_MAX_SECONDS = 0.1
 
@@ -92,21 +90,13 @@ def _wait_slots() -> threading.BoundedSemaphore:
     global _waits
     with _waits_lock:
         if _waits is None:
-            _waits = threading.BoundedSemaphore(
-                getattr(
-                    settings,
-                    "READ_MAX_CONCURRENT_WAITS",
-                    DEFAULT_MAX_CONCURRENT_WAITS,
-                )
-            )
+            _waits = threading.BoundedSemaphore(settings.READ_MAX_CONCURRENT_WAITS)
         return _waits
 
 
 def wait_seconds() -> float:
     """Return how long a read may wait for `min_position`."""
-    return float(
-        getattr(settings, "READ_MIN_POSITION_WAIT_SECONDS", DEFAULT_WAIT_SECONDS)
-    )
+    return float(settings.READ_MIN_POSITION_WAIT_SECONDS)
 
 
 def wait_for_position(

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from rest_framework import exceptions, serializers, status
-from rest_framework.response import Response
-from rest_framework.settings import api_settings
-
-ExceptionHandler = Callable[[Exception, dict[str, Any]], Response | None]
 
 
 class QueryError(exceptions.APIException):
@@ -57,20 +52,6 @@ class ReadModelBehindError(QueryError):
             details={"min_position": min_position, "position": position},
             headers={"Retry-After": str(retry_after)},
         )
-
-
-def handle_exception(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """Render a QueryError as {code, message, details}; defer the rest to the project.
-
-    The project's handler (REST_FRAMEWORK["EXCEPTION_HANDLER"]) lives in the write
-    side, which this package may not import, and knows only its own refusal class;
-    this keeps the read side's codes and details instead of a generic "error".
-    """
-    if isinstance(exc, QueryError):
-        body = {"code": exc.error_code, "message": exc.message, "details": exc.details}
-        return Response(body, status=exc.status_code, headers=exc.headers)
-    project_handler = cast(ExceptionHandler, api_settings.EXCEPTION_HANDLER)
-    return project_handler(exc, context)
 
 
 class ReadErrorOutput(serializers.Serializer):

@@ -166,10 +166,14 @@ COMMAND_REDRIVE_AFTER_SECONDS = env.float("COMMAND_REDRIVE_AFTER_SECONDS", defau
 COMMAND_CONFLICT_RETRIES = env.int("COMMAND_CONFLICT_RETRIES", default=10)
 COMMAND_MAX_WAIT_SECONDS = env.float("COMMAND_MAX_WAIT_SECONDS", default=10.0)
 COMMAND_MAX_CONCURRENT_WAITS = env.int("COMMAND_MAX_CONCURRENT_WAITS", default=8)
+# Reads with min_position=N wait this long for the read model, then answer 503.
+READ_MIN_POSITION_WAIT_SECONDS = env.float(
+    "READ_MIN_POSITION_WAIT_SECONDS", default=2.0
+)
+READ_MAX_CONCURRENT_WAITS = env.int("READ_MAX_CONCURRENT_WAITS", default=8)
 IMPORT_CHUNK_SIZE = env.int("IMPORT_CHUNK_SIZE", default=500)
 IMPORT_MAX_ITEMS = 50_000
 PAYMENT_GATEWAY_LATENCY_MS = env.int("PAYMENT_GATEWAY_LATENCY_MS", default=300)
-PAYMENT_TOKEN_SECRET = env("PAYMENT_TOKEN_SECRET", default=SECRET_KEY)
 
 # --- REST framework -------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -54,6 +54,7 @@ def test_a_failing_event_parks_and_later_events_of_its_order_wait(
         (f"order-{other}", "order.paid.v1"): "parked",
     }
     parked = DeadLetter.objects.filter(status="parked").first()
+    assert parked is not None
     assert "disk full" in parked.error
     assert parked.attempts == 3
     # The checkpoint moved past them; the other order and projections went on.

@@ -93,6 +93,7 @@ def test_admin_shows_lag_and_dead_letters(store, admin_client, monkeypatch, sett
 
     monkeypatch.undo()
     letter = DeadLetter.objects.filter(status="parked").first()
+    assert letter is not None
     response = admin_client.post(
         "/admin/projections/deadletter/",
         {"action": "replay", "_selected_action": [letter.pk]},
