@@ -22,7 +22,8 @@ RUN groupadd --system app \
 # The code stays owned by root (read-only for the app user); only .run/ (beat's
 # schedule file) is writable.
 COPY . .
-RUN mkdir -p /app/.run && chown app:app /app/.run
+RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
+    && mkdir -p /app/.run && chown app:app /app/.run
 
 USER app
 EXPOSE 8000

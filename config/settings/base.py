@@ -131,6 +131,7 @@ CELERY_TASK_ROUTES = {
     "commands.execute": {"queue": "commands"},
     "commands.execute_import": {"queue": "imports"},
     "commands.sweep": {"queue": "commands"},
+    "commands.dashboard": {"queue": "commands"},
     "projections.*": {"queue": "projections"},
 }
 # Time limits stay well below the broker's visibility timeout, so that a task is
@@ -156,6 +157,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "projections.catch_up",
         "schedule": env.float("PROJECTION_SAFETY_NET_SECONDS", default=2.0),
         "options": {"expires": 10},
+    },
+    "staff-dashboard": {
+        "task": "commands.dashboard",
+        "schedule": env.float("DASHBOARD_PUSH_SECONDS", default=2.0),
+        "options": {"expires": 5},
     },
 }
 
@@ -210,13 +216,16 @@ SPECTACULAR_SETTINGS = {
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Only production collects static files (the image runs collectstatic).
+STATIC_ROOT: Path | None = None
 # Serve app static files (admin, Swagger UI from the sidecar) without a CDN and,
 # in development, without collectstatic.
 WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=True)
@@ -239,5 +248,7 @@ PAYMENT_GATEWAY = env(
 # Called by the projection runner with the positions every read model has applied;
 # named by string so that projections/ never imports the write side.
 PROJECTIONS_ON_PROJECTED = "commands_app.push.push_projected"
+# Called (at most once a second) with each projection's lag, for staff dashboards.
+PROJECTIONS_ON_LAG = "commands_app.push.push_projection_lag"
 # Threads per web process that run Django views (see config/asgi.py).
 WEB_THREADS = env.int("WEB_THREADS", default=16)

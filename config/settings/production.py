@@ -1,9 +1,11 @@
 """Settings for production: secrets required, HTTPS assumed."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import BASE_DIR, env
 
 DEBUG = False
+STATIC_ROOT = BASE_DIR / "staticfiles"
+WHITENOISE_USE_FINDERS = False
 SECRET_KEY = env("DJANGO_SECRET_KEY")
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
