@@ -114,7 +114,7 @@ def wait_for_final(command_id: UUID, seconds: float) -> CommandRecord:
         if record.is_final or time.monotonic() >= deadline:
             return record
         time.sleep(min(delay, max(deadline - time.monotonic(), 0)))
-        delay = min(delay * 2, 0.1)
+        delay = min(delay * 2, 0.025)
 
 
 def new_id() -> str:
