@@ -26,6 +26,7 @@ from .payments import get_gateway
 from .registry import COMMANDS, CommandSpec, Who, to_json
 from .serializers import CommandAcceptedOutput, CommandStatusOutput, ErrorOutput
 from .status import status_object, status_url
+from .throttling import CommandSubmitThrottle
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}\Z")
 PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d{1,4})(?:$|[,;\s])")
@@ -38,6 +39,8 @@ def _error(code: str, message: str, http_status: int, **details: Any) -> ApiErro
 
 class SubmitCommandApi(APIView):
     """Accept a command for asynchronous execution."""
+
+    throttle_classes = (CommandSubmitThrottle,)
 
     def post(self, request: Request, name: str) -> Response:
         spec = COMMANDS.get(name)
@@ -214,6 +217,9 @@ def _submit_view(spec: CommandSpec) -> Any:
                 403: ErrorOutput,
                 404: ErrorOutput,
                 422: ErrorOutput,
+                429: OpenApiResponse(
+                    ErrorOutput, "Too many commands; retry after `Retry-After`."
+                ),
             },
         )
     )(view_class)

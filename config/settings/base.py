@@ -35,9 +35,12 @@ INSTALLED_APPS = [
     "commands_app",
     "projections",
     "queries_app",
+    "web",
+    "observability",
 ]
 
 MIDDLEWARE = [
+    "observability.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -102,11 +105,13 @@ CACHES = {
     }
 }
 
+# The channel layer may live on its own Redis (it defaults to REDIS_URL).
+CHANNEL_LAYER_URL = env("CHANNEL_LAYER_URL", default=REDIS_URL)
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            "hosts": [CHANNEL_LAYER_URL],
             "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1500),
             "expiry": 30,
             "prefix": env("CHANNEL_LAYER_PREFIX", default="cqrs"),
@@ -194,6 +199,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# Command submissions per user (DRF rate syntax: N/s, N/min, N/hour); over it, 429
+# with Retry-After. A brake against runaway clients, not a security control.
+COMMAND_THROTTLE_RATE = env("COMMAND_THROTTLE_RATE", default="120/min")
 # Bodies above this size are refused before parsing (import-products is the largest).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BYTES", default=8 * 1024 * 1024)
 
@@ -230,16 +238,54 @@ STATIC_ROOT: Path | None = None
 # in development, without collectstatic.
 WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=True)
 
+# One JSON object per line (LOG_FORMAT=plain for a terminal), with the request,
+# correlation, command and task ids; secrets masked by one shared filter. Celery
+# workers and beat use this too (observability/workers.py).
+LOG_FORMAT = env("LOG_FORMAT", default="json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    "filters": {
+        "context": {"()": "observability.logs.ContextFilter"},
+        "mask": {"()": "observability.logs.MaskingFilter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "json": {"()": "observability.logs.JsonFormatter"},
+        "plain": {"()": "observability.logs.PlainFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context", "mask"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Observability ------------------------------------------------------------------
+# /metrics answers these addresses or networks (CIDR), or a request carrying
+# `Authorization: Bearer <METRICS_TOKEN>`; anyone else gets 404.
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# A Celery worker serves its host's metrics on this port (0: off); for workers
+# in containers of their own, where the web's /metrics cannot see their files.
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
+# Workers write a heartbeat to Redis this often; /readyz wants one per queue
+# within the last three intervals.
+WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=10.0)
+READY_REQUIRED_QUEUES = env.list(
+    "READY_REQUIRED_QUEUES", default=["commands", "imports", "projections"]
+)
+READY_MAX_PROJECTION_LAG_EVENTS = env.int(
+    "READY_MAX_PROJECTION_LAG_EVENTS", default=10_000
+)
+READY_TIMEOUT_SECONDS = env.float("READY_TIMEOUT_SECONDS", default=3.0)
+# Tracing is off unless an OTLP endpoint is set (or the console exporter chosen).
+OTEL_EXPORTER_OTLP_ENDPOINT = env("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+OTEL_TRACES_EXPORTER = env("OTEL_TRACES_EXPORTER", default="")
+OTEL_SERVICE_NAME = env("OTEL_SERVICE_NAME", default="cqrs-orders")
 
 # --- Collaborators, by dotted path --------------------------------------------------
 PAYMENT_GATEWAY = env(
