@@ -1,4 +1,9 @@
-"""WebSocket /ws/commands/: pushes of the signed-in user's command statuses."""
+"""WebSocket /ws/commands/: pushes of the signed-in user's command statuses.
+
+Staff sockets also join the staff group, which carries import progress and the
+dashboard's figures; a customer's socket never joins it, and its handlers drop
+staff messages anyway should one ever be routed to it.
+"""
 
 from __future__ import annotations
 
@@ -6,28 +11,33 @@ from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from .push import user_group
+from .push import STAFF_GROUP, user_group
 
 UNAUTHENTICATED = 4401
 
 
 class CommandStatusConsumer(AsyncJsonWebsocketConsumer):
-    """Relay `command.status` messages from the user's own group, nothing else."""
+    """Relay the user's own `command.status` messages, and staff messages to staff."""
 
-    group: str | None = None
+    groups: list[str]
+    is_staff = False
 
     async def connect(self) -> None:
+        self.groups = []
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=UNAUTHENTICATED)
             return
-        self.group = user_group(user.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.is_staff = bool(user.is_staff)
+        groups = [user_group(user.pk)] + ([STAFF_GROUP] if self.is_staff else [])
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups.append(group)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        for group in self.groups:
+            await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "ping":
@@ -41,3 +51,18 @@ class CommandStatusConsumer(AsyncJsonWebsocketConsumer):
                 "command": message["command"],
             }
         )
+
+    async def import_progress(self, message: dict[str, Any]) -> None:
+        await self.send_staff(message, ("seq", "user_id", "command"))
+
+    async def projection_lag(self, message: dict[str, Any]) -> None:
+        await self.send_staff(message, ("projections",))
+
+    async def command_stats(self, message: dict[str, Any]) -> None:
+        await self.send_staff(message, ("window_minutes", "minutes"))
+
+    async def send_staff(self, message: dict[str, Any], keys: tuple[str, ...]) -> None:
+        if self.is_staff:
+            await self.send_json(
+                {"type": message["type"], **{key: message[key] for key in keys}}
+            )

@@ -157,6 +157,19 @@ def checkpoint_of(position: int) -> Checkpoint | None:
     return None if row is None else Checkpoint(row[0], position)
 
 
+def count_after(checkpoint: Checkpoint, *, limit: int = 100_000) -> int:
+    """Count readable events after `checkpoint`, up to `limit` (a lag measure)."""
+    with connections[DB_ALIAS].cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM events "
+            "WHERE (tx_id, position) > (%s::text::xid8, %s) "
+            "AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) LIMIT %s) AS behind",
+            [str(checkpoint.tx_id), checkpoint.position, limit],
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
 def head() -> Checkpoint:
     """Return the checkpoint of the last committed event readers may see."""
     with connections[DB_ALIAS].cursor() as cursor:

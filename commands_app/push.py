@@ -23,6 +23,8 @@ from .models import CommandRecord, CommandStatus
 logger = logging.getLogger(__name__)
 
 WAKE_KEY = "projections:wake-queued"
+# Every staff member's sockets: import progress and dashboard updates.
+STAFF_GROUP = "staff"
 
 
 def user_group(user_id: int) -> str:
@@ -30,30 +32,63 @@ def user_group(user_id: int) -> str:
     return f"user.{int(user_id)}"
 
 
-def send_to_user(user_id: int, message: dict[str, Any]) -> bool:
-    """Send one message to a user's sockets; return False if it was dropped."""
+def send_to_group(group: str, message: dict[str, Any]) -> bool:
+    """Send one message to a group of sockets; return False if it was dropped."""
     layer = get_channel_layer()
     if layer is None:
         return False
     try:
-        async_to_sync(layer.group_send)(user_group(user_id), message)
+        async_to_sync(layer.group_send)(group, message)
     except Exception:
-        logger.warning("push to user %s dropped", user_id, exc_info=True)
+        logger.warning("push to %s dropped", group, exc_info=True)
         return False
     return True
+
+
+def send_to_user(user_id: int, message: dict[str, Any]) -> bool:
+    """Send one message to a user's sockets; return False if it was dropped."""
+    return send_to_group(user_group(user_id), message)
 
 
 def push_status(record: CommandRecord) -> bool:
     from .status import status_object
 
-    return send_to_user(
+    status = status_object(record)
+    sent = send_to_user(
         record.user_id,
+        {"type": "command.status", "seq": record.status_seq, "command": status},
+    )
+    if record.type == "import-products":
+        push_import_progress(record.user_id, record.status_seq, status)
+    return sent
+
+
+def push_import_progress(user_id: int, seq: int, status: dict[str, Any]) -> bool:
+    """Tell every staff socket how far an import has got (imports are staff-only)."""
+    return send_to_group(
+        STAFF_GROUP,
         {
-            "type": "command.status",
-            "seq": record.status_seq,
-            "command": status_object(record),
+            "type": "import.progress",
+            "seq": seq,
+            "user_id": int(user_id),
+            "command": {
+                key: status[key]
+                for key in ("id", "status", "progress", "result", "error")
+            },
         },
     )
+
+
+def push_projection_lag(projections: list[dict[str, Any]]) -> bool:
+    """Send the projections' lag to staff sockets (PROJECTIONS_ON_LAG)."""
+    return send_to_group(
+        STAFF_GROUP, {"type": "projection.lag", "projections": projections}
+    )
+
+
+def push_command_stats(stats: dict[str, Any]) -> bool:
+    """Send recent command throughput and outcomes to staff sockets."""
+    return send_to_group(STAFF_GROUP, {"type": "command.stats", **stats})
 
 
 def after_commit(record: CommandRecord) -> None:

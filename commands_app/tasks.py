@@ -6,7 +6,7 @@ from uuid import UUID
 
 from celery import shared_task
 
-from . import execution, sweeper
+from . import dashboard, execution, sweeper
 
 
 @shared_task(name="commands.execute", acks_late=True, ignore_result=True)
@@ -31,3 +31,9 @@ def execute_import_task(command_id: str) -> None:
 def sweep_task() -> None:
     """Re-drive commands whose task was lost or whose worker died."""
     sweeper.sweep()
+
+
+@shared_task(name="commands.dashboard", ignore_result=True)
+def dashboard_task() -> None:
+    """Push command statistics to staff dashboards."""
+    dashboard.push_dashboard()

@@ -20,6 +20,7 @@ from commands_app.eventstore import RecordedEvent
 from .announce import announce_projected
 from .base import READ_DB, Projector, apply_with_retries, retry_delays
 from .dead_letters import blocked_streams, park
+from .lag import report_lag
 from .locks import projection_lock
 from .models import Checkpoint, DeadLetterStatus
 from .registry import projector_class, projector_names
@@ -69,6 +70,7 @@ def catch_up(
                 total += batch.read
                 if batch.read:
                     announce_projected()
+                    report_lag()
                 if batch.locked_out or batch.read < batch_size:
                     break
                 if deadline is not None and time.monotonic() > deadline:

@@ -8,7 +8,7 @@ import redis
 from celery import shared_task
 from django.conf import settings
 
-from . import rebuild, runner
+from . import lag, rebuild, runner
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ def catch_up_task() -> None:
     """Bring every projection up to the event store; safe to deliver twice."""
     clear_wake_flag()
     runner.drain(max_seconds=MAX_DRAIN_SECONDS)
+    lag.report_lag()
 
 
 @shared_task(name="projections.rebuild", acks_late=True, ignore_result=True)

@@ -1,0 +1,77 @@
+"""How far each projection is behind the event store, pushed to staff dashboards.
+
+The push itself belongs to the write side's one push helper, named by
+`settings.PROJECTIONS_ON_LAG` so that projections/ never imports it. Reports are
+throttled to one per second over all projection workers.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from commands_app import eventstore
+
+from .models import Checkpoint
+from .registry import projector_names
+
+logger = logging.getLogger(__name__)
+
+THROTTLE_KEY = "projections:lag-reported"
+THROTTLE_MS = 1000
+COUNT_LIMIT = 100_000
+
+
+@functools.cache
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(
+        settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
+    )
+
+
+def projection_lag() -> list[dict[str, Any]]:
+    """Return, per projection, the events it has still to apply and their age."""
+    checkpoints = {
+        row.name: eventstore.Checkpoint(row.tx_id, row.position)
+        for row in Checkpoint.objects.filter(name__in=projector_names())
+    }
+    now = timezone.now()
+    lag = []
+    for name in projector_names():
+        checkpoint = checkpoints.get(name, eventstore.Checkpoint())
+        oldest = eventstore.read_after(checkpoint, limit=1)
+        seconds = (now - oldest[0].recorded_at).total_seconds() if oldest else 0.0
+        lag.append(
+            {
+                "name": name,
+                "lag_events": eventstore.count_after(checkpoint, limit=COUNT_LIMIT),
+                "lag_seconds": round(max(seconds, 0.0), 3),
+            }
+        )
+    return lag
+
+
+def report_lag() -> bool:
+    """Hand the lag to PROJECTIONS_ON_LAG, at most once a second; say if it did."""
+    callback_path = getattr(settings, "PROJECTIONS_ON_LAG", None)
+    if not callback_path:
+        return False
+    try:
+        if not _redis().set(THROTTLE_KEY, 1, nx=True, px=THROTTLE_MS):
+            return False
+        callback: Callable[[list[dict[str, Any]]], object] = import_string(
+            callback_path
+        )
+        callback(projection_lag())
+    except Exception:
+        # The dashboard is a hint; the next report comes within seconds.
+        logger.warning("projection lag report dropped", exc_info=True)
+        return False
+    return True
