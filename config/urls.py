@@ -1,8 +1,10 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from .health import healthz, readyz
+from .metrics import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -12,4 +14,12 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("healthz", healthz),
     path("readyz", readyz),
+    path("metrics", metrics_view),
+    path("", include("web.urls")),
 ]
+
+if settings.BENCH_BASELINE_ENDPOINT:
+    # The bench's floor for accepting a command (bench/, docs/performance.md).
+    from .bench_views import BaselineAcceptApi
+
+    urlpatterns.insert(0, path("bench/baseline/", BaselineAcceptApi.as_view()))

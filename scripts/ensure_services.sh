@@ -84,3 +84,4 @@ ensure_redis() {
 
 ensure_postgres
 ensure_redis
+"$(dirname "${BASH_SOURCE[0]}")/ensure_chromium.sh"

@@ -1,0 +1,58 @@
+"""Chromium (Debian's, never one Playwright downloads) for the browser tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not os.path.exists(CHROMIUM):
+        message = (
+            f"{CHROMIUM} is missing: run scripts/ensure_chromium.sh "
+            "(apt-get install chromium)"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop running in this thread, so Django
+    # takes every ORM call made by a test for one from async code. The calls are
+    # plain synchronous ones from the test thread, not from a coroutine.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=shutil.which("chromium") or CHROMIUM, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+def sign_in(browser: Any, web: Any, username: str, **context: Any) -> Any:
+    """Open a new browser context and sign in through the login page."""
+    page = browser.new_context(**context).new_page()
+    page.set_default_timeout(20_000)
+    page.goto(f"{web.url}/")
+    assert page.url.startswith(f"{web.url}/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(f"{username}-pass-123")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{web.url}/")
+    page.wait_for_function("window.Live && window.Live.state() === 'live'")
+    return page

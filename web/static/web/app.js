@@ -1,0 +1,774 @@
+/* The shop and the back office: plain DOM code over window.Live (live.js). */
+(function () {
+  "use strict";
+
+  const { api, read, send, on } = window.Live;
+  const APP = window.APP || {};
+  const $ = (selector, root = document) => root.querySelector(selector);
+  const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
+
+  const MESSAGES = {
+    insufficient_stock: "Sorry, there is not enough stock for one of these products. Lower the quantity and try again.",
+    payment_declined: "Your card was declined. Please try another card.",
+    invalid_state: "This order can no longer be changed that way: it may already be paid, shipped or cancelled.",
+    product_not_found: "One of these products no longer exists.",
+    order_not_found: "This order does not exist.",
+    duplicate_sku: "A product with this SKU already exists.",
+    duplicate_id: "This has already been created.",
+    permission_denied: "You are not allowed to do that.",
+    worker_lost: "The server could not finish this. Please try again.",
+    too_much_contention: "The shop is very busy right now. Please try again.",
+    network_error: "The server cannot be reached. Check your connection and try again.",
+    payload_too_large: "This is too large to send in one go.",
+    not_found: "The server has no record of this action.",
+  };
+
+  // --- Small helpers ----------------------------------------------------------------
+
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs)) {
+      if (value === false || value === null || value === undefined) continue;
+      if (key === "class") node.className = value;
+      else if (key === "text") node.textContent = value;
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? "" : value);
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function money(cents) {
+    return (cents / 100).toLocaleString(undefined, { style: "currency", currency: "EUR" });
+  }
+
+  function when(iso) {
+    return iso ? new Date(iso).toLocaleString() : "";
+  }
+
+  function short(id) {
+    return String(id).slice(0, 8);
+  }
+
+  function flatten(details, prefix = "") {
+    if (details === null || details === undefined) return [];
+    if (Array.isArray(details)) {
+      return details.flatMap((item) => (typeof item === "object" ? flatten(item, prefix) : [(prefix ? prefix + ": " : "") + item]));
+    }
+    if (typeof details === "object") {
+      return Object.entries(details).flatMap(([key, value]) => flatten(value, prefix ? `${prefix}.${key}` : key));
+    }
+    return [(prefix ? prefix + ": " : "") + details];
+  }
+
+  function describeError(error) {
+    if (!error) return "Something went wrong.";
+    if (error.code === "validation_error") {
+      const problems = flatten(error.details);
+      return "Please check the form. " + (problems.length ? problems.slice(0, 4).join("; ") : error.message || "");
+    }
+    return MESSAGES[error.code] || error.message || "Something went wrong.";
+  }
+
+  function announce(text) {
+    const region = $("#announcer");
+    region.textContent = "";
+    setTimeout(() => (region.textContent = text), 50);
+  }
+
+  // Lists are re-rendered from the read API while a command runs or after it
+  // ends: busy buttons and status messages are remembered by element id, and
+  // restored on the new elements.
+  const busyIds = new Set();
+  const messages = new Map();
+
+  function setStatus(node, text, kind) {
+    node.textContent = text;
+    node.dataset.kind = kind || "";
+    if (node.id) messages.set(node.id, [text, kind]);
+  }
+
+  function restore(node) {
+    if (busyIds.has(node.id)) {
+      node.disabled = true;
+      node.setAttribute("aria-busy", "true");
+    }
+    const message = messages.get(node.id);
+    if (message) {
+      node.textContent = message[0];
+      node.dataset.kind = message[1] || "";
+      if (message[1] === "busy") node.setAttribute("aria-busy", "true");
+    }
+    return node;
+  }
+
+  function current(node) {
+    return node.isConnected || !node.id ? node : document.getElementById(node.id) || node;
+  }
+
+  /* Run a command from a button: busy until the push (or a poll) brings the outcome.
+   * `done(command)` refreshes the page from the read API and returns a message. */
+  async function runCommand({ button, status, name, body, busyText, done, onUpdate }) {
+    const hadFocus = document.activeElement === button;
+    if (button.id) busyIds.add(button.id);
+    button.disabled = true;
+    button.setAttribute("aria-busy", "true");
+    status.setAttribute("aria-busy", "true");
+    setStatus(status, busyText || "Processing…", "busy");
+    let command;
+    let outcome;
+    try {
+      command = await send(name, body, { onUpdate });
+      if (command.status === "succeeded") {
+        busyIds.delete(button.id);
+        outcome = [await done(command), "ok"];
+        announce(outcome[0]);
+      } else {
+        outcome = [describeError(command.error), "error"];
+      }
+    } catch (error) {
+      outcome = [describeError(error), "error"];
+    } finally {
+      busyIds.delete(button.id);
+      button = current(button);
+      status = current(status);
+      setStatus(status, ...(outcome || ["Something went wrong.", "error"]));
+      button.disabled = false;
+      button.removeAttribute("aria-busy");
+      status.removeAttribute("aria-busy");
+      if (hadFocus || document.activeElement === document.body || !document.activeElement) {
+        status.setAttribute("tabindex", "-1");
+        status.focus();
+      }
+    }
+    return command;
+  }
+
+  // --- Tabs --------------------------------------------------------------------------
+
+  const refreshers = {};
+
+  function showTab(name, { focus = true } = {}) {
+    const panels = $$("[data-panel]");
+    if (!panels.some((panel) => panel.id === name)) name = "shop";
+    for (const panel of panels) panel.hidden = panel.id !== name;
+    for (const link of $$("[data-tab]")) {
+      if (link.dataset.tab === name) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    }
+    if (refreshers[name]) refreshers[name]();
+    if (focus) {
+      const heading = $(`#${name} h1`);
+      if (heading) heading.focus();
+    }
+  }
+
+  // --- Products and cart -----------------------------------------------------------------
+
+  let products = [];
+  const cart = loadCart();
+
+  function loadCart() {
+    try {
+      return JSON.parse(localStorage.getItem(`cart-${APP.userId}`) || "{}");
+    } catch (error) {
+      return {};
+    }
+  }
+
+  function saveCart() {
+    localStorage.setItem(`cart-${APP.userId}`, JSON.stringify(cart));
+  }
+
+  async function loadProducts(position) {
+    try {
+      const data = await read("/api/products/?page_size=100", position);
+      products = data.results;
+      renderProducts();
+      renderCart();
+      renderRestock();
+    } catch (error) {
+      $("#products").replaceChildren(el("p", { class: "alert error", text: describeError(error) }));
+    }
+  }
+
+  function renderProducts() {
+    const list = el("ul", { class: "products" });
+    for (const product of products) {
+      const qtyId = `qty-${product.id}`;
+      const soldOut = product.available <= 0;
+      list.append(
+        el("li", { class: "card product", "data-product-id": product.id, "data-sku": product.sku },
+          el("h3", { text: product.name }),
+          el("p", { class: "muted", text: product.sku }),
+          el("p", { class: "price", text: money(product.price_cents) }),
+          el("p", { class: soldOut ? "stock out" : "stock" },
+            soldOut ? "Sold out" : [el("span", { class: "available", text: product.available }), " in stock"]),
+          el("div", { class: "add" },
+            el("label", { for: qtyId, class: "sr-only" }, `Quantity of ${product.name}`),
+            el("input", { id: qtyId, type: "number", min: "1", max: String(Math.max(product.available, 1)), value: "1", inputmode: "numeric" }),
+            el("button", {
+              type: "button",
+              disabled: soldOut,
+              "aria-label": `Add ${product.name} to cart`,
+              onclick: () => {
+                const quantity = Math.max(1, parseInt($(`#${CSS.escape(qtyId)}`).value, 10) || 1);
+                cart[product.id] = (cart[product.id] || 0) + quantity;
+                saveCart();
+                renderCart();
+                announce(`${quantity} × ${product.name} added to the cart.`);
+              },
+            }, "Add to cart"))));
+    }
+    $("#products").replaceChildren(products.length ? list : el("p", { class: "muted", text: "No products yet." }));
+  }
+
+  function renderCart() {
+    const lines = Object.entries(cart).filter(([, quantity]) => quantity > 0);
+    const box = $("#cart");
+    if (!lines.length) {
+      box.replaceChildren(el("p", { class: "muted", id: "cart-empty", text: "Your cart is empty." }));
+      return;
+    }
+    let total = 0;
+    const list = el("ul", { class: "cart-lines" });
+    for (const [productId, quantity] of lines) {
+      const product = products.find((p) => p.id === productId);
+      const name = product ? product.name : "Unknown product";
+      if (product) total += product.price_cents * quantity;
+      const inputId = `cart-${productId}`;
+      list.append(el("li", {},
+        el("label", { for: inputId }, name),
+        el("input", {
+          id: inputId, type: "number", min: "0", value: String(quantity), inputmode: "numeric",
+          onchange: (event) => {
+            cart[productId] = Math.max(0, parseInt(event.target.value, 10) || 0);
+            if (!cart[productId]) delete cart[productId];
+            saveCart();
+            renderCart();
+          },
+        }),
+        el("button", {
+          type: "button", class: "link", "aria-label": `Remove ${name} from the cart`,
+          onclick: () => {
+            delete cart[productId];
+            saveCart();
+            renderCart();
+            $("#cart-title").focus();
+          },
+        }, "Remove"),
+        product && product.available < quantity ? el("span", { class: "warn", text: `only ${product.available} left` }) : null));
+    }
+    box.replaceChildren(list, el("p", { class: "total" }, "Total ", el("strong", { text: money(total) })));
+  }
+
+  function setupCheckout() {
+    const form = $("#checkout");
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const status = $("#checkout-status");
+      const lines = Object.entries(cart)
+        .filter(([, quantity]) => quantity > 0)
+        .map(([product_id, quantity]) => ({ product_id, quantity }));
+      if (!lines.length) {
+        setStatus(status, "Your cart is empty: add a product first.", "error");
+        return;
+      }
+      if (!form.reportValidity()) return;
+      const address = Object.fromEntries(new FormData(form).entries());
+      address.country = String(address.country || "").toUpperCase();
+      await runCommand({
+        button: $("#place-order"),
+        status,
+        name: "place-order",
+        body: { lines, shipping_address: address },
+        busyText: "Placing your order…",
+        done: async (command) => {
+          for (const key of Object.keys(cart)) delete cart[key];
+          saveCart();
+          await Promise.all([loadProducts(command.position), loadOrders(command.position)]);
+          const order = orders.find((o) => o.id === command.aggregate_id);
+          return `Order placed: ${short(command.aggregate_id)}${order ? ", total " + money(order.total_cents) : ""}. Pay it under My orders.`;
+        },
+      });
+    });
+  }
+
+  // --- Orders ----------------------------------------------------------------------
+
+  let orders = [];
+
+  async function loadOrders(position) {
+    const mine = APP.isStaff ? `&customer_id=${APP.userId}` : "";
+    try {
+      const data = await read(`/api/orders/?page_size=50${mine}`, position);
+      orders = data.results;
+      renderOrders();
+    } catch (error) {
+      $("#order-list").replaceChildren(el("p", { class: "alert error", text: describeError(error) }));
+    }
+  }
+
+  function timeline(order) {
+    return el("ol", { class: "timeline", "aria-label": `Timeline of order ${short(order.id)}` },
+      (order.history || []).map((entry) => {
+        const extra = entry.details && (entry.details.reason || entry.details.tracking_number || entry.details.last4);
+        return el("li", { "data-event": entry.event },
+          el("span", { class: "event", text: entry.event }), " ",
+          el("time", { datetime: entry.at, text: when(entry.at) }),
+          extra ? el("span", { class: "muted", text: ` (${extra})` }) : null);
+      }));
+  }
+
+  function orderCard(order, actions) {
+    const status = restore(el("p", { class: "status", role: "status", "aria-live": "polite", id: `${actions.name}-status-${order.id}` }));
+    return el("article", { class: "card order", "data-order-id": order.id, "aria-labelledby": `order-title-${order.id}` },
+      el("h3", { id: `order-title-${order.id}` }, `Order ${short(order.id)} `,
+        el("span", { class: `badge ${order.status}`, text: order.status })),
+      el("p", { class: "muted", text: when(order.created_at) }),
+      el("ul", { class: "lines" }, (order.lines || []).map((line) =>
+        el("li", {}, `${line.quantity} × ${line.name} `, el("span", { class: "muted", text: money(line.total_cents) })))),
+      el("p", { class: "total" }, "Total ", el("strong", { text: money(order.total_cents) })),
+      timeline(order),
+      actions(order, status),
+      status);
+  }
+
+  function customerActions(order, status) {
+    const box = el("div", { class: "actions" });
+    if (order.status === "placed") box.append(payForm(order, status));
+    if (order.status === "placed" || order.status === "paid") {
+      const button = el("button", {
+        type: "button", class: "danger", id: `cancel-${order.id}`, "aria-label": `Cancel order ${short(order.id)}`,
+        onclick: () => runCommand({
+          button, status, name: "cancel-order",
+          body: { order_id: order.id, reason: "cancelled by the customer" },
+          busyText: "Cancelling…",
+          done: async (command) => {
+            await Promise.all([loadOrders(command.position), loadProducts(command.position)]);
+            refocusOrder(order.id);
+            return "Order cancelled.";
+          },
+        }),
+      }, "Cancel order");
+      box.append(restore(button));
+    }
+    return box;
+  }
+
+  function payForm(order, status) {
+    const id = (name) => `${name}-${order.id}`;
+    const button = restore(el("button", { type: "submit", class: "primary", id: `pay-${order.id}` }, `Pay ${money(order.total_cents)}`));
+    const form = el("form", { class: "pay", novalidate: true, "aria-label": `Pay order ${short(order.id)}` },
+      el("div", { class: "row" },
+        el("div", {}, el("label", { for: id("card"), text: "Card number" }),
+          el("input", { id: id("card"), name: "number", inputmode: "numeric", autocomplete: "cc-number", required: true, pattern: "[0-9 ]{12,23}", placeholder: "4242 4242 4242 4242" }))),
+      el("div", { class: "row" },
+        el("div", {}, el("label", { for: id("month"), text: "Month" }),
+          el("input", { id: id("month"), name: "exp_month", type: "number", min: "1", max: "12", autocomplete: "cc-exp-month", required: true, value: "12" })),
+        el("div", {}, el("label", { for: id("year"), text: "Year" }),
+          el("input", { id: id("year"), name: "exp_year", type: "number", min: "2024", max: "2100", autocomplete: "cc-exp-year", required: true, value: String(new Date().getFullYear() + 2) })),
+        el("div", {}, el("label", { for: id("cvc"), text: "CVC" }),
+          el("input", { id: id("cvc"), name: "cvc", inputmode: "numeric", autocomplete: "cc-csc", required: true, pattern: "[0-9]{3,4}", maxlength: "4" }))),
+      button);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (!form.reportValidity()) return;
+      const data = new FormData(form);
+      runCommand({
+        button, status, name: "pay-order",
+        body: {
+          order_id: order.id,
+          card: {
+            number: String(data.get("number")).replace(/\s+/g, ""),
+            exp_month: parseInt(data.get("exp_month"), 10),
+            exp_year: parseInt(data.get("exp_year"), 10),
+            cvc: String(data.get("cvc")),
+          },
+        },
+        busyText: "Paying…",
+        done: async (command) => {
+          await loadOrders(command.position);
+          refocusOrder(order.id);
+          return "Payment accepted.";
+        },
+      });
+    });
+    return form;
+  }
+
+  function refocusOrder(orderId) {
+    const heading = document.getElementById(`order-title-${orderId}`);
+    if (heading) {
+      heading.setAttribute("tabindex", "-1");
+      heading.focus();
+    }
+  }
+
+  function renderOrders() {
+    const box = $("#order-list");
+    if (!orders.length) {
+      box.replaceChildren(el("p", { class: "muted", text: "No orders yet." }));
+      return;
+    }
+    box.replaceChildren(...orders.map((order) => orderCard(order, customerActions)));
+  }
+
+  // --- Staff: catalogue, restock, shipping, import ------------------------------------------
+
+  function setupRegister() {
+    const form = $("#register");
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (!form.reportValidity()) return;
+      const data = new FormData(form);
+      runCommand({
+        button: $("button[type=submit]", form),
+        status: $("#register-status"),
+        name: "register-product",
+        body: {
+          sku: String(data.get("sku")).trim(),
+          name: String(data.get("name")).trim(),
+          price_cents: Math.round(parseFloat(data.get("price")) * 100),
+          initial_stock: parseInt(data.get("initial_stock"), 10),
+        },
+        busyText: "Registering…",
+        done: async (command) => {
+          await loadProducts(command.position);
+          form.reset();
+          return `Product ${data.get("sku")} registered.`;
+        },
+      });
+    });
+  }
+
+  function renderRestock() {
+    const box = $("#restock-list");
+    if (!box) return;
+    const list = el("ul", { class: "restock" });
+    for (const product of products) {
+      const inputId = `restock-${product.id}`;
+      const status = el("span", { class: "status", role: "status", "aria-live": "polite" });
+      const button = el("button", { type: "button", "aria-label": `Restock ${product.name}` }, "Restock");
+      button.addEventListener("click", () => {
+        const quantity = parseInt($(`#${CSS.escape(inputId)}`).value, 10);
+        if (!(quantity > 0)) {
+          setStatus(status, "Enter a quantity of at least 1.", "error");
+          return;
+        }
+        runCommand({
+          button, status, name: "restock-product",
+          body: { product_id: product.id, quantity },
+          busyText: "Restocking…",
+          done: async (command) => {
+            await loadProducts(command.position);
+            return `${product.name} restocked.`;
+          },
+        });
+      });
+      list.append(el("li", {},
+        el("span", { class: "name" }, `${product.name} `, el("span", { class: "muted", text: `${product.sku} · ${product.available} available` })),
+        el("label", { for: inputId, class: "sr-only" }, `Quantity to add to ${product.name}`),
+        el("input", { id: inputId, type: "number", min: "1", value: "10", inputmode: "numeric" }),
+        button, status));
+    }
+    box.replaceChildren(list);
+  }
+
+  let shipping = [];
+
+  async function loadShipping(position) {
+    const box = $("#ship-list");
+    if (!box) return;
+    try {
+      shipping = (await read("/api/orders/?status=paid&ordering=created_at&page_size=50", position)).results;
+      box.replaceChildren(...(shipping.length ? shipping.map((order) => orderCard(order, shipActions)) : [el("p", { class: "muted", text: "Nothing to ship." })]));
+    } catch (error) {
+      box.replaceChildren(el("p", { class: "alert error", text: describeError(error) }));
+    }
+  }
+
+  function shipActions(order, status) {
+    const inputId = `tracking-${order.id}`;
+    const button = restore(el("button", { type: "button", class: "primary", id: `ship-${order.id}` }, "Ship"));
+    button.addEventListener("click", () => runCommand({
+      button, status, name: "ship-order",
+      body: { order_id: order.id, tracking_number: $(`#${CSS.escape(inputId)}`).value.trim() || undefined },
+      busyText: "Shipping…",
+      done: async (command) => {
+        await loadShipping(command.position);
+        $("#shipping-title").focus();
+        return `Order ${short(order.id)} shipped.`;
+      },
+    }));
+    return el("div", { class: "actions" },
+      el("label", { for: inputId }, "Tracking number"),
+      el("input", { id: inputId, maxlength: "100" }),
+      button);
+  }
+
+  function parseCsv(text) {
+    const rows = [];
+    let row = [], field = "", quoted = false;
+    for (let i = 0; i < text.length; i++) {
+      const c = text[i];
+      if (quoted) {
+        if (c === '"' && text[i + 1] === '"') { field += '"'; i++; }
+        else if (c === '"') quoted = false;
+        else field += c;
+      } else if (c === '"') quoted = true;
+      else if (c === ",") { row.push(field); field = ""; }
+      else if (c === "\n" || c === "\r") {
+        if (c === "\r" && text[i + 1] === "\n") i++;
+        row.push(field); field = "";
+        if (row.some((cell) => cell.trim() !== "")) rows.push(row);
+        row = [];
+      } else field += c;
+    }
+    row.push(field);
+    if (row.some((cell) => cell.trim() !== "")) rows.push(row);
+    if (!rows.length) return [];
+    const header = rows[0].map((name) => name.trim().toLowerCase());
+    for (const needed of ["sku", "name", "price_cents", "initial_stock"]) {
+      if (!header.includes(needed)) throw new Error(`The CSV header has no "${needed}" column.`);
+    }
+    return rows.slice(1).map((cells) => Object.fromEntries(header.map((name, i) => [name, (cells[i] || "").trim()])));
+  }
+
+  function normalise(items) {
+    if (!Array.isArray(items)) throw new Error("Expected a list of products.");
+    return items.map((item, index) => {
+      const price = Number(item.price_cents);
+      const stock = Number(item.initial_stock);
+      if (!item.sku || !item.name || !Number.isInteger(price) || !Number.isInteger(stock)) {
+        throw new Error(`Product ${index + 1} needs sku, name and whole-number price_cents and initial_stock.`);
+      }
+      return { sku: String(item.sku), name: String(item.name), price_cents: price, initial_stock: stock };
+    });
+  }
+
+  function setupImport() {
+    const form = $("#import-form");
+    const input = $("#import-file");
+    const button = $("#import-button");
+    const summary = $("#import-summary");
+    const bar = $("#import-progress");
+    let items = [];
+    let current = null;
+
+    const showProgress = (value) => {
+      const percent = Math.max(Number(bar.value) || 0, value);
+      bar.value = percent;
+      bar.textContent = `${percent} %`;
+      $("#import-percent").textContent = `${percent} %`;
+    };
+
+    input.addEventListener("change", async () => {
+      items = [];
+      button.disabled = true;
+      const file = input.files[0];
+      if (!file) return;
+      try {
+        const text = await file.text();
+        const parsed = /\.json$/i.test(file.name) || /^\s*[[{]/.test(text) ? JSON.parse(text) : parseCsv(text);
+        items = normalise(Array.isArray(parsed) ? parsed : parsed.products);
+        if (!items.length || items.length > 50000) throw new Error("A catalogue holds 1 to 50,000 products.");
+        setStatus(summary, `${items.length} products ready to import (first: ${items[0].sku}).`, "ok");
+        button.disabled = false;
+      } catch (error) {
+        setStatus(summary, `This file cannot be imported: ${error.message}`, "error");
+      }
+    });
+
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (!items.length) return;
+      bar.value = 0;
+      showProgress(0);
+      const command = await runCommand({
+        button, status: $("#import-status"), name: "import-products",
+        body: { products: items },
+        busyText: `Importing ${items.length} products…`,
+        onUpdate: (update) => {
+          current = update.id;
+          showProgress(update.status === "succeeded" ? 100 : update.progress || 0);
+        },
+        done: async (done) => {
+          showProgress(100);
+          await loadProducts(done.position);
+          const result = done.result || {};
+          return `Import finished: ${result.imported ?? 0} imported, ${result.skipped ?? 0} skipped.`;
+        },
+      });
+      // The same file again would only be skipped: wait for another one.
+      button.disabled = Boolean(command && command.status === "succeeded");
+    });
+
+    const feed = new Map();
+    on("import.progress", (message) => {
+      const command = message.command;
+      const seen = feed.get(command.id);
+      if (seen && seen.seq >= message.seq) return;
+      feed.set(command.id, { seq: message.seq, command, userId: message.user_id });
+      if (command.id === current) showProgress(command.status === "succeeded" ? 100 : command.progress || 0);
+      const list = $("#import-feed");
+      list.replaceChildren(...Array.from(feed.values()).slice(-10).reverse().map(({ command: c, userId }) =>
+        el("li", {},
+          `Import ${short(c.id)} by user ${userId}: `,
+          el("strong", { text: c.status === "succeeded" ? "100 %" : `${c.progress} %` }),
+          ` (${c.status})`)));
+    });
+  }
+
+  // --- Staff: dashboard ------------------------------------------------------------
+
+  const lagHistory = [];
+  const COLOURS = ["#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df", "#0a7f8f"];
+
+  function prepare(canvas) {
+    const ratio = window.devicePixelRatio || 1;
+    const width = canvas.clientWidth || canvas.width;
+    const height = canvas.clientHeight || canvas.height;
+    canvas.width = Math.round(width * ratio);
+    canvas.height = Math.round(height * ratio);
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.clearRect(0, 0, width, height);
+    ctx.font = "12px system-ui, sans-serif";
+    return { ctx, width, height };
+  }
+
+  function axes(ctx, width, height, max, unit) {
+    const pad = { left: 40, bottom: 20, top: 10, right: 10 };
+    ctx.strokeStyle = "#d0d7de";
+    ctx.fillStyle = "#57606a";
+    for (let i = 0; i <= 4; i++) {
+      const y = pad.top + ((height - pad.top - pad.bottom) * i) / 4;
+      ctx.beginPath();
+      ctx.moveTo(pad.left, y);
+      ctx.lineTo(width - pad.right, y);
+      ctx.stroke();
+      const value = max - (max * i) / 4;
+      ctx.fillText(`${Number.isInteger(value) ? value : value.toFixed(1)}${unit}`, 2, y + 4);
+    }
+    return pad;
+  }
+
+  function drawBars(canvas, values, labels) {
+    const { ctx, width, height } = prepare(canvas);
+    const max = Math.max(4, ...values);
+    const pad = axes(ctx, width, height, max, "");
+    const step = (width - pad.left - pad.right) / values.length;
+    ctx.fillStyle = COLOURS[0];
+    values.forEach((value, i) => {
+      const h = ((height - pad.top - pad.bottom) * value) / max;
+      ctx.fillRect(pad.left + i * step + 2, height - pad.bottom - h, Math.max(step - 4, 1), h);
+    });
+    ctx.fillStyle = "#57606a";
+    if (labels.length) {
+      ctx.fillText(labels[0], pad.left, height - 4);
+      ctx.fillText(labels[labels.length - 1], width - pad.right - 34, height - 4);
+    }
+  }
+
+  function drawLines(canvas, series, max, unit) {
+    const { ctx, width, height } = prepare(canvas);
+    const pad = axes(ctx, width, height, max, unit);
+    const plotWidth = width - pad.left - pad.right;
+    const plotHeight = height - pad.top - pad.bottom;
+    series.forEach(({ values, colour }) => {
+      ctx.strokeStyle = colour;
+      ctx.lineWidth = 2;
+      ctx.beginPath();
+      let started = false;
+      values.forEach((value, i) => {
+        if (value === null) return;
+        const x = pad.left + (values.length > 1 ? (plotWidth * i) / (values.length - 1) : plotWidth);
+        const y = pad.top + plotHeight - (plotHeight * Math.min(value, max)) / max;
+        if (started) ctx.lineTo(x, y);
+        else ctx.moveTo(x, y);
+        started = true;
+      });
+      ctx.stroke();
+      ctx.lineWidth = 1;
+    });
+  }
+
+  function setupDashboard() {
+    on("command.stats", (message) => {
+      const minutes = message.minutes || [];
+      const labels = minutes.map((m) => new Date(m.minute).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }));
+      const sent = minutes.map((m) => m.sent);
+      drawBars($("#chart-rate"), sent, labels);
+      const rate = minutes.map((m) => {
+        const finished = m.succeeded + m.rejected + m.failed;
+        return finished ? (100 * m.succeeded) / finished : null;
+      });
+      drawLines($("#chart-success"), [{ values: rate, colour: COLOURS[2] }], 100, "%");
+      const last = minutes[minutes.length - 1] || { sent: 0 };
+      const finished = minutes.reduce((acc, m) => acc + m.succeeded + m.rejected + m.failed, 0);
+      const succeeded = minutes.reduce((acc, m) => acc + m.succeeded, 0);
+      $("#chart-rate-text").textContent = `${last.sent} commands this minute.`;
+      $("#chart-success-text").textContent = finished ? `${Math.round((100 * succeeded) / finished)} % succeeded over ${minutes.length} minutes.` : "No finished commands yet.";
+    });
+    on("projection.lag", (message) => {
+      lagHistory.push({ at: Date.now(), projections: message.projections });
+      if (lagHistory.length > 150) lagHistory.shift();
+      const names = message.projections.map((p) => p.name);
+      const series = names.map((name, i) => ({
+        colour: COLOURS[i % COLOURS.length],
+        values: lagHistory.map((sample) => {
+          const found = sample.projections.find((p) => p.name === name);
+          return found ? found.lag_events : null;
+        }),
+      }));
+      const max = Math.max(10, ...series.flatMap((s) => s.values.filter((v) => v !== null)));
+      drawLines($("#chart-lag"), series, max, "");
+      $("#lag-table tbody").replaceChildren(...message.projections.map((p, i) =>
+        el("tr", {},
+          el("th", { scope: "row" }, el("span", { class: "swatch", style: `background:${COLOURS[i % COLOURS.length]}` }), p.name),
+          el("td", { text: p.lag_events }),
+          el("td", { text: p.lag_seconds.toFixed(1) }))));
+    });
+  }
+
+  // --- Start -------------------------------------------------------------------------
+
+  function setupConnection() {
+    const badge = $("#connection");
+    const text = { live: "live", connecting: "connecting…", offline: "offline: checking by polling" };
+    on("connection", (state) => {
+      badge.dataset.state = state;
+      badge.textContent = text[state] || state;
+    });
+  }
+
+  function start() {
+    setupConnection();
+    setupCheckout();
+    refreshers.shop = () => loadProducts();
+    refreshers.orders = () => loadOrders();
+    if (APP.isStaff) {
+      setupRegister();
+      setupImport();
+      setupDashboard();
+      refreshers.catalogue = () => loadProducts();
+      refreshers.shipping = () => loadShipping();
+    }
+    window.addEventListener("hashchange", () => showTab(location.hash.slice(1)));
+    showTab(location.hash.slice(1) || "shop", { focus: false });
+    renderCart();
+    loadOrders();
+    // Stock changes with other customers' orders: refresh it while it is on screen.
+    setInterval(() => {
+      if (document.hidden) return;
+      if (!$("#shop").hidden || ($("#catalogue") && !$("#catalogue").hidden)) loadProducts();
+    }, 5000);
+    window.Live.start();
+  }
+
+  start();
+})();
