@@ -15,6 +15,7 @@ PORT          ?= 8000
 RUN_SETTINGS  ?= config.settings.local
 TEST_SETTINGS := config.settings.test
 PYTEST_ARGS   ?=
+METRICS_DIR   := $(CURDIR)/.run/prometheus
 export PORT
 
 MANAGE      := DJANGO_SETTINGS_MODULE=$(RUN_SETTINGS) $(PY) manage.py
@@ -81,9 +82,14 @@ seed: migrate ## Create the demo users and products (idempotent)
 
 # --- Run -------------------------------------------------------------------------
 
+# Every process of `make run` writes its Prometheus metrics to files in this
+# directory, emptied at each start, and the web's /metrics adds them up
+# (prometheus-client multiprocess mode; see docs/operations.md).
 run: venv services migrate seed ## Run web, both workers and beat in the foreground; Ctrl-C stops all
 	@mkdir -p .run
-	exec env DJANGO_SETTINGS_MODULE=$(RUN_SETTINGS) $(PY) scripts/run_all.py \
+	@rm -rf $(METRICS_DIR) && mkdir -p $(METRICS_DIR)
+	exec env DJANGO_SETTINGS_MODULE=$(RUN_SETTINGS) PROMETHEUS_MULTIPROC_DIR=$(METRICS_DIR) \
+		$(PY) scripts/run_all.py \
 		"web=$(WEB_CMD)" \
 		"commands=$(COMMANDS_WORKER_CMD)" \
 		"projections=$(PROJECTIONS_WORKER_CMD)" \

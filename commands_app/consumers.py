@@ -11,6 +11,8 @@ from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from observability import metrics
+
 from .push import STAFF_GROUP, user_group
 
 UNAUTHENTICATED = 4401
@@ -21,6 +23,7 @@ class CommandStatusConsumer(AsyncJsonWebsocketConsumer):
 
     groups: list[str]
     is_staff = False
+    counted = False
 
     async def connect(self) -> None:
         self.groups = []
@@ -34,8 +37,13 @@ class CommandStatusConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
             self.groups.append(group)
         await self.accept()
+        self.counted = True
+        metrics.websocket_opened()
 
     async def disconnect(self, code: int) -> None:
+        if self.counted:
+            self.counted = False
+            metrics.websocket_closed()
         for group in self.groups:
             await self.channel_layer.group_discard(group, self.channel_name)
 

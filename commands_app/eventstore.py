@@ -15,7 +15,9 @@ from datetime import datetime
 from typing import Any
 
 import psycopg.errors
-from django.db import IntegrityError, connections
+from django.db import IntegrityError, connections, transaction
+
+from observability import metrics
 
 from .domain.events import Event, event_from_data, event_to_data
 
@@ -97,11 +99,14 @@ def append(batches: Iterable[NewEvents], *, metadata: dict[str, Any]) -> list[in
     try:
         with connections[DB_ALIAS].cursor() as cursor:
             cursor.execute(sql, rows)
-            return [row[0] for row in cursor.fetchall()]
+            positions = [row[0] for row in cursor.fetchall()]
     except IntegrityError as exc:
         if isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
             raise ConcurrencyError(str(exc.__cause__)) from exc
         raise
+    types = rows[2::5]
+    transaction.on_commit(lambda: metrics.events_appended(types), using=DB_ALIAS)
+    return positions
 
 
 def load_streams(stream_ids: Sequence[str]) -> dict[str, list[Event]]:

@@ -16,6 +16,8 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from observability import context, metrics, tracing
+
 from . import eventstore, handlers, push
 from .domain.errors import DomainError
 from .eventstore import ConcurrencyError, NewEvents
@@ -51,6 +53,15 @@ def execute(command_id: UUID) -> None:
     if attempt is None:
         return
     record = CommandRecord.objects.select_related("user").get(pk=command_id)
+    context.bind(command_id=record.id, correlation_id=record.correlation_id)
+    attributes = {"command.id": str(record.id), "command.type": record.type}
+    with tracing.span(
+        "command.execute", parent=record.traceparent, attributes=attributes
+    ):
+        _run(record, attempt)
+
+
+def _run(record: CommandRecord, attempt: int) -> None:
     push.push_status(record)
     if attempt > settings.COMMAND_MAX_ATTEMPTS:
         _finish_failed(
@@ -72,13 +83,14 @@ def execute(command_id: UUID) -> None:
 
 
 def _decide_and_commit(record: CommandRecord, attempt: int) -> None:
-    context = handlers.Context(
+    handler_context = handlers.Context(
         command_id=record.id, user_id=record.user_id, is_staff=record.user.is_staff
     )
     handler = handlers.HANDLERS[record.type]
     for _ in range(settings.COMMAND_CONFLICT_RETRIES):
         try:
-            outcome = handler(record.payload, context)
+            with tracing.span("command.handle"):
+                outcome = handler(record.payload, handler_context)
         except DomainError as error:
             finish(
                 record, attempt, status=CommandStatus.REJECTED, error=error.as_dict()
@@ -87,13 +99,16 @@ def _decide_and_commit(record: CommandRecord, attempt: int) -> None:
         try:
             with transaction.atomic():
                 hold_claim(record.id, attempt)
-                positions = eventstore.append(
-                    [
-                        NewEvents(agg.stream, agg.version, tuple(agg.pending_events))
-                        for agg in outcome.changed
-                    ],
-                    metadata=event_metadata(record),
-                )
+                with tracing.span("eventstore.append"):
+                    positions = eventstore.append(
+                        [
+                            NewEvents(
+                                agg.stream, agg.version, tuple(agg.pending_events)
+                            )
+                            for agg in outcome.changed
+                        ],
+                        metadata=event_metadata(record),
+                    )
                 reserve_skus(outcome.new_skus)
                 finish(
                     record,
@@ -136,6 +151,8 @@ def event_metadata(record: CommandRecord) -> dict[str, Any]:
         "causation_id": str(record.id),
         "user_id": record.user_id,
         "recorded_by": "commands.execute",
+        # The appending span's, so that projectors continue the command's trace.
+        "traceparent": tracing.current_traceparent() or record.traceparent,
     }
 
 
@@ -176,6 +193,18 @@ def finish(
             ]
         )
         transaction.on_commit(lambda: push.after_commit(record))
+        transaction.on_commit(lambda: record_outcome(record))
+
+
+def record_outcome(record: CommandRecord) -> None:
+    """Count a committed final status and observe its durations."""
+    metrics.command_finished(
+        record.type,
+        record.status,
+        created_at=record.created_at,
+        started_at=record.started_at,
+        finished_at=record.finished_at,
+    )
 
 
 def hold_claim(command_id: UUID, attempt: int) -> CommandRecord:

@@ -60,7 +60,18 @@ class CommandRecord(models.Model):
     status_seq = models.PositiveIntegerField(
         default=1, help_text="Incremented on every status change; pushes carry it."
     )
-    correlation_id = models.UUIDField(default=uuid.uuid4, editable=False)
+    correlation_id = models.UUIDField(
+        default=uuid.uuid4,
+        editable=False,
+        help_text="The trace id of the request that sent it; in its events' metadata.",
+    )
+    traceparent = models.CharField(
+        max_length=55,
+        blank=True,
+        default="",
+        editable=False,
+        help_text="W3C trace context of the accepting span; workers continue it.",
+    )
     created_at = models.DateTimeField(db_default=Now(), editable=False)
     enqueued_at = models.DateTimeField(
         db_default=Now(), help_text="When a task for it was last published."

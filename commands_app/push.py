@@ -18,6 +18,8 @@ from celery import current_app
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from observability import metrics, tracing
+
 from .models import CommandRecord, CommandStatus
 
 logger = logging.getLogger(__name__)
@@ -41,7 +43,9 @@ def send_to_group(group: str, message: dict[str, Any]) -> bool:
         async_to_sync(layer.group_send)(group, message)
     except Exception:
         logger.warning("push to %s dropped", group, exc_info=True)
+        metrics.push_sent(message.get("type", ""), sent=False)
         return False
+    metrics.push_sent(message.get("type", ""), sent=True)
     return True
 
 
@@ -54,10 +58,11 @@ def push_status(record: CommandRecord) -> bool:
     from .status import status_object
 
     status = status_object(record)
-    sent = send_to_user(
-        record.user_id,
-        {"type": "command.status", "seq": record.status_seq, "command": status},
-    )
+    with tracing.span("push.status", attributes={"command.status": record.status}):
+        sent = send_to_user(
+            record.user_id,
+            {"type": "command.status", "seq": record.status_seq, "command": status},
+        )
     if record.type == "import-products":
         push_import_progress(record.user_id, record.status_seq, status)
     return sent
@@ -123,4 +128,6 @@ def push_projected(positions: Iterable[int]) -> None:
     for record in records:
         record.status_seq += 1
         CommandRecord.objects.filter(pk=record.pk).update(status_seq=record.status_seq)
-        push_status(record)
+        # Joins the command's trace: the projected push ends its path.
+        with tracing.span("push.projected", parent=record.traceparent or None):
+            push_status(record)

@@ -14,6 +14,8 @@ from uuid import UUID
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from observability import context, metrics, tracing
+
 from . import eventstore
 from .domain.events import OrderPlaced
 from .domain.order import order_stream
@@ -71,27 +73,47 @@ def submit(
     Return the record and whether it was created now. Concurrent duplicates
     meet at the unique index: one inserts, the others read its row.
     """
-    try:
-        with transaction.atomic():
-            record = CommandRecord.objects.create(
-                type=spec.name,
-                user_id=user_id,
-                payload=payload,
-                aggregate_id=aggregate_id,
-                idempotency_key=idempotency_key,
-                request_hash=body_hash,
+    with tracing.span("command.accept", attributes={"command.type": spec.name}):
+        correlation_id, traceparent = trace_ids()
+        try:
+            with transaction.atomic():
+                record = CommandRecord.objects.create(
+                    type=spec.name,
+                    user_id=user_id,
+                    payload=payload,
+                    aggregate_id=aggregate_id,
+                    idempotency_key=idempotency_key,
+                    request_hash=body_hash,
+                    correlation_id=correlation_id,
+                    traceparent=traceparent,
+                )
+                transaction.on_commit(lambda: enqueue(record), robust=True)
+                transaction.on_commit(lambda: metrics.command_accepted(spec.name))
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            record = CommandRecord.objects.get(
+                user_id=user_id, idempotency_key=idempotency_key
             )
-            transaction.on_commit(lambda: enqueue(record), robust=True)
-    except IntegrityError:
-        if idempotency_key is None:
-            raise
-        record = CommandRecord.objects.get(
-            user_id=user_id, idempotency_key=idempotency_key
-        )
-        if record.request_hash != body_hash or record.type != spec.name:
-            raise IdempotencyMismatchError(str(record.id)) from None
-        return record, False
+            if record.request_hash != body_hash or record.type != spec.name:
+                raise IdempotencyMismatchError(str(record.id)) from None
+            return record, False
+    context.bind(command_id=record.id, correlation_id=record.correlation_id)
     return record, True
+
+
+def trace_ids() -> tuple[UUID, str]:
+    """Return the correlation id and traceparent for a new command.
+
+    The correlation id is the trace id, so that logs, events and traces meet on
+    one id; without a tracer, a fresh id makes an unsampled traceparent.
+    """
+    traceparent = tracing.current_traceparent()
+    correlation_id = tracing.trace_id_of(traceparent)
+    if traceparent is None or correlation_id is None:
+        correlation_id = uuid.uuid4()
+        traceparent = tracing.traceparent_for(correlation_id)
+    return correlation_id, traceparent
 
 
 def enqueue(record: CommandRecord) -> None:

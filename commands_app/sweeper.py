@@ -15,6 +15,8 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from observability import metrics
+
 from .models import CommandRecord, CommandStatus
 from .services import enqueue
 
@@ -44,6 +46,7 @@ def sweep() -> int:
     )
     for record in stuck:
         enqueue(record)
+    metrics.sweeper_redrove(len(stuck))
     if stuck:
         logger.info("re-drove %d stuck commands", len(stuck))
     return len(stuck)

@@ -1,7 +1,17 @@
-"""Liveness and readiness probes, answered without authentication."""
+"""Liveness and readiness probes, answered without authentication.
+
+`/healthz` says the process answers. `/readyz` checks what serving needs: both
+databases reachable and migrated, Redis, a live worker on every queue (by the
+workers' heartbeats) and projections no further behind than
+READY_MAX_PROJECTION_LAG_EVENTS. The checks run in parallel threads under one
+deadline (READY_TIMEOUT_SECONDS), so that a dependency that hangs makes the
+probe answer 503 with `"error": "timeout"` instead of hanging the probe.
+"""
 
 from __future__ import annotations
 
+import concurrent.futures
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -10,46 +20,115 @@ from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, JsonResponse
 
+from observability import heartbeat
+
+Check = Callable[[], dict[str, Any]]
+# Aliases found fully migrated: a running process's code cannot gain migrations.
+_migrated: set[str] = set()
+
 
 def healthz(request: HttpRequest) -> JsonResponse:
     """Answer that the process is alive."""
     return JsonResponse({"status": "ok"})
 
 
-def _check_database(alias: str) -> dict[str, Any]:
+def check_database(alias: str) -> dict[str, Any]:
     connection = connections[alias]
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    executor = MigrationExecutor(connection)
-    pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
-    if pending:
-        return {"ok": False, "error": f"{len(pending)} migrations not applied"}
-    return {"ok": True}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        if alias not in _migrated:
+            executor = MigrationExecutor(connection)
+            pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+            if pending:
+                return {"ok": False, "error": f"{len(pending)} migrations not applied"}
+            _migrated.add(alias)
+        return {"ok": True}
+    finally:
+        # Runs in a probe thread: never leave its connection behind.
+        connection.close()
 
 
-def _check_redis() -> dict[str, Any]:
+def check_redis() -> dict[str, Any]:
     client = redis.Redis.from_url(
         settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1
     )
-    client.ping()
+    try:
+        client.ping()
+    finally:
+        client.close()
     return {"ok": True}
 
 
-def readyz(request: HttpRequest) -> JsonResponse:
-    """Check both databases (reachable, migrated) and Redis; 503 if one fails."""
-    checks: dict[str, dict[str, Any]] = {}
-    probes = {
-        "database": lambda: _check_database("default"),
-        "read_database": lambda: _check_database("read"),
-        "redis": _check_redis,
+def check_workers() -> dict[str, Any]:
+    live = heartbeat.live_workers(
+        settings.REDIS_URL,
+        settings.READY_REQUIRED_QUEUES,
+        settings.WORKER_HEARTBEAT_SECONDS,
+    )
+    missing = sorted(queue for queue, count in live.items() if count == 0)
+    result: dict[str, Any] = {"ok": not missing, "live": live}
+    if missing:
+        result["error"] = f"no live worker for queue(s): {', '.join(missing)}"
+    return result
+
+
+def check_projections() -> dict[str, Any]:
+    from projections.lag import projection_lag
+
+    try:
+        limit = settings.READY_MAX_PROJECTION_LAG_EVENTS
+        lag = {row["name"]: row["lag_events"] for row in projection_lag()}
+    finally:
+        connections["default"].close()
+        connections["read"].close()
+    behind = sorted(name for name, events in lag.items() if events > limit)
+    result: dict[str, Any] = {"ok": not behind, "lag_events": lag}
+    if behind:
+        result["error"] = f"more than {limit} events behind: {', '.join(behind)}"
+    return result
+
+
+def checks() -> dict[str, Check]:
+    return {
+        "database": lambda: check_database("default"),
+        "read_database": lambda: check_database("read"),
+        "redis": check_redis,
+        "workers": check_workers,
+        "projections": check_projections,
     }
-    for name, probe in probes.items():
-        try:
-            checks[name] = probe()
-        except Exception as exc:
-            checks[name] = {"ok": False, "error": type(exc).__name__}
-    ready = all(check["ok"] for check in checks.values())
+
+
+def run_checks(probes: dict[str, Check], timeout: float) -> dict[str, dict[str, Any]]:
+    """Run every probe in its own thread; a probe not done in time failed."""
+    results: dict[str, dict[str, Any]] = {}
+    pool = concurrent.futures.ThreadPoolExecutor(
+        max_workers=len(probes), thread_name_prefix="readyz"
+    )
+    try:
+        futures = {name: pool.submit(probe) for name, probe in probes.items()}
+        concurrent.futures.wait(futures.values(), timeout=timeout)
+        for name, future in futures.items():
+            if not future.done():
+                results[name] = {"ok": False, "error": "timeout"}
+            elif (exc := future.exception()) is not None:
+                results[name] = {"ok": False, "error": type(exc).__name__}
+            else:
+                results[name] = future.result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return results
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Answer 200 if every check passes, else 503; the body names the failures."""
+    results = run_checks(checks(), settings.READY_TIMEOUT_SECONDS)
+    failed = sorted(name for name, result in results.items() if not result["ok"])
     return JsonResponse(
-        {"status": "ready" if ready else "unavailable", "checks": checks},
-        status=200 if ready else 503,
+        {
+            "status": "unavailable" if failed else "ready",
+            "failed": failed,
+            "checks": results,
+        },
+        status=503 if failed else 200,
     )

@@ -16,6 +16,7 @@ from django.db import connections, transaction
 
 from commands_app import eventstore
 from commands_app.eventstore import RecordedEvent
+from observability import metrics, tracing
 
 from .announce import announce_projected
 from .base import READ_DB, Projector, apply_with_retries, retry_delays
@@ -131,6 +132,7 @@ def run_batch(projector: Projector, batch_size: int) -> BatchResult:
             checkpoint.last_error = parked
             fields.append("last_error")
         checkpoint.save(update_fields=fields)
+    metrics.projection_read(projector.name, len(events))
     return BatchResult(read=len(events), parked=bool(parked))
 
 
@@ -144,7 +146,17 @@ def apply_events(projector: Projector, events: list[RecordedEvent]) -> str:
         if recorded.stream_id in blocked:
             park(projector.name, recorded, status=DeadLetterStatus.WAITING)
             continue
-        error = apply_with_retries(projector, recorded)
+        # A child of the span that appended the event: one trace per command.
+        with tracing.span(
+            "projection.apply",
+            parent=recorded.metadata.get("traceparent"),
+            attributes={
+                "projection": projector.name,
+                "event.type": recorded.type,
+                "event.position": recorded.position,
+            },
+        ):
+            error = apply_with_retries(projector, recorded)
         if error is not None:
             logger.error(
                 "projection %s parked event %s: %s",

@@ -6,6 +6,7 @@ Tests that need committed data (anything a worker process must see) use
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,20 @@ def output_dir() -> Path:
 def _clean_redis() -> None:
     """Start from an empty broker and channel layer (a test-only Redis database)."""
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def metrics_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Give the processes tests start one new, empty Prometheus directory.
+
+    Web servers and workers inherit PROMETHEUS_MULTIPROC_DIR (test_env copies
+    os.environ), so that a scrape of the web sees the workers' counters too.
+    The pytest process itself stays in single-process mode: prometheus-client
+    chose its mode when Django imported it, before this fixture ran.
+    """
+    path = tmp_path_factory.mktemp("prometheus-multiproc")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path
 
 
 @pytest.fixture(scope="session")
