@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -16,3 +17,9 @@ urlpatterns = [
     path("metrics", metrics_view),
     path("", include("web.urls")),
 ]
+
+if settings.BENCH_BASELINE_ENDPOINT:
+    # The bench's floor for accepting a command (bench/, docs/performance.md).
+    from .bench_views import BaselineAcceptApi
+
+    urlpatterns.insert(0, path("bench/baseline/", BaselineAcceptApi.as_view()))
