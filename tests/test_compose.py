@@ -32,6 +32,8 @@ APP_SERVICES = {
     "beat": "BEAT_CMD",
 }
 IMAGE = "cqrs-orders:latest"
+# Optional services, started only with `docker compose --profile observability up`.
+OBSERVABILITY = ("prometheus", "grafana", "jaeger")
 
 
 @pytest.fixture(scope="module")
@@ -107,12 +109,11 @@ def test_the_schema_refuses_what_the_specification_forbids(
 def test_the_compose_file_has_the_services_of_the_design(
     compose: dict[str, Any],
 ) -> None:
-    assert set(compose["services"]) == {
-        "postgres",
-        "redis",
-        "migrate",
-        *APP_SERVICES,
-    }
+    services = compose["services"]
+    default = {name for name, service in services.items() if "profiles" not in service}
+    assert default == {"postgres", "redis", "migrate", *APP_SERVICES}
+    optional = {name: services[name]["profiles"] for name in set(services) - default}
+    assert optional == {key: ["observability"] for key in OBSERVABILITY}
 
 
 def test_every_app_service_runs_the_one_image_built_once(
