@@ -1,5 +1,3 @@
-import atexit
-
 from django.apps import AppConfig
 
 
@@ -13,7 +11,4 @@ class ObservabilityConfig(AppConfig):
         from . import metrics, tracing
 
         metrics.ensure_multiprocess_dir()
-        if metrics.multiprocess_dir():
-            # A web process that exits drops its live gauges (WebSockets open).
-            atexit.register(metrics.mark_process_dead)
         tracing.configure_from_settings()

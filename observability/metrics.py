@@ -14,6 +14,7 @@ depth) are computed at scrape time by collectors passed to `render()`.
 
 from __future__ import annotations
 
+import glob
 import ipaddress
 import logging
 import os
@@ -173,6 +174,24 @@ def mark_process_dead(pid: int | None = None) -> None:
         multiprocess.mark_process_dead(pid or os.getpid(), path)
 
 
+def prune_dead_processes(path: str) -> None:
+    """Drop the live gauges of processes that no longer run.
+
+    Neither atexit nor multiprocessing finalizers run in every server's worker
+    processes (uvicorn's do not), and a killed process runs nothing; so the
+    scrape checks the PIDs itself. The multiprocess directory is shared by one
+    PID namespace only, which makes the check valid.
+    """
+    for file in glob.glob(os.path.join(path, "gauge_live*_*.db")):
+        pid = int(file.rsplit("_", 1)[1].removesuffix(".db"))
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(pid, path)
+        except PermissionError:  # alive, another user's
+            continue
+
+
 # --- Scrape ----------------------------------------------------------------------
 
 
@@ -219,6 +238,7 @@ class _Scrape:
     def collect(self) -> Iterator[Metric]:
         path = multiprocess_dir()
         if path:
+            prune_dead_processes(path)
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry, path=path)
             yield from registry.collect()

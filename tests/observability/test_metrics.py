@@ -7,6 +7,8 @@ what every process counted.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from typing import Any
 
@@ -19,7 +21,7 @@ from websockets.sync.client import connect
 
 from commands_app import sweeper
 from commands_app.models import CommandRecord
-from observability.metrics import is_allowed
+from observability.metrics import is_allowed, prune_dead_processes
 from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -203,3 +205,17 @@ def test_open_websockets_are_counted_by_the_web_processes(web, alice) -> None:
     while value(scrape(web), "cqrs_websocket_connections") != base:
         assert time.monotonic() < deadline, "the closed socket is still counted"
         time.sleep(0.1)
+
+
+def test_a_scrape_forgets_the_live_gauges_of_processes_gone(tmp_path) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    mine = tmp_path / f"gauge_livesum_{os.getpid()}.db"
+    dead = tmp_path / f"gauge_livesum_{gone.pid}.db"
+    counter = tmp_path / f"counter_{gone.pid}.db"
+    for path in (mine, dead, counter):
+        path.touch()
+    prune_dead_processes(str(tmp_path))
+    assert mine.exists()
+    assert counter.exists()
+    assert not dead.exists()
