@@ -25,6 +25,7 @@ class Answer:
     status: int
     body: Any
     command_id: str | None = None
+    who: str = ""
 
 
 @dataclass
@@ -55,13 +56,13 @@ class Driver:
                 timeout=timeout,
             )
         except requests.RequestException as exc:
-            answer = Answer(0, repr(exc))
+            answer = Answer(0, repr(exc), who=who)
         else:
             try:
                 payload = response.json()
             except ValueError:
                 payload = response.text
-            answer = Answer(response.status_code, payload)
+            answer = Answer(response.status_code, payload, who=who)
             if response.status_code in (200, 202):
                 answer.command_id = payload["id"]
                 self.accepted.add(payload["id"])
