@@ -23,3 +23,6 @@ if settings.BENCH_BASELINE_ENDPOINT:
     from .bench_views import BaselineAcceptApi
 
     urlpatterns.insert(0, path("bench/baseline/", BaselineAcceptApi.as_view()))
+
+handler404 = "config.http_errors.not_found"
+handler500 = "config.http_errors.server_error"
