@@ -14,7 +14,7 @@ from tests.reliability.driver import Driver
 from tests.reliability.reconcile import reconcile
 from tests.support.processes import BIN, ROOT
 
-DURATION = os.environ.get("LOAD_DURATION", "30s")
+DURATION = os.environ.get("LOAD_DURATION", "20s")
 
 
 def test_a_bounded_mixed_load_answers_no_5xx_and_reconciles(driver: Driver) -> None:

@@ -66,7 +66,7 @@ def test_the_api_conforms_to_its_schema_for_customers_and_staff(
 
         @given(case=operation.as_strategy())
         @settings(
-            max_examples=10,
+            max_examples=6,
             deadline=None,
             suppress_health_check=list(HealthCheck),
             derandomize=True,
