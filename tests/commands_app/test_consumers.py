@@ -246,6 +246,8 @@ def test_projection_lag_and_command_stats_reach_staff_only(
     web, worker, staff_api, staff, alice
 ):
     from commands_app import dashboard
+    from projections.lag import report_lag
+    from tests.support.processes import wait_until
 
     staff_headers = {"Authorization": f"Token {token_of(staff)}"}
     alice_headers = {"Authorization": f"Token {token_of(alice)}"}
@@ -253,8 +255,9 @@ def test_projection_lag_and_command_stats_reach_staff_only(
         connect(ws_url(web), proxy=None, additional_headers=staff_headers) as ws,
         connect(ws_url(web), proxy=None, additional_headers=alice_headers) as alice_ws,
     ):
-        # The projection runner reports lag after its batches.
         register_product(staff_api, sku="LAG-1")
+        # The worker's runner may just have reported (one report a second at most).
+        wait_until(report_lag, timeout=3, interval=0.1)
         assert dashboard.push_dashboard()
         pushes = pushes_until(
             ws,

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from tests.support.commands import register_product
 
-from .conftest import sign_in
+from .conftest import off_the_loop, sign_in
 
 pytestmark = [
     pytest.mark.browser,
@@ -144,3 +144,42 @@ def test_a_staff_import_shows_its_progress_reaching_100_percent(
     assert any(0 < p < 100 for p in percents), percents
     expect(page.locator("#import-feed")).to_contain_text("100 %")
     page.screenshot(path=output_dir / "browser-c-import-done.png", full_page=True)
+
+
+def test_a_declined_card_is_explained_and_the_order_stays_payable(
+    web, worker, staff_api, alice, browser, output_dir: Path
+):
+    product_id = register_product(staff_api, sku="WEB-D", stock=5)
+    page = sign_in(browser, web, "alice")
+    add_to_cart_and_fill_address(page, product_id)
+    short_id = place_order(page)
+    page.get_by_role("link", name="My orders").click()
+    order = page.locator("article.order", has_text=f"Order {short_id}")
+    order.get_by_label("Card number").fill("4000 0000 0000 0002")
+    order.get_by_label("CVC").fill("123")
+    pay = order.get_by_role("button", name=re.compile(r"^Pay "))
+    pay.click()
+    expect(order.get_by_role("status")).to_have_text(
+        "Your card was declined. Please try another card.", timeout=20_000
+    )
+    expect(pay).to_be_enabled()
+    expect(order.locator(".badge")).to_have_text("placed")
+    # Focus moves to the outcome, so a screen reader user hears it at once.
+    assert page.evaluate("document.activeElement.getAttribute('role')") == "status"
+
+
+def test_the_staff_dashboard_plots_live_figures(
+    web, worker, staff_api, staff, browser, output_dir: Path
+):
+    from commands_app import dashboard
+
+    page = sign_in(browser, web, "staff")
+    page.get_by_role("link", name="Dashboard").click()
+    for i in range(3):
+        register_product(staff_api, sku=f"DASH-{i}")
+    assert off_the_loop(dashboard.push_dashboard)
+    rows = page.locator("#lag-table tbody tr")
+    expect(rows.filter(has_text="order_summary")).to_have_count(1)
+    expect(page.locator("#chart-rate-text")).to_contain_text("commands this minute")
+    expect(page.locator("#chart-success-text")).to_contain_text("100 % succeeded")
+    page.screenshot(path=output_dir / "browser-d-dashboard.png", full_page=True)

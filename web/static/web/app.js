@@ -105,6 +105,29 @@
     return node;
   }
 
+  /* Replace a list's content, unless its data did not change; keep what the user
+   * was typing (inputs by id) and where the focus was. */
+  const signatures = new WeakMap();
+  function replaceKeeping(container, data, build) {
+    const signature = JSON.stringify(data);
+    if (signatures.get(container) === signature) return;
+    signatures.set(container, signature);
+    const values = new Map();
+    for (const input of $$("input[id]", container)) {
+      if (input.value !== input.defaultValue) values.set(input.id, input.value);
+    }
+    const focused = container.contains(document.activeElement) ? document.activeElement.id : null;
+    container.replaceChildren(...build());
+    for (const [id, value] of values) {
+      const input = document.getElementById(id);
+      if (input && container.contains(input)) input.value = value;
+    }
+    if (focused) {
+      const again = document.getElementById(focused);
+      if (again) again.focus();
+    }
+  }
+
   function current(node) {
     return node.isConnected || !node.id ? node : document.getElementById(node.id) || node;
   }
@@ -191,11 +214,16 @@
       renderCart();
       renderRestock();
     } catch (error) {
+      signatures.delete($("#products"));
       $("#products").replaceChildren(el("p", { class: "alert error", text: describeError(error) }));
     }
   }
 
   function renderProducts() {
+    replaceKeeping($("#products"), products, buildProducts);
+  }
+
+  function buildProducts() {
     const list = el("ul", { class: "products" });
     for (const product of products) {
       const qtyId = `qty-${product.id}`;
@@ -223,7 +251,7 @@
               },
             }, "Add to cart"))));
     }
-    $("#products").replaceChildren(products.length ? list : el("p", { class: "muted", text: "No products yet." }));
+    return [products.length ? list : el("p", { class: "muted", text: "No products yet." })];
   }
 
   function renderCart() {
@@ -308,6 +336,7 @@
       orders = data.results;
       renderOrders();
     } catch (error) {
+      signatures.delete($("#order-list"));
       $("#order-list").replaceChildren(el("p", { class: "alert error", text: describeError(error) }));
     }
   }
@@ -409,12 +438,8 @@
   }
 
   function renderOrders() {
-    const box = $("#order-list");
-    if (!orders.length) {
-      box.replaceChildren(el("p", { class: "muted", text: "No orders yet." }));
-      return;
-    }
-    box.replaceChildren(...orders.map((order) => orderCard(order, customerActions)));
+    replaceKeeping($("#order-list"), orders, () =>
+      orders.length ? orders.map((order) => orderCard(order, customerActions)) : [el("p", { class: "muted", text: "No orders yet." })]);
   }
 
   // --- Staff: catalogue, restock, shipping, import ------------------------------------------
@@ -447,12 +472,15 @@
 
   function renderRestock() {
     const box = $("#restock-list");
-    if (!box) return;
+    if (box) replaceKeeping(box, products, buildRestock);
+  }
+
+  function buildRestock() {
     const list = el("ul", { class: "restock" });
     for (const product of products) {
       const inputId = `restock-${product.id}`;
-      const status = el("span", { class: "status", role: "status", "aria-live": "polite" });
-      const button = el("button", { type: "button", "aria-label": `Restock ${product.name}` }, "Restock");
+      const status = restore(el("span", { class: "status", role: "status", "aria-live": "polite", id: `restock-status-${product.id}` }));
+      const button = restore(el("button", { type: "button", id: `restock-button-${product.id}`, "aria-label": `Restock ${product.name}` }, "Restock"));
       button.addEventListener("click", () => {
         const quantity = parseInt($(`#${CSS.escape(inputId)}`).value, 10);
         if (!(quantity > 0)) {
@@ -475,7 +503,7 @@
         el("input", { id: inputId, type: "number", min: "1", value: "10", inputmode: "numeric" }),
         button, status));
     }
-    box.replaceChildren(list);
+    return [list];
   }
 
   let shipping = [];
@@ -485,8 +513,10 @@
     if (!box) return;
     try {
       shipping = (await read("/api/orders/?status=paid&ordering=created_at&page_size=50", position)).results;
-      box.replaceChildren(...(shipping.length ? shipping.map((order) => orderCard(order, shipActions)) : [el("p", { class: "muted", text: "Nothing to ship." })]));
+      replaceKeeping(box, shipping, () =>
+        shipping.length ? shipping.map((order) => orderCard(order, shipActions)) : [el("p", { class: "muted", text: "Nothing to ship." })]);
     } catch (error) {
+      signatures.delete(box);
       box.replaceChildren(el("p", { class: "alert error", text: describeError(error) }));
     }
   }
@@ -670,7 +700,8 @@
     ctx.fillStyle = "#57606a";
     if (labels.length) {
       ctx.fillText(labels[0], pad.left, height - 4);
-      ctx.fillText(labels[labels.length - 1], width - pad.right - 34, height - 4);
+      const last = labels[labels.length - 1];
+      ctx.fillText(last, width - pad.right - ctx.measureText(last).width, height - 4);
     }
   }
 
@@ -694,6 +725,16 @@
       });
       ctx.stroke();
       ctx.lineWidth = 1;
+      // Dots too, so that a single sample (or isolated minutes) shows.
+      ctx.fillStyle = colour;
+      values.forEach((value, i) => {
+        if (value === null) return;
+        const x = pad.left + (values.length > 1 ? (plotWidth * i) / (values.length - 1) : plotWidth);
+        const y = pad.top + plotHeight - (plotHeight * Math.min(value, max)) / max;
+        ctx.beginPath();
+        ctx.arc(x, y, 3, 0, 2 * Math.PI);
+        ctx.fill();
+      });
     });
   }
 
