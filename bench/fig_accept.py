@@ -1,0 +1,82 @@
+"""Figure 1, accept: place-order POSTs -> 202 at 16 connections, vs the baseline view.
+
+The baseline (config/bench_views.py) runs in the same server process: same
+authentication, parser and input serializer, one INSERT, 202. Workers are not
+running, so the figure is the web tier alone; the accepted commands are
+dropped afterwards.
+"""
+
+from __future__ import annotations
+
+from . import common
+from .common import Row, System
+from .context import Context
+
+CONNECTIONS = 16
+
+
+def run(ctx: Context) -> list[Row]:
+    common.reset_state()
+    token = ctx.tokens[common.BENCH_USER]
+    (product,) = common.register_products(1)
+    body = common.order_body(product)
+    ours, base = [], []
+    with System("web") as system:
+        command_url = f"{system.url}/api/commands/place-order/"
+        baseline_url = f"{system.url}/bench/baseline/"
+        # Warm both paths (imports, connections) before measuring.
+        common.post_load(command_url, body, token, seconds=1, connections=4)
+        common.post_load(baseline_url, body, token, seconds=1, connections=4)
+        for _ in range(ctx.runs):
+            ours.append(
+                common.post_load(
+                    command_url,
+                    body,
+                    token,
+                    seconds=ctx.seconds,
+                    connections=CONNECTIONS,
+                )
+            )
+            base.append(
+                common.post_load(
+                    baseline_url,
+                    body,
+                    token,
+                    seconds=ctx.seconds,
+                    connections=CONNECTIONS,
+                )
+            )
+    for result in ours + base:
+        if result.non2xx or result.errors:
+            raise RuntimeError(f"accept figure saw failures: {result}")
+    common.reset_state()
+    med = common.median
+    rate, base_rate = med([r.rate for r in ours]), med([r.rate for r in base])
+    p99 = med([r.p99_ms for r in ours])
+    return [
+        Row(
+            "1 accept",
+            "place-order 202/s, 16 conn",
+            rate,
+            base_rate,
+            "req/s",
+            ">= 0.6x",
+            rate >= 0.6 * base_rate,
+        ),
+        Row(
+            "1 accept",
+            "p50 latency",
+            med([r.p50_ms for r in ours]),
+            med([r.p50_ms for r in base]),
+            "ms",
+        ),
+        Row(
+            "1 accept",
+            "p99 latency",
+            p99,
+            med([r.p99_ms for r in base]),
+            "ms",
+            "<= 50 ms",
+            p99 <= 50,
+        ),
+    ]

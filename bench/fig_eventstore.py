@@ -1,0 +1,219 @@
+"""Figure 4, event store: appended events/s, 1 and 10 events per transaction,
+1 and 4 writers (processes), each writer on streams of its own.
+
+Beside our `eventstore.append` (Django connection, expected versions, JSON
+metadata) the same run measures: raw psycopg INSERT+COMMIT into a table of the
+same shape (`bench_raw_events`, LIKE events INCLUDING ALL); the same with a
+transaction-level advisory lock that serialises every append (the alternative
+to our xid horizon); and the `eventsourcing` library (9.5, its own PostgreSQL
+persistence and tables, in the bench database), installed only for the bench.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from . import common
+from .common import Row
+from .context import Context
+
+SIZES = (1, 10)
+WRITERS = (1, 4)
+KINDS = ("ours", "raw", "advisory", "eventsourcing")
+PAYLOAD = {"product_id": "", "quantity": 1}
+
+
+def _ours(per_tx: int) -> Callable[[], int]:
+    from django.db import transaction
+
+    from commands_app import eventstore
+    from commands_app.domain.events import ProductRestocked
+
+    product = uuid.uuid4()
+    stream = f"product-{product}"
+    events = tuple(
+        ProductRestocked(product_id=product, quantity=1) for _ in range(per_tx)
+    )
+    version = [0]
+
+    def append() -> int:
+        with transaction.atomic():
+            eventstore.append(
+                [eventstore.NewEvents(stream, version[0], events)],
+                metadata={"command_id": str(product), "recorded_by": "bench"},
+            )
+        version[0] += per_tx
+        return per_tx
+
+    return append
+
+
+def _raw(per_tx: int, *, lock: bool) -> Callable[[], int]:
+    import json
+
+    import psycopg
+
+    conn = psycopg.connect(f"{common.PG}/{common.DB_NAME}")
+    stream = f"product-{uuid.uuid4()}"
+    values = ", ".join(["(%s, %s, %s, %s::jsonb, %s::jsonb)"] * per_tx)
+    statement = (
+        "INSERT INTO bench_raw_events (stream_id, version, type, data, metadata) "  # noqa: S608
+        f"VALUES {values} RETURNING position"
+    )
+    data, meta = json.dumps(PAYLOAD), json.dumps({"recorded_by": "bench"})
+    version = [0]
+
+    def append() -> int:
+        params: list[Any] = []
+        for offset in range(1, per_tx + 1):
+            params += [stream, version[0] + offset, "product.restocked.v1", data, meta]
+        with conn.cursor() as cursor:
+            if lock:
+                cursor.execute("SELECT pg_advisory_xact_lock(7007)")
+            cursor.execute(statement, params)
+            cursor.fetchall()
+        conn.commit()
+        version[0] += per_tx
+        return per_tx
+
+    return append
+
+
+def _eventsourcing(per_tx: int, *, create: bool = False) -> Callable[[], int]:
+    from eventsourcing.application import Application
+
+    from .es_peer import Stock
+
+    app: Application = Application(
+        env={**eventsourcing_env(), "CREATE_TABLE": "y" if create else "n"}
+    )
+    stock = Stock()
+    app.save(stock)
+
+    def append() -> int:
+        for _ in range(per_tx):
+            stock.restock(1)
+        app.save(stock)
+        return per_tx
+
+    return append
+
+
+def eventsourcing_env() -> dict[str, str]:
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": common.DB_NAME,
+        "POSTGRES_HOST": "127.0.0.1",
+        "POSTGRES_PORT": "5432",
+        "POSTGRES_USER": "postgres",
+        "POSTGRES_PASSWORD": "",
+        "POSTGRES_SCHEMA": "public",
+    }
+
+
+def _writer(kind: str, per_tx: int, seconds: float, barrier: Any, out: Any) -> None:
+    if kind == "ours":
+        append = _ours(per_tx)
+    elif kind == "eventsourcing":
+        append = _eventsourcing(per_tx)
+    else:
+        append = _raw(per_tx, lock=kind == "advisory")
+    append()  # connect and warm up
+    barrier.wait()
+    count = 0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        count += append()
+    out.put(count)
+
+
+def measure(kind: str, per_tx: int, writers: int, seconds: float) -> float:
+    """Return events/s of `writers` processes appending for `seconds`."""
+    from django.db import connections
+
+    connections.close_all()  # a forked child must not share the parent's socket
+    ctx = multiprocessing.get_context("fork")
+    barrier, out = ctx.Barrier(writers), ctx.Queue()
+    procs = [
+        ctx.Process(target=_writer, args=(kind, per_tx, seconds, barrier, out))
+        for _ in range(writers)
+    ]
+    for proc in procs:
+        proc.start()
+    total = sum(out.get(timeout=seconds + 60) for _ in procs)
+    for proc in procs:
+        proc.join()
+    return total / seconds
+
+
+def prepare() -> None:
+    common.sql(
+        common.DB_NAME,
+        "DROP TABLE IF EXISTS bench_raw_events; "
+        "CREATE TABLE bench_raw_events (LIKE events INCLUDING ALL)",
+    )
+    _eventsourcing(1, create=True)()  # the library creates its tables once
+
+
+def run(ctx: Context) -> list[Row]:
+    common.reset_state()
+    prepare()
+    results: dict[tuple[str, int, int], list[float]] = {}
+    for _ in range(ctx.runs):
+        for per_tx in SIZES:
+            for writers in WRITERS:
+                for kind in KINDS:
+                    rate = measure(kind, per_tx, writers, ctx.append_seconds)
+                    results.setdefault((kind, per_tx, writers), []).append(rate)
+    common.reset_state()
+    rates = {key: common.median(values) for key, values in results.items()}
+    rows = []
+    for per_tx in SIZES:
+        for writers in WRITERS:
+            ours, raw = rates["ours", per_tx, writers], rates["raw", per_tx, writers]
+            label = f"{per_tx} ev/tx, {writers} writer{'s' if writers > 1 else ''}"
+            target = ">= 0.8x raw" if per_tx == 1 else ""
+            rows.append(
+                Row(
+                    "4 appends",
+                    f"{label} vs raw INSERT+COMMIT",
+                    ours,
+                    raw,
+                    "ev/s",
+                    target,
+                    ours >= 0.8 * raw if per_tx == 1 else None,
+                )
+            )
+    for per_tx in SIZES:
+        ours, locked = rates["ours", per_tx, 4], rates["advisory", per_tx, 4]
+        rows.append(
+            Row(
+                "4 appends",
+                f"{per_tx} ev/tx, 4 writers vs advisory-lock variant",
+                ours,
+                locked,
+                "ev/s",
+                "> 1x (no global lock)",
+                ours > locked,
+            )
+        )
+    for per_tx in SIZES:
+        for writers in WRITERS:
+            ours = rates["ours", per_tx, writers]
+            peer = rates["eventsourcing", per_tx, writers]
+            rows.append(
+                Row(
+                    "4 appends",
+                    f"{per_tx} ev/tx, {writers} writer(s) vs eventsourcing 9.5",
+                    ours,
+                    peer,
+                    "ev/s",
+                    "> 1x",
+                    ours > peer,
+                )
+            )
+    return rows

@@ -1,0 +1,99 @@
+"""Figure 2, sustained end to end: commands/s from accepted to succeeded to projected.
+
+The whole `make run` layout (web, command worker, projection worker, beat) takes
+`ctx.commands` place-order commands sent at 16 connections; the figure is the
+number of commands over the time from the first POST until the last one is
+projected. The baseline is Celery's drain rate of no-op tasks on the same
+broker and worker settings, in the same run.
+"""
+
+from __future__ import annotations
+
+import time
+
+from . import common, noop
+from .common import Row, System
+from .context import Context
+
+LAYOUT = ("web", "commands_worker", "projections_worker", "beat")
+PRODUCTS = 50
+
+
+def send_commands(system: System, token: str, products: list[str], count: int) -> None:
+    """POST `count` place-order commands over 16 keep-alive connections."""
+    import http.client
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = [
+        json.dumps(common.order_body(products[i % len(products)])) for i in range(count)
+    ]
+    headers = {"Content-Type": "application/json", "Authorization": f"Token {token}"}
+
+    def client(share: list[str]) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", system.port, timeout=30)
+        for body in share:
+            conn.request("POST", "/api/commands/place-order/", body, headers)
+            response = conn.getresponse()
+            response.read()
+            if response.status != 202:
+                raise RuntimeError(f"POST answered {response.status}")
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(client, [bodies[i::16] for i in range(16)]))
+
+
+def one_run(
+    system: System, token: str, products: list[str], count: int
+) -> tuple[float, float]:
+    """Return (succeeded/s, projected/s) for `count` commands."""
+    before = common.command_counts().get("succeeded", 0)
+    started = time.perf_counter()
+    send_commands(system, token, products, count)
+    common.wait_until(
+        lambda: common.command_counts().get("succeeded", 0) >= before + count,
+        timeout=1800,
+        interval=0.02,
+    )
+    succeeded = time.perf_counter() - started
+    common.wait_until(common.all_projected, timeout=600, interval=0.02)
+    projected = time.perf_counter() - started
+    return count / succeeded, count / projected
+
+
+def run(ctx: Context) -> list[Row]:
+    common.reset_state()
+    token = ctx.tokens[common.BENCH_USER]
+    products = common.register_products(PRODUCTS)
+    ours, base = [], []
+    with System(*LAYOUT) as system:
+        noop.noop_worker(system)
+        one_run(system, token, products, 50)  # warm up
+        noop.drain_rate(200)
+        for _ in range(ctx.runs):
+            ours.append(one_run(system, token, products, ctx.commands))
+            base.append(noop.drain_rate(ctx.commands))
+    counts = common.command_counts()
+    if set(counts) != {"succeeded"}:
+        raise RuntimeError(f"sustained run ended with {counts}")
+    common.reset_state()
+    projected = common.median([p for _, p in ours])
+    base_rate = common.median(base)
+    return [
+        Row(
+            "2 sustained",
+            f"accepted -> succeeded, {ctx.commands} cmds",
+            common.median([s for s, _ in ours]),
+            base_rate,
+            "cmd/s",
+        ),
+        Row(
+            "2 sustained",
+            f"accepted -> projected, {ctx.commands} cmds",
+            projected,
+            base_rate,
+            "cmd/s",
+            ">= 0.3x",
+            projected >= 0.3 * base_rate,
+        ),
+    ]
