@@ -173,8 +173,20 @@ def _dump(value: Any) -> Any:
 T = TypeVar("T")
 
 
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    # get_type_hints resolves string annotations anew on each call: cache it,
+    # as loading a stream decodes every event of it.
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = get_type_hints(cls)
+    return hints
+
+
 def _load(cls: type[T], data: dict[str, Any]) -> T:
-    hints = get_type_hints(cls)
+    hints = _hints(cls)
     kwargs = {
         f.name: _coerce(hints[f.name], data[f.name])
         for f in dataclasses.fields(cls)  # type: ignore[arg-type]
