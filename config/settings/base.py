@@ -130,6 +130,11 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# Celery's Django fixup closes every database connection around every task unless
+# this is set (a reconnect to both databases per command); keep them instead, and
+# let config/celery_app.py check them before each task as Django does per request
+# (CONN_MAX_AGE, CONN_HEALTH_CHECKS). Celery still closes them every N tasks.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "commands"
 CELERY_TASK_ROUTES = {
