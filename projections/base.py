@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from django.conf import settings
@@ -99,3 +100,20 @@ def apply_with_retries(projector: Projector, recorded: RecordedEvent) -> str | N
         else:
             return None
     return error
+
+
+@contextmanager
+def pipelined() -> Iterator[None]:
+    """Send the read database statements without waiting for each answer.
+
+    Runs in one savepoint: psycopg's pipeline mode sends every statement at
+    once and raises the first failure when the block ends, which rolls the
+    savepoint back. Applying a batch this way saves the two or three round
+    trips per event of `apply_with_retries`; a caller falls back to it, event
+    by event, when the block fails.
+    """
+    connection = connections[READ_DB]
+    with transaction.atomic(using=READ_DB):
+        connection.ensure_connection()
+        with connection.connection.pipeline():
+            yield

@@ -23,8 +23,9 @@ from django.db import connections, transaction
 
 from commands_app import eventstore
 from commands_app.eventstore import Checkpoint as Position
+from commands_app.eventstore import RecordedEvent
 
-from .base import READ_DB, Projector, apply_with_retries
+from .base import READ_DB, Projector, apply_with_retries, pipelined
 from .dead_letters import discarded_positions, resolve_by_rebuild
 from .locks import projection_lock
 from .models import Checkpoint
@@ -134,15 +135,20 @@ def fill(
         inside = [event for event in events if event.checkpoint <= target]
         if not inside:
             break
+        applicable = [
+            recorded
+            for recorded in inside
+            if recorded.position not in skip and projector.handles(recorded)
+        ]
         with transaction.atomic(using=READ_DB):
-            for recorded in inside:
-                if recorded.position in skip or not projector.handles(recorded):
-                    continue
-                error = apply_with_retries(projector, recorded)
-                if error is not None:
-                    raise RebuildError(
-                        f"{projector.name}: event {recorded.position} failed:\n{error}"
-                    )
+            if not apply_all(projector, applicable):
+                for recorded in applicable:
+                    error = apply_with_retries(projector, recorded)
+                    if error is not None:
+                        raise RebuildError(
+                            f"{projector.name}: event {recorded.position} failed:\n"
+                            f"{error}"
+                        )
             projector.flush()
         cursor = inside[-1].checkpoint
         if progress is not None:
@@ -253,3 +259,16 @@ class ProgressBar:
     def close(self) -> None:
         if self.shown:
             self.write("\n")
+
+
+def apply_all(projector: Projector, events: list[RecordedEvent]) -> bool:
+    """Apply a batch with its statements pipelined; say if every event went."""
+    if not events:
+        return True
+    try:
+        with pipelined():
+            for recorded in events:
+                projector.apply(recorded)
+    except Exception:
+        return False
+    return True

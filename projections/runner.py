@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import connections, transaction
 
@@ -19,7 +21,7 @@ from commands_app.eventstore import RecordedEvent
 from observability import metrics, tracing
 
 from .announce import announce_projected
-from .base import READ_DB, Projector, apply_with_retries, retry_delays
+from .base import READ_DB, Projector, apply_with_retries, pipelined, retry_delays
 from .dead_letters import blocked_streams, park
 from .lag import report_lag
 from .locks import projection_lock
@@ -139,6 +141,10 @@ def run_batch(projector: Projector, batch_size: int) -> BatchResult:
 def apply_events(projector: Projector, events: list[RecordedEvent]) -> str:
     """Apply events, parking failures and what waits behind them; return an error."""
     blocked = blocked_streams(projector.name)
+    handled = [recorded for recorded in events if projector.handles(recorded)]
+    unblocked = not any(recorded.stream_id in blocked for recorded in handled)
+    if unblocked and apply_pipelined(projector, handled):
+        return ""
     last_error = ""
     for recorded in events:
         if not projector.handles(recorded):
@@ -146,16 +152,7 @@ def apply_events(projector: Projector, events: list[RecordedEvent]) -> str:
         if recorded.stream_id in blocked:
             park(projector.name, recorded, status=DeadLetterStatus.WAITING)
             continue
-        # A child of the span that appended the event: one trace per command.
-        with tracing.span(
-            "projection.apply",
-            parent=recorded.metadata.get("traceparent"),
-            attributes={
-                "projection": projector.name,
-                "event.type": recorded.type,
-                "event.position": recorded.position,
-            },
-        ):
+        with apply_span(projector, recorded):
             error = apply_with_retries(projector, recorded)
         if error is not None:
             logger.error(
@@ -176,3 +173,41 @@ def apply_events(projector: Projector, events: list[RecordedEvent]) -> str:
                 f"event {recorded.position} parked: {error.strip().splitlines()[-1]}"
             )
     return last_error[:2000]
+
+
+def apply_pipelined(projector: Projector, events: list[RecordedEvent]) -> bool:
+    """Apply a whole batch at once (the common case); say if every event went.
+
+    On a failure nothing of it stays, and the caller applies the batch event by
+    event, with retries and dead letters.
+    """
+    if not events:
+        return True
+    try:
+        with pipelined():
+            for recorded in events:
+                with apply_span(projector, recorded):
+                    projector.apply(recorded)
+    except Exception:
+        logger.info(
+            "projection %s: batch failed, applying it event by event",
+            projector.name,
+            exc_info=True,
+        )
+        return False
+    return True
+
+
+def apply_span(
+    projector: Projector, recorded: RecordedEvent
+) -> AbstractContextManager[Any]:
+    """Open a child of the span that appended the event: one trace per command."""
+    return tracing.span(
+        "projection.apply",
+        parent=recorded.metadata.get("traceparent"),
+        attributes={
+            "projection": projector.name,
+            "event.type": recorded.type,
+            "event.position": recorded.position,
+        },
+    )
