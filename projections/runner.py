@@ -59,32 +59,40 @@ def catch_up(
     *,
     max_seconds: float | None = None,
 ) -> CatchUpResult:
-    """Apply new events to one projection (or all), until a batch comes back short."""
+    """Apply new events to one projection (or all), until a batch comes back short.
+
+    The projections take a batch each in turn, and the commands that all of them
+    have applied are announced once per round: one announcement per wake-up
+    when the projections are nearly caught up, not one per projection.
+    """
     names = [name] if name else list(projector_names())
     ensure_checkpoints(list(projector_names()))
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
-    result = CatchUpResult()
-    for projection in names:
-        projector = projector_class(projection)()
-        total = 0
-        try:
-            while True:
-                batch = run_batch(projector, batch_size)
-                total += batch.read
-                if batch.read:
-                    announce_projected()
-                    report_lag()
-                if batch.locked_out or batch.read < batch_size:
-                    break
-                if deadline is not None and time.monotonic() > deadline:
-                    break
-        except Exception as exc:
-            logger.exception("projection %s failed", projection)
-            result.errors[projection] = repr(exc)
-            Checkpoint.objects.filter(name=projection).update(
-                last_error=f"runner: {exc!r}"[:2000]
-            )
-        result.applied[projection] = total
+    result = CatchUpResult(applied=dict.fromkeys(names, 0))
+    projectors = {projection: projector_class(projection)() for projection in names}
+    active = list(names)
+    while active:
+        applied = False
+        for projection in list(active):
+            try:
+                batch = run_batch(projectors[projection], batch_size)
+            except Exception as exc:
+                logger.exception("projection %s failed", projection)
+                result.errors[projection] = repr(exc)
+                Checkpoint.objects.filter(name=projection).update(
+                    last_error=f"runner: {exc!r}"[:2000]
+                )
+                active.remove(projection)
+                continue
+            result.applied[projection] += batch.read
+            applied = applied or batch.read > 0
+            if batch.locked_out or batch.read < batch_size:
+                active.remove(projection)
+        if applied:
+            announce_projected()
+            report_lag()
+        if deadline is not None and time.monotonic() > deadline:
+            break
     return result
 
 
