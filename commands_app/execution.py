@@ -116,6 +116,7 @@ def _decide_and_commit(record: CommandRecord, attempt: int) -> None:
                     status=CommandStatus.SUCCEEDED,
                     result=outcome.result,
                     position=max(positions, default=None),
+                    claim_held=True,
                 )
             return
         except ConcurrencyError:
@@ -134,6 +135,8 @@ def _decide_and_commit(record: CommandRecord, attempt: int) -> None:
 
 def reserve_skus(skus: dict[str, UUID]) -> None:
     """Record new SKUs; a SKU taken meanwhile is a lost race, decided again."""
+    if not skus:
+        return
     try:
         with transaction.atomic():
             ProductSku.objects.bulk_create(
@@ -164,14 +167,18 @@ def finish(
     result: dict[str, Any] | None = None,
     error: dict[str, Any] | None = None,
     position: int | None = None,
+    claim_held: bool = False,
 ) -> None:
     """Write the final status if `attempt` still holds the claim; push on commit.
 
     Called inside the transaction that appended the events, so that events and
-    status commit together or not at all.
+    status commit together or not at all; that transaction has locked the claim
+    already (`claim_held`). No savepoint: a failure here fails the whole
+    transaction anyway.
     """
-    with transaction.atomic():
-        hold_claim(record.id, attempt)
+    with transaction.atomic(savepoint=False):
+        if not claim_held:
+            hold_claim(record.id, attempt)
         record.status = status
         record.result = result
         record.error = error
