@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from observability import context, metrics, tracing
 
-from . import eventstore, handlers, push
+from . import eventstore, handlers, push, snapshots
 from .domain.errors import DomainError
 from .eventstore import ConcurrencyError, NewEvents
 from .models import CommandRecord, CommandStatus, ProductSku
@@ -110,6 +110,7 @@ def _decide_and_commit(record: CommandRecord, attempt: int) -> None:
                         metadata=event_metadata(record),
                     )
                 reserve_skus(outcome.new_skus)
+                snapshots.save_due(outcome.changed)
                 finish(
                     record,
                     attempt,

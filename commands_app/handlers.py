@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from . import eventstore
+from . import eventstore, snapshots
 from .domain import decisions
 from .domain.commands import (
     CancelOrder,
@@ -26,7 +26,7 @@ from .domain.decisions import Aggregate
 from .domain.errors import OrderNotFoundError
 from .domain.events import Address
 from .domain.order import Order, order_stream
-from .domain.product import Product, product_stream
+from .domain.product import Product
 from .models import ProductSku
 from .payments import get_gateway
 
@@ -51,9 +51,7 @@ Handler = Callable[[dict[str, Any], Context], Outcome]
 
 
 def load_products(product_ids: Iterable[UUID]) -> dict[UUID, Product]:
-    ids = list(dict.fromkeys(product_ids))
-    streams = eventstore.load_streams([product_stream(pid) for pid in ids])
-    return {pid: Product.from_events(pid, streams[product_stream(pid)]) for pid in ids}
+    return snapshots.load_products(list(dict.fromkeys(product_ids)))
 
 
 def load_order(order_id: UUID, context: Context) -> Order:

@@ -160,3 +160,23 @@ class ProductSku(models.Model):
 
     def __str__(self) -> str:
         return self.sku
+
+
+class StreamSnapshot(models.Model):
+    """An aggregate's state at a version: loading it reads only the events after.
+
+    A cache of the event store, written in the transaction that appends the
+    events it sums up; `schema` is the aggregate's snapshot format, and a
+    snapshot of another format is ignored (replayed from the events instead).
+    """
+
+    stream_id = models.CharField(max_length=100, primary_key=True)
+    version = models.PositiveIntegerField()
+    schema = models.PositiveSmallIntegerField()
+    state = models.JSONField()
+
+    class Meta:
+        db_table = "stream_snapshots"
+
+    def __str__(self) -> str:
+        return f"{self.stream_id}@{self.version}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 from uuid import UUID
 
 from .errors import InsufficientStockError, InvalidStateError
@@ -30,6 +31,11 @@ class Product:
     version: int = 0
     reserved_for: dict[UUID, int] = field(default_factory=dict)
     pending_events: list[Event] = field(default_factory=list)
+    # The version of the latest stored snapshot (see `snapshot`).
+    snapshot_version: int = field(default=0, compare=False, repr=False)
+
+    # The format of `snapshot()`; bump it when the state's shape changes.
+    SNAPSHOT_SCHEMA: ClassVar[int] = 1
 
     @property
     def stream(self) -> str:
@@ -64,6 +70,40 @@ class Product:
             product.apply(event)
             product.version += 1
         return product
+
+    @classmethod
+    def from_snapshot(
+        cls,
+        product_id: UUID,
+        version: int,
+        state: dict[str, Any],
+        events: Iterable[Event],
+    ) -> Product:
+        """Rebuild a product from its state at `version` and the events after it."""
+        product = cls(
+            id=product_id,
+            sku=state["sku"],
+            name=state["name"],
+            price_cents=state["price_cents"],
+            available=state["available"],
+            version=version,
+            reserved_for={UUID(k): v for k, v in state["reserved_for"].items()},
+            snapshot_version=version,
+        )
+        for event in events:
+            product.apply(event)
+            product.version += 1
+        return product
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return the state after the pending events, as JSON-ready data."""
+        return {
+            "sku": self.sku,
+            "name": self.name,
+            "price_cents": self.price_cents,
+            "available": self.available,
+            "reserved_for": {str(k): v for k, v in self.reserved_for.items()},
+        }
 
     def restock(self, quantity: int) -> None:
         self._check_positive(quantity)
