@@ -178,3 +178,32 @@ def read_orders(count: int, customer: int, other: int) -> list[str]:
         conn.execute("ANALYZE read_products")
         conn.commit()
     return ids
+
+
+def reservations(product_id: str, count: int) -> None:
+    """Append `count` StockReserved events to a registered product's stream."""
+    meta = json.dumps({"recorded_by": "bench"})
+    with psycopg.connect(f"{common.PG}/{common.DB_NAME}") as conn:
+        (version,) = conn.execute(
+            "SELECT max(version) FROM events WHERE stream_id = %s",
+            [f"product-{product_id}"],
+        ).fetchone() or (0,)
+        with conn.cursor().copy(
+            "COPY events (stream_id, version, type, data, metadata) FROM STDIN"
+        ) as copy:
+            for offset in range(1, count + 1):
+                data = {
+                    "product_id": product_id,
+                    "order_id": str(uuid.uuid4()),
+                    "quantity": 1,
+                }
+                copy.write_row(
+                    (
+                        f"product-{product_id}",
+                        version + offset,
+                        "product.stock_reserved.v1",
+                        json.dumps(data),
+                        meta,
+                    )
+                )
+        conn.commit()
