@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
+from django.core.cache.backends.base import BaseCache
 from rest_framework.request import Request
 from rest_framework.throttling import UserRateThrottle
 
 logger = logging.getLogger(__name__)
+
+
+@functools.cache
+def shared_cache() -> BaseCache:
+    """Return one cache client (and Redis connection pool) for the process.
+
+    Django keeps cache clients per context, not per thread, and the web server
+    runs every request in a context of its own: `django.core.cache.cache` made
+    a client, a pool and a new Redis connection for each command submitted.
+    """
+    return caches.create_connection(DEFAULT_CACHE_ALIAS)
 
 
 class CommandSubmitThrottle(UserRateThrottle):
@@ -27,6 +41,7 @@ class CommandSubmitThrottle(UserRateThrottle):
         return str(settings.COMMAND_THROTTLE_RATE)
 
     def allow_request(self, request: Request, view: Any) -> bool:
+        self.cache = shared_cache()
         try:
             return super().allow_request(request, view)
         except Exception:
