@@ -92,10 +92,11 @@ def send_to_user(user_id: int, message: dict[str, Any]) -> bool:
     return send_to_group(user_group(user_id), message)
 
 
-def push_status(record: CommandRecord) -> bool:
+def push_status(record: CommandRecord, *, projected: bool | None = None) -> bool:
+    """Push a command's status to its user (`projected` when already known)."""
     from .status import status_object
 
-    status = status_object(record)
+    status = status_object(record, projected=projected)
     with tracing.span("push.status", attributes={"command.status": record.status}):
         sent = send_to_user(
             record.user_id,
@@ -159,13 +160,17 @@ def wake_projections() -> None:
 
 
 def push_projected(positions: Iterable[int]) -> None:
-    """Push the status of commands whose last event every read model has applied."""
-    records = CommandRecord.objects.filter(
-        position__in=list(positions), status=CommandStatus.SUCCEEDED
+    """Push the status of commands whose last event every read model has applied.
+
+    One statement bumps every sequence number; the status says `projected`
+    without asking the read database again, as that is why this is called.
+    """
+    records = CommandRecord.objects.raw(
+        "UPDATE commands SET status_seq = status_seq + 1 "
+        "WHERE position = ANY(%s) AND status = %s RETURNING *",
+        [list(positions), CommandStatus.SUCCEEDED],
     )
     for record in records:
-        record.status_seq += 1
-        CommandRecord.objects.filter(pk=record.pk).update(status_seq=record.status_seq)
         # Joins the command's trace: the projected push ends its path.
         with tracing.span("push.projected", parent=record.traceparent or None):
-            push_status(record)
+            push_status(record, projected=True)

@@ -9,8 +9,13 @@ from projections.progress import is_projected
 from .models import CommandRecord, CommandStatus
 
 
-def status_object(record: CommandRecord) -> dict[str, Any]:
-    """Return the public status of a command (never its payload)."""
+def status_object(
+    record: CommandRecord, *, projected: bool | None = None
+) -> dict[str, Any]:
+    """Return the public status of a command (never its payload).
+
+    `projected` may be given by a caller that knows it (the projected push).
+    """
     return {
         "id": str(record.id),
         "type": record.type,
@@ -20,14 +25,14 @@ def status_object(record: CommandRecord) -> dict[str, Any]:
         "error": record.error,
         "aggregate_id": str(record.aggregate_id) if record.aggregate_id else None,
         "position": record.position,
-        "projected": projected(record),
+        "projected": is_reflected(record) if projected is None else projected,
         "created_at": _iso(record.created_at),
         "started_at": _iso(record.started_at),
         "finished_at": _iso(record.finished_at),
     }
 
 
-def projected(record: CommandRecord) -> bool:
+def is_reflected(record: CommandRecord) -> bool:
     """True once every read model reflects a succeeded command's events."""
     if record.status != CommandStatus.SUCCEEDED:
         return False
