@@ -23,6 +23,11 @@ def projection_lock(name: str, *, timeout_seconds: float) -> bool:
     """
     connection = connections[READ_DB]
     assert connection.in_atomic_block, "the lock lives as long as a transaction"
+    # Mostly free: one round trip; only a held lock costs the bounded wait.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [lock_key(name)])
+        if cursor.fetchone()[0]:
+            return True
     try:
         with transaction.atomic(using=READ_DB), connection.cursor() as cursor:
             cursor.execute(

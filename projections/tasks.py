@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import redis
@@ -18,13 +19,18 @@ WAKE_KEY = "projections:wake-queued"
 MAX_DRAIN_SECONDS = 120.0
 
 
+@functools.cache
+def _redis() -> redis.Redis:
+    """Return the process's client (a connection kept, not one per wake-up)."""
+    return redis.Redis.from_url(
+        settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
+    )
+
+
 def clear_wake_flag() -> None:
     """Let commits from now on enqueue another run (before reading any event)."""
     try:
-        client = redis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
-        )
-        client.delete(WAKE_KEY)
+        _redis().delete(WAKE_KEY)
     except Exception:
         logger.warning("could not clear the projection wake-up flag", exc_info=True)
 
