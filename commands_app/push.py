@@ -136,10 +136,16 @@ def push_command_stats(stats: dict[str, Any]) -> bool:
 
 
 def after_commit(record: CommandRecord) -> None:
-    """Push a final status and wake the projections when events were appended."""
-    push_status(record)
+    """Wake the projections when events were appended, and push the final status.
+
+    The projections are woken first, so that they start while this pushes. The
+    events committed an instant ago, so the status says not yet projected
+    without asking the read database: a push with a higher sequence number
+    follows when every read model has them (push_projected).
+    """
     if record.position is not None:
         wake_projections()
+    push_status(record, projected=None if record.position is None else False)
 
 
 @functools.cache
