@@ -15,6 +15,7 @@ PORT          ?= 8000
 RUN_SETTINGS  ?= config.settings.local
 TEST_SETTINGS := config.settings.test
 PYTEST_ARGS   ?=
+BENCH_ARGS    ?=
 METRICS_DIR   := $(CURDIR)/.run/prometheus
 export PORT
 
@@ -113,9 +114,5 @@ migrations-check: venv ## Fail if a model change has no migration
 test: venv test-services lint types contracts migrations-check ## Everything: lint, types, contracts, migrations, the whole suite
 	DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(VENV)/bin/pytest $(PYTEST_ARGS)
 
-bench: venv ## Run the benchmarks (bench/run.py)
-	@if [ -f bench/run.py ]; then \
-		$(PY) bench/run.py; \
-	else \
-		echo "bench: not yet (bench/run.py does not exist)"; \
-	fi
+bench: venv ensure-services ## Run the benchmarks (bench/run.py; BENCH_ARGS="--quick", "--full", "--only accept,reads")
+	$(PY) bench/run.py $(BENCH_ARGS)

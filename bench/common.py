@@ -49,6 +49,8 @@ def bench_env(port: int = 0, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings.local",
+        # As deployed: DEBUG keeps every query and its timing in memory.
+        DJANGO_DEBUG="false",
         DATABASE_URL=f"{PG}/{DB_NAME}",
         READ_DATABASE_URL=f"{PG}/{READ_DB_NAME}",
         REDIS_URL=REDIS_URL,
@@ -62,6 +64,8 @@ def bench_env(port: int = 0, **extra: str) -> dict[str, str]:
         COMMAND_THROTTLE_RATE="1000000/s",
         PYTHONUNBUFFERED="1",
         PYTHONPATH=str(ROOT),
+        # As `make run`: metrics of every process in one directory.
+        PROMETHEUS_MULTIPROC_DIR=str(LOGS / "prometheus"),
     )
     if port:
         env["PORT"] = str(port)
@@ -172,6 +176,9 @@ class System:
         ]
 
     def __enter__(self) -> System:
+        metrics = LOGS / "prometheus"
+        shutil.rmtree(metrics, ignore_errors=True)
+        metrics.mkdir(parents=True)
         try:
             for proc in self.procs:
                 proc.start()
@@ -192,17 +199,20 @@ class System:
     def proc(self, name: str) -> Proc:
         return next(proc for proc in self.procs if proc.name == name)
 
+    def is_ready_http(self) -> bool:
+        import requests
+
+        try:
+            return requests.get(f"{self.url}/healthz", timeout=1).ok
+        except requests.RequestException:
+            return False
+
     def is_ready(self, proc: Proc) -> bool:
         assert proc.process is not None
         if proc.process.poll() is not None:
             raise RuntimeError(f"{proc.name} exited:\n{proc.log_tail()}")
         if proc.name == "web":
-            import requests
-
-            try:
-                return requests.get(f"{self.url}/healthz", timeout=1).ok
-            except requests.RequestException:
-                return False
+            return self.is_ready_http()
         if proc.name == "beat":
             return True
         return b"ready." in proc.log_path.read_bytes()
