@@ -27,7 +27,12 @@ application = ProtocolTypeRouter(
     {
         "http": WSGIMiddleware(
             get_wsgi_application(),  # type: ignore[arg-type]
-            workers=settings.WEB_THREADS,
+            # Requests that sleep (Prefer: wait, min_position) get threads of
+            # their own, up to their caps: WEB_THREADS stay for everything else,
+            # so that waiters at their caps never starve plain requests.
+            workers=settings.WEB_THREADS
+            + settings.COMMAND_MAX_CONCURRENT_WAITS
+            + settings.READ_MAX_CONCURRENT_WAITS,
         ),
         "websocket": BrowserOriginValidator(
             TokenOrSessionAuthMiddleware(URLRouter(websocket_urlpatterns))

@@ -305,7 +305,8 @@ PAYMENT_GATEWAY = env(
 PROJECTIONS_ON_PROJECTED = "commands_app.push.push_projected"
 # Called (at most once a second) with each projection's lag, for staff dashboards.
 PROJECTIONS_ON_LAG = "commands_app.push.push_projection_lag"
-# Threads per web process that run Django views (see config/asgi.py).
+# Threads per web process that run Django views (see config/asgi.py), besides
+# the COMMAND_ and READ_MAX_CONCURRENT_WAITS threads that waiting requests may hold.
 WEB_THREADS = env.int("WEB_THREADS", default=16)
 # Serve /bench/baseline/, the accept figure's floor (config/bench_views.py); only
 # `make bench` turns it on, for its own server.
