@@ -148,6 +148,15 @@ class Proc:
                         total += int(line.split()[1])
         return total
 
+    def cpu_seconds(self) -> float:
+        """Return the CPU time (user + system) the process tree has used."""
+        ticks = 0
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
