@@ -20,6 +20,7 @@ import importlib
 import importlib.metadata
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -113,6 +114,8 @@ def machine() -> str:
 
 
 def main(argv: list[str]) -> int:
+    # A SIGTERM unwinds like Ctrl-C, so that every started process is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args, ctx = parse(argv)
     ensure_requirements()
     if common.ensure_wrk() is None:
