@@ -13,11 +13,9 @@ exactly what this path reads.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from uuid import UUID
 
 import pytest
-from django.db import connections
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
@@ -29,8 +27,7 @@ from commands_app import execution, push, services
 from commands_app.models import CommandRecord, StoredEvent
 from observability import tracing
 from projections import runner
-from projections.locks import lock_key
-from projections.registry import projector_names
+from tests.support.projections import projections_held_here
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -47,27 +44,6 @@ def exporter(monkeypatch) -> Iterator[InMemorySpanExporter]:
     with tracing.use_provider(provider):
         yield memory
     provider.shutdown()
-
-
-@contextmanager
-def projections_held_here() -> Iterator[None]:
-    """Keep other processes' runners (a worker still draining for an earlier
-    test) off the projections, so that this process applies the events.
-
-    Session-level advisory locks on this process's read connection: its own
-    runner takes the same keys again (they are re-entrant per session), any
-    other runner waits, then gives up until its next run.
-    """
-    keys = [lock_key(name) for name in projector_names()]
-    with connections["read"].cursor() as cursor:
-        for key in keys:
-            cursor.execute("SELECT pg_advisory_lock(%s)", [key])
-    try:
-        yield
-    finally:
-        with connections["read"].cursor() as cursor:
-            for key in keys:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
 def by_name(spans: tuple[ReadableSpan, ...], name: str) -> list[ReadableSpan]:

@@ -35,7 +35,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from commands_app import execution, services, sweeper
+from commands_app import execution, push, services, sweeper
 from commands_app.models import CommandRecord, CommandStatus
 from commands_app.payments import get_gateway
 from commands_app.registry import COMMANDS
@@ -47,6 +47,7 @@ from tests.conftest import make_user
 from tests.projections.conftest import rows, settle
 from tests.reliability.reconcile import check_events, check_stock, check_versions
 from tests.support.commands import ADDRESS, DECLINED_CARD, GOOD_CARD
+from tests.support.projections import projections_held_here
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -534,13 +535,14 @@ def test_the_write_side_and_projections_keep_their_invariants(
     settings.PAYMENT_GATEWAY_LATENCY_MS = 0
     # No broker: the state machine is the worker.
     monkeypatch.setattr(services, "enqueue", lambda record: None)
+    # The machine is also the only projection runner: no wake-ups, and a worker
+    # still draining for an earlier test is kept off the projections.
+    monkeypatch.setattr(push, "wake_projections", lambda: None)
     OrdersMachine.staff = make_user("sm-staff", staff=True)
     OrdersMachine.customers = (make_user("sm-alice"), make_user("sm-bob"))
     try:
-        run_state_machine_as_test(
-            OrdersMachine,
-            settings=hypothesis_settings,
-        )
+        with projections_held_here():
+            run_state_machine_as_test(OrdersMachine, settings=hypothesis_settings)
     finally:
         truncate()
 
