@@ -12,6 +12,8 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
+from observability.logs import luhn_valid
+
 MAX_LINES = 100
 MAX_QUANTITY = 10_000
 MAX_PRICE_CENTS = 100_000_000
@@ -112,16 +114,6 @@ class PlaceOrderInput(StrictSerializer):
     shipping_address = AddressInput()
 
 
-def luhn_ok(number: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(number)):
-        digit = int(char)
-        if index % 2:
-            digit = digit * 2 - 9 if digit > 4 else digit * 2
-        total += digit
-    return total % 10 == 0
-
-
 class CardInput(StrictSerializer):
     number = serializers.RegexField(r"^[0-9]{12,19}\Z", write_only=True)
     exp_month = serializers.IntegerField(min_value=1, max_value=12)
@@ -129,7 +121,7 @@ class CardInput(StrictSerializer):
     cvc = serializers.RegexField(r"^[0-9]{3,4}\Z", write_only=True)
 
     def validate_number(self, value: str) -> str:
-        if not luhn_ok(value):
+        if not luhn_valid(value):
             raise serializers.ValidationError("This card number is not valid.")
         return value
 
