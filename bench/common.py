@@ -29,9 +29,10 @@ VENV_BIN = ROOT / ".venv" / "bin"
 RESULTS = ROOT / "bench" / "results"
 LOGS = RESULTS / "logs"
 PG = "postgres://postgres@127.0.0.1:5432"
-DB_NAME = "cqrs_bench"
-READ_DB_NAME = "cqrs_bench_read"
-REDIS_URL = "redis://127.0.0.1:6379/7"
+# BENCH_DB_NAME and BENCH_REDIS_URL let two benches run side by side (development).
+DB_NAME = os.environ.get("BENCH_DB_NAME", "cqrs_bench")
+READ_DB_NAME = DB_NAME + "_read"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
 BENCH_USER = "bench-customer"
 BENCH_STAFF = "bench-staff"
 
