@@ -1,7 +1,8 @@
 """Domain events: past-tense facts, stored under stable versioned type names.
 
 A stored `.v1` payload is never edited: a changed payload gets a new class with
-`.v2` and an upcaster from the old one.
+`.v2` and an upcaster from the old one (`UPCASTERS`), applied on every read so
+that aggregates and projectors only ever see the newest version.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar, get_args, get_origin, get_type_hints
 from uuid import UUID
@@ -140,8 +142,28 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 
 
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+# Old type name -> (next type name, a pure function from the old payload to the
+# next one). Chains are followed to the newest version: v1 -> v2 -> v3. Empty
+# while no event has a second version; docs/operations.md says how to add one.
+UPCASTERS: dict[str, tuple[str, Upcaster]] = {}
+
+
 class UnknownEventTypeError(LookupError):
     """Raise for a stored type name that this code does not know."""
+
+
+def upcast(type_name: str, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Return the newest type name and payload for a stored event."""
+    seen = {type_name}
+    while type_name in UPCASTERS:
+        type_name, function = UPCASTERS[type_name]
+        if type_name in seen:
+            raise ValueError(f"upcasters loop back to {type_name}")
+        seen.add(type_name)
+        data = function(data)
+    return type_name, data
 
 
 def event_to_data(event: Event) -> dict[str, Any]:
@@ -150,7 +172,8 @@ def event_to_data(event: Event) -> dict[str, Any]:
 
 
 def event_from_data(type_name: str, data: dict[str, Any]) -> Event:
-    """Rebuild an event from its stored type name and data."""
+    """Rebuild an event from its stored type name and data, upcast first."""
+    type_name, data = upcast(type_name, data)
     try:
         cls = EVENT_TYPES[type_name]
     except KeyError:

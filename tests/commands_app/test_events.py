@@ -9,6 +9,7 @@ import pytest
 
 from commands_app.domain.events import (
     EVENT_TYPES,
+    UPCASTERS,
     OrderCancelled,
     OrderShipped,
     ProductRestocked,
@@ -16,6 +17,7 @@ from commands_app.domain.events import (
     UnknownEventTypeError,
     event_from_data,
     event_to_data,
+    upcast,
 )
 
 from .given import paid, placed, registered, reserved
@@ -70,3 +72,46 @@ def test_serialized_events_hold_plain_json_values():
 def test_an_unknown_event_type_is_refused_when_loading():
     with pytest.raises(UnknownEventTypeError):
         event_from_data("order.teleported.v1", {"order_id": str(uuid4())})
+
+
+def _tracking_renamed(data: dict) -> dict:
+    """A made-up old shape: `tracking` before it was `tracking_number`."""
+    data = dict(data)
+    data["tracking_number"] = data.pop("tracking")
+    return data
+
+
+def _carrier_dropped(data: dict) -> dict:
+    return {key: value for key, value in data.items() if key != "carrier"}
+
+
+def test_old_payloads_are_upcast_along_the_chain_before_decoding(monkeypatch):
+    monkeypatch.setitem(
+        UPCASTERS, "order.shipped.v-1", ("order.shipped.v0", _tracking_renamed)
+    )
+    monkeypatch.setitem(
+        UPCASTERS, "order.shipped.v0", ("order.shipped.v1", _carrier_dropped)
+    )
+    order_id = uuid4()
+    stored = {"order_id": str(order_id), "tracking": "TRK-1", "carrier": "post"}
+
+    assert upcast("order.shipped.v-1", stored) == (
+        "order.shipped.v1",
+        {"order_id": str(order_id), "tracking_number": "TRK-1"},
+    )
+    assert event_from_data("order.shipped.v-1", stored) == OrderShipped(
+        order_id=order_id, tracking_number="TRK-1"
+    )
+    assert stored["tracking"] == "TRK-1", "the stored payload is left as it was"
+
+
+def test_the_newest_version_is_not_upcast():
+    data = {"order_id": str(uuid4()), "tracking_number": "TRK-2"}
+    assert upcast("order.shipped.v1", data) == ("order.shipped.v1", data)
+
+
+def test_an_upcaster_loop_is_refused(monkeypatch):
+    monkeypatch.setitem(UPCASTERS, "a.v1", ("a.v2", dict))
+    monkeypatch.setitem(UPCASTERS, "a.v2", ("a.v1", dict))
+    with pytest.raises(ValueError, match="loop"):
+        upcast("a.v1", {})
