@@ -19,7 +19,7 @@ from django.db import IntegrityError, connections, transaction
 
 from observability import metrics
 
-from .domain.events import Event, event_from_data, event_to_data
+from .domain.events import Event, event_from_data, event_to_data, upcast
 
 DB_ALIAS = "default"
 
@@ -189,13 +189,15 @@ def head() -> Checkpoint:
 
 def _recorded(row: Sequence[Any]) -> RecordedEvent:
     position, tx_id, stream_id, version, type_name, data, metadata, recorded_at = row
+    # Readers see the newest version of each event type (domain/events.py).
+    type_name, data = upcast(type_name, _json(data))
     return RecordedEvent(
         position=position,
         tx_id=tx_id,
         stream_id=stream_id,
         version=version,
         type=type_name,
-        data=_json(data),
+        data=data,
         metadata=_json(metadata),
         recorded_at=recorded_at,
     )

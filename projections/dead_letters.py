@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from commands_app.domain.events import upcast
 from commands_app.eventstore import RecordedEvent
 
 from .base import READ_DB, Projector, apply_with_retries, retry_delays
@@ -65,13 +66,15 @@ def park(
 
 
 def recorded_event(letter: DeadLetter) -> RecordedEvent:
+    # A letter parked before an upcaster existed holds the older version.
+    event_type, data = upcast(letter.event_type, letter.data)
     return RecordedEvent(
         position=letter.position,
         tx_id=letter.tx_id,
         stream_id=letter.stream_id,
         version=letter.version,
-        type=letter.event_type,
-        data=letter.data,
+        type=event_type,
+        data=data,
         metadata=letter.metadata,
         recorded_at=letter.recorded_at,
     )

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
 from commands_app import eventstore
-from commands_app.domain.events import ProductRestocked
+from commands_app.domain.events import UPCASTERS, ProductRestocked
 from commands_app.eventstore import Checkpoint, ConcurrencyError, NewEvents
 from tests.support.processes import wait_until
 
@@ -128,3 +128,34 @@ def test_appending_at_a_stale_version_is_a_concurrency_error_and_appends_nothing
     with transaction.atomic():
         eventstore.append([NewEvents(stream, 1, (restock,))], metadata={})
     assert eventstore.load_streams([stream])[stream] == [event, restock]
+
+
+def test_readers_see_a_stored_old_version_as_the_newest_one(monkeypatch):
+    def quantity_renamed(data: dict) -> dict:
+        data = dict(data)
+        data["quantity"] = data.pop("units")
+        return data
+
+    monkeypatch.setitem(
+        UPCASTERS, "product.restocked.v0", ("product.restocked.v1", quantity_renamed)
+    )
+    product_id = uuid4()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO events (stream_id, version, type, data, metadata) "
+            "VALUES (%s, 1, 'product.restocked.v0', %s, '{}')",
+            [
+                f"product-{product_id}",
+                json.dumps({"product_id": str(product_id), "units": 3}),
+            ],
+        )
+    wait_until(lambda: len(positions()) == 1)
+
+    (recorded,) = eventstore.read_after(Checkpoint())
+    assert recorded.type == "product.restocked.v1"
+    assert recorded.data == {"product_id": str(product_id), "quantity": 3}
+    restocked = ProductRestocked(product_id=product_id, quantity=3)
+    assert recorded.to_domain() == restocked
+    assert eventstore.load_streams([f"product-{product_id}"]) == {
+        f"product-{product_id}": [restocked]
+    }
