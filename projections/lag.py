@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,8 @@ logger = logging.getLogger(__name__)
 THROTTLE_KEY = "projections:lag-reported"
 THROTTLE_MS = 1000
 COUNT_LIMIT = 100_000
+# This process's own last report: the Redis throttle is not asked again sooner.
+_reported_at = float("-inf")
 
 
 @functools.cache
@@ -60,12 +63,17 @@ def projection_lag() -> list[dict[str, Any]]:
 
 def report_lag() -> bool:
     """Hand the lag to PROJECTIONS_ON_LAG, at most once a second; say if it did."""
+    global _reported_at
     callback_path = getattr(settings, "PROJECTIONS_ON_LAG", None)
     if not callback_path:
+        return False
+    now = time.monotonic()
+    if now - _reported_at < THROTTLE_MS / 1000:
         return False
     try:
         if not _redis().set(THROTTLE_KEY, 1, nx=True, px=THROTTLE_MS):
             return False
+        _reported_at = now
         callback: Callable[[list[dict[str, Any]]], object] = import_string(
             callback_path
         )

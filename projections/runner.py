@@ -1,9 +1,13 @@
-"""The runner: apply events to each projection from its checkpoint, in batches.
+"""The runner: apply events to every projection from its checkpoint, in rounds.
 
-Each batch and its checkpoint commit in one short transaction of the read
-database, under the projection's advisory lock, so that one runner at a time
-applies a projection whatever the number of workers. After each batch, the
-commands that every projection has now applied are announced.
+A round is one short transaction of the read database for all projections:
+their advisory locks (tried in one statement, so that one runner at a time
+applies a projection whatever the number of workers; one held elsewhere sits
+the round out), their checkpoints, one read of the events from the lowest of
+them, each projection's share in a savepoint of its own (a failure there
+leaves the others' work in place), the moved checkpoints, and the mark of the
+commands that every projection has now applied. Those commands are announced
+after the commit.
 """
 
 from __future__ import annotations
@@ -17,14 +21,15 @@ from typing import Any
 from django.db import connections, transaction
 
 from commands_app import eventstore
+from commands_app.eventstore import Checkpoint as Position
 from commands_app.eventstore import RecordedEvent
 from observability import metrics, tracing
 
-from .announce import announce_projected
+from .announce import announce_in_round, announce_projected, notify_projected
 from .base import READ_DB, Projector, apply_with_retries, pipelined, retry_delays
 from .dead_letters import blocked_streams, park
 from .lag import report_lag
-from .locks import projection_lock
+from .locks import lock_key, projection_lock
 from .models import Checkpoint, DeadLetterStatus
 from .registry import projector_class, projector_names
 
@@ -36,7 +41,7 @@ LOCK_WAIT_SECONDS = 5.0
 @dataclass
 class BatchResult:
     read: int = 0
-    parked: int = 0
+    parked: bool = False
     locked_out: bool = False
 
 
@@ -44,6 +49,17 @@ class BatchResult:
 class CatchUpResult:
     applied: dict[str, int] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RoundResult:
+    """What one round did: events read, and per projection applied or why not."""
+
+    read: int = 0
+    applied: dict[str, int] = field(default_factory=dict)
+    locked_out: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    announced: list[int] = field(default_factory=list)
 
 
 def ensure_checkpoints(names: tuple[str, ...] | list[str]) -> None:
@@ -59,41 +75,177 @@ def catch_up(
     *,
     max_seconds: float | None = None,
 ) -> CatchUpResult:
-    """Apply new events to one projection (or all), until a batch comes back short.
+    """Apply new events to one projection (or all), until a read comes back short.
 
-    The projections take a batch each in turn, and the commands that all of them
-    have applied are announced once per round: one announcement per wake-up
-    when the projections are nearly caught up, not one per projection.
+    Each round reads the events once for every projection still active. A
+    projection that another runner holds sits the rest out here, then gets
+    the bounded wait for its lock of `run_batch` (that runner may have read
+    before the events this run was woken for).
     """
     names = [name] if name else list(projector_names())
-    ensure_checkpoints(list(projector_names()))
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
     result = CatchUpResult(applied=dict.fromkeys(names, 0))
     projectors = {projection: projector_class(projection)() for projection in names}
     active = list(names)
+    locked_out: list[str] = []
     while active:
-        applied = False
-        for projection in list(active):
-            try:
-                batch = run_batch(projectors[projection], batch_size)
-            except Exception as exc:
-                logger.exception("projection %s failed", projection)
-                result.errors[projection] = repr(exc)
-                Checkpoint.objects.filter(name=projection).update(
-                    last_error=f"runner: {exc!r}"[:2000]
-                )
-                active.remove(projection)
-                continue
-            result.applied[projection] += batch.read
-            applied = applied or batch.read > 0
-            if batch.locked_out or batch.read < batch_size:
-                active.remove(projection)
-        if applied:
-            announce_projected()
-            report_lag()
+        try:
+            round_ = run_round([projectors[p] for p in active], batch_size)
+        except Exception as exc:
+            logger.exception("projection round failed")
+            for projection in active:
+                _record_error(result, projection, exc)
+            break
+        for projection, count in round_.applied.items():
+            result.applied[projection] += count
+        for projection, error in round_.errors.items():
+            result.errors[projection] = error
+        gone = set(round_.errors) | set(round_.locked_out)
+        locked_out += round_.locked_out
+        active = [projection for projection in active if projection not in gone]
+        if round_.read < batch_size:
+            break
         if deadline is not None and time.monotonic() > deadline:
             break
+    for projection in locked_out:
+        _catch_up_alone(projectors[projection], batch_size, result, deadline)
     return result
+
+
+def _catch_up_alone(
+    projector: Projector,
+    batch_size: int,
+    result: CatchUpResult,
+    deadline: float | None,
+) -> None:
+    """Catch one projection up batch by batch, waiting (bounded) for its lock."""
+    while True:
+        try:
+            batch = run_batch(projector, batch_size)
+        except Exception as exc:
+            logger.exception("projection %s failed", projector.name)
+            _record_error(result, projector.name, exc)
+            return
+        result.applied[projector.name] += batch.read
+        if batch.read:
+            announce_projected()
+            report_lag()
+        if batch.locked_out or batch.read < batch_size:
+            return
+        if deadline is not None and time.monotonic() > deadline:
+            return
+
+
+def _record_error(result: CatchUpResult, projection: str, exc: Exception) -> None:
+    result.errors[projection] = repr(exc)
+    Checkpoint.objects.filter(name=projection).update(
+        last_error=f"runner: {exc!r}"[:2000]
+    )
+
+
+def run_round(projectors: list[Projector], batch_size: int) -> RoundResult:
+    """Apply one batch to every projection and announce, in one read transaction."""
+    result = RoundResult()
+    with transaction.atomic(using=READ_DB):
+        held = try_locks([projector.name for projector in projectors])
+        result.locked_out = [p.name for p in projectors if p.name not in held]
+        checkpoints = read_checkpoints()
+        mine = {p.name: checkpoints[p.name] for p in projectors if p.name in held}
+        if not mine:
+            return result
+        start = min(mine.values())
+        events = eventstore.read_after(start, limit=batch_size)
+        result.read = len(events)
+        if not events:
+            return result
+        moved: dict[str, tuple[Position, str]] = {}
+        for projector in projectors:
+            if projector.name not in mine:
+                continue
+            after = mine[projector.name]
+            share = [event for event in events if event.checkpoint > after]
+            if not share:
+                continue
+            try:
+                parked = apply_share(projector, share)
+            except Exception as exc:
+                logger.exception("projection %s failed", projector.name)
+                result.errors[projector.name] = repr(exc)
+                moved_error = f"runner: {exc!r}"[:2000]
+                moved[projector.name] = (after, moved_error)
+                continue
+            moved[projector.name] = (share[-1].checkpoint, parked)
+            result.applied[projector.name] = len(share)
+        save_checkpoints(moved)
+        for name, (checkpoint, _error) in moved.items():
+            checkpoints[name] = checkpoint
+        every_lock = len(mine) == len(checkpoints)
+        result.announced = announce_in_round(
+            checkpoints if every_lock else None, start, events
+        )
+    for name, count in result.applied.items():
+        metrics.projection_read(name, count)
+    notify_projected(result.announced)
+    if result.applied:
+        report_lag()
+    return result
+
+
+def try_locks(names: list[str]) -> set[str]:
+    """Try every projection's lock for the current transaction in one statement."""
+    assert connections[READ_DB].in_atomic_block, "the locks last as long as it"
+    keys = {lock_key(name): name for name in names}
+    with connections[READ_DB].cursor() as cursor:
+        cursor.execute(
+            "SELECT key FROM unnest(%s::bigint[]) AS key "
+            "WHERE pg_try_advisory_xact_lock(key)",
+            [list(keys)],
+        )
+        return {keys[row[0]] for row in cursor.fetchall()}
+
+
+def read_checkpoints() -> dict[str, Position]:
+    """Return every projection's checkpoint, creating the missing ones."""
+    names = projector_names()
+    rows = Checkpoint.objects.filter(name__in=names).values_list(
+        "name", "tx_id", "position"
+    )
+    checkpoints = {name: Position(tx_id, position) for name, tx_id, position in rows}
+    if len(checkpoints) < len(names):
+        ensure_checkpoints([name for name in names if name not in checkpoints])
+        return read_checkpoints()
+    return checkpoints
+
+
+def apply_share(projector: Projector, events: list[RecordedEvent]) -> str:
+    """Apply a projection's share of the round in a savepoint; return its error."""
+    if not any(projector.handles(event) for event in events):
+        return ""
+    with transaction.atomic(using=READ_DB):
+        parked = apply_events(projector, events)
+        projector.flush()
+    return parked
+
+
+def save_checkpoints(moved: dict[str, tuple[Position, str]]) -> None:
+    """Move the checkpoints (and record parked events' errors) in one statement."""
+    if not moved:
+        return
+    names = list(moved)
+    with connections[READ_DB].cursor() as cursor:
+        cursor.execute(
+            "UPDATE read_checkpoints AS c "
+            "SET tx_id = v.tx_id, position = v.position, updated_at = now(), "
+            "last_error = CASE WHEN v.error = '' THEN c.last_error ELSE v.error END "
+            "FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::text[]) "
+            "AS v (name, tx_id, position, error) WHERE c.name = v.name",
+            [
+                names,
+                [moved[name][0].tx_id for name in names],
+                [moved[name][0].position for name in names],
+                [moved[name][1] for name in names],
+            ],
+        )
 
 
 def drain(*, max_seconds: float = 120.0, settle_seconds: float = 10.0) -> None:
@@ -104,26 +256,39 @@ def drain(*, max_seconds: float = 120.0, settle_seconds: float = 10.0) -> None:
     the beat safety net, wait (bounded) until every transaction running now has
     ended, catching up meanwhile.
     """
-    target = _snapshot("pg_snapshot_xmax")
+    target, all_visible = _horizon(None)
     started = time.monotonic()
     while True:
-        all_visible = _snapshot("pg_snapshot_xmin") >= target
         catch_up(max_seconds=max_seconds)
         elapsed = time.monotonic() - started
         if all_visible or elapsed > min(settle_seconds, max_seconds):
             return
         time.sleep(0.02)
+        _target, all_visible = _horizon(target)
 
 
-def _snapshot(function: str) -> int:
-    """Return the xmin or xmax of the event store's current snapshot."""
+def _horizon(target: int | None) -> tuple[int, bool]:
+    """Return the snapshot's xmax, and if every transaction before `target` ended.
+
+    With no target, the snapshot's own xmax is the target: one round trip says
+    whether a transaction is running at all.
+    """
     with connections[eventstore.DB_ALIAS].cursor() as cursor:
-        cursor.execute(f"SELECT {function}(pg_current_snapshot())::text::bigint")
-        return int(cursor.fetchone()[0])
+        cursor.execute(
+            "SELECT pg_snapshot_xmin(s)::text::bigint, "
+            "pg_snapshot_xmax(s)::text::bigint FROM pg_current_snapshot() AS s"
+        )
+        xmin, xmax = (int(value) for value in cursor.fetchone())
+    target = xmax if target is None else target
+    return target, xmin >= target
 
 
 def run_batch(projector: Projector, batch_size: int) -> BatchResult:
-    """Apply one batch and move the checkpoint, in one read transaction."""
+    """Apply one batch to one projection and move its checkpoint, in one transaction.
+
+    Waits (bounded) for the projection's lock: the path of a projection that
+    another runner held during a round.
+    """
     with transaction.atomic(using=READ_DB):
         if not projection_lock(projector.name, timeout_seconds=LOCK_WAIT_SECONDS):
             return BatchResult(locked_out=True)
