@@ -63,7 +63,7 @@ def test_a_snapshot_plus_later_events_equals_the_whole_stream_replayed():
     assert rebuilt.version == whole.version == 21
 
 
-def test_a_snapshot_is_stored_every_hundred_events_in_the_appending_transaction():
+def test_a_snapshot_is_stored_every_few_events_in_the_appending_transaction():
     registration = registered(stock=1000)
     with transaction.atomic():
         eventstore.append(
