@@ -3,16 +3,23 @@
 A worker claims a command by bumping its attempt number; the final transaction
 (events and status) commits only while that attempt still holds the claim, so a
 worker that wakes up after its lease ran out cannot commit twice (fencing).
+
+The hot path is three statements of its own around the handler's reads: the
+claim, which also returns the command and its user's staff flag; the append;
+and the final status, an UPDATE conditional on the attempt that is also the
+fence (no row: the claim was lost, and the whole transaction rolls back).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -30,29 +37,46 @@ class LostClaimError(Exception):
     """Raise when another attempt took the command over (this one is fenced)."""
 
 
-def claim(command_id: UUID) -> int | None:
-    """Claim a command for this worker; return the attempt number, or None."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE commands SET status = 'running', attempt = attempt + 1, "
-            "lease_expires_at = now() + make_interval(secs => %s), "
-            "started_at = coalesce(started_at, now()), "
-            "status_seq = status_seq + (status = 'accepted')::int "
-            "WHERE id = %s AND (status = 'accepted' OR "
-            "(status = 'running' AND lease_expires_at < now())) "
-            "RETURNING attempt",
+_CLAIM_SQL = """
+UPDATE commands AS c SET status = 'running', attempt = c.attempt + 1,
+    lease_expires_at = now() + make_interval(secs => %s),
+    started_at = coalesce(c.started_at, now()),
+    status_seq = c.status_seq + (c.status = 'accepted')::int
+FROM {users} AS u
+WHERE c.id = %s AND u.id = c.user_id AND (c.status = 'accepted'
+    OR (c.status = 'running' AND c.lease_expires_at < now()))
+RETURNING c.*, u.is_staff AS user_is_staff
+"""
+
+
+def claim_record(command_id: UUID) -> CommandRecord | None:
+    """Claim a command for this worker; return it as claimed, or None.
+
+    One statement: the returned record carries the new `attempt` and its
+    user's staff flag (`user_is_staff`), so nothing else needs loading.
+    """
+    users = get_user_model()._meta.db_table
+    claimed = list(
+        CommandRecord.objects.raw(
+            _CLAIM_SQL.format(users=connection.ops.quote_name(users)),
             [settings.COMMAND_LEASE_SECONDS, command_id],
         )
-        row = cursor.fetchone()
-    return None if row is None else int(row[0])
+    )
+    return claimed[0] if claimed else None
+
+
+def claim(command_id: UUID) -> int | None:
+    """Claim a command for this worker; return the attempt number, or None."""
+    record = claim_record(command_id)
+    return None if record is None else record.attempt
 
 
 def execute(command_id: UUID) -> None:
     """Run one command to a final status; safe to call twice or concurrently."""
-    attempt = claim(command_id)
-    if attempt is None:
+    record = claim_record(command_id)
+    if record is None:
         return
-    record = CommandRecord.objects.select_related("user").get(pk=command_id)
+    attempt = record.attempt
     context.bind(command_id=record.id, correlation_id=record.correlation_id)
     attributes = {"command.id": str(record.id), "command.type": record.type}
     with tracing.span(
@@ -84,7 +108,7 @@ def _run(record: CommandRecord, attempt: int) -> None:
 
 def _decide_and_commit(record: CommandRecord, attempt: int) -> None:
     handler_context = handlers.Context(
-        command_id=record.id, user_id=record.user_id, is_staff=record.user.is_staff
+        command_id=record.id, user_id=record.user_id, is_staff=_user_is_staff(record)
     )
     handler = handlers.HANDLERS[record.type]
     for _ in range(settings.COMMAND_CONFLICT_RETRIES):
@@ -98,7 +122,6 @@ def _decide_and_commit(record: CommandRecord, attempt: int) -> None:
             return
         try:
             with transaction.atomic():
-                hold_claim(record.id, attempt)
                 with tracing.span("eventstore.append"):
                     positions = eventstore.append(
                         [
@@ -117,7 +140,6 @@ def _decide_and_commit(record: CommandRecord, attempt: int) -> None:
                     status=CommandStatus.SUCCEEDED,
                     result=outcome.result,
                     position=max(positions, default=None),
-                    claim_held=True,
                 )
             return
         except ConcurrencyError:
@@ -160,6 +182,15 @@ def event_metadata(record: CommandRecord) -> dict[str, Any]:
     }
 
 
+_FINISH_SQL = """
+UPDATE commands SET status = %s, result = %s::jsonb, error = %s::jsonb,
+    position = %s, progress = %s, finished_at = %s, lease_expires_at = NULL,
+    status_seq = status_seq + 1
+WHERE id = %s AND attempt = %s AND status = 'running'
+RETURNING status_seq
+"""
+
+
 def finish(
     record: CommandRecord,
     attempt: int,
@@ -168,38 +199,43 @@ def finish(
     result: dict[str, Any] | None = None,
     error: dict[str, Any] | None = None,
     position: int | None = None,
-    claim_held: bool = False,
 ) -> None:
     """Write the final status if `attempt` still holds the claim; push on commit.
 
     Called inside the transaction that appended the events, so that events and
-    status commit together or not at all; that transaction has locked the claim
-    already (`claim_held`). No savepoint: a failure here fails the whole
-    transaction anyway.
+    status commit together or not at all. The UPDATE is the fence: it only
+    matches while this attempt holds the claim, and it locks the row until the
+    commit, so a claim taken over before it matches nothing (LostClaimError
+    rolls the events back) and one tried after it waits, then finds the
+    command final. No savepoint: a failure here fails the whole transaction.
     """
-    with transaction.atomic(savepoint=False):
-        if not claim_held:
-            hold_claim(record.id, attempt)
+    progress = 100 if status == CommandStatus.SUCCEEDED else record.progress
+    finished_at = timezone.now()
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(
+            _FINISH_SQL,
+            [
+                status,
+                None if result is None else json.dumps(result),
+                None if error is None else json.dumps(error),
+                position,
+                progress,
+                finished_at,
+                record.id,
+                attempt,
+            ],
+        )
+        row = cursor.fetchone()
+        if row is None:
+            raise LostClaimError(str(record.id))
         record.status = status
         record.result = result
         record.error = error
         record.position = position
-        record.progress = 100 if status == CommandStatus.SUCCEEDED else record.progress
-        record.finished_at = timezone.now()
+        record.progress = progress
+        record.finished_at = finished_at
         record.lease_expires_at = None
-        record.status_seq += 1
-        record.save(
-            update_fields=[
-                "status",
-                "result",
-                "error",
-                "position",
-                "progress",
-                "finished_at",
-                "lease_expires_at",
-                "status_seq",
-            ]
-        )
+        record.status_seq = row[0]
         transaction.on_commit(lambda: push.after_commit(record))
         transaction.on_commit(lambda: record_outcome(record))
 
@@ -213,6 +249,13 @@ def record_outcome(record: CommandRecord) -> None:
         started_at=record.started_at,
         finished_at=record.finished_at,
     )
+
+
+def _user_is_staff(record: CommandRecord) -> bool:
+    # `claim_record` reads the flag with the command; a record loaded
+    # otherwise (a test, a woken attempt) asks for its user.
+    flag = getattr(record, "user_is_staff", None)
+    return bool(record.user.is_staff if flag is None else flag)
 
 
 def hold_claim(command_id: UUID, attempt: int) -> CommandRecord:

@@ -106,8 +106,11 @@ def place_order(payload: dict[str, Any], context: Context) -> Outcome:
         shipping_address=Address(**payload["shipping_address"]),
     )
     stream = order_stream(command.order_id)
-    existing = eventstore.load_streams([stream])[stream]
-    products = load_products(line.product_id for line in command.lines)
+    products, streams = snapshots.load(
+        list(dict.fromkeys(line.product_id for line in command.lines)),
+        streams=[stream],
+    )
+    existing = streams[stream]
     changed = decisions.place_order(
         command,
         existing=Order.from_events(command.order_id, existing) if existing else None,

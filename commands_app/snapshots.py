@@ -4,7 +4,16 @@ Loading a product replays its whole stream, so without snapshots placing an
 order would get slower with every order placed before it. A snapshot of a
 product's state is stored every `SNAPSHOT_EVERY` events, in the transaction
 that appends them (so it never runs ahead of the events, and a lost race rolls
-it back too); loading reads the snapshot and only the events after it.
+it back too); loading reads the snapshot and only the events after it, in the
+same statement.
+
+Formats (`Product.SNAPSHOT_SCHEMA`): schema 2 is the product's O(1) state.
+Schema 1 also held `reserved_for`, every open reservation of the product (the
+430 KB of a product with 10,000 orders); the rest of it means what schema 2
+means. The loader is tolerant of schema 1: it has PostgreSQL drop
+`reserved_for` before sending the row, loads the rest, and marks the product
+as having no current snapshot, so that the next append stores a schema 2 one
+in its place. Any other schema is ignored (the stream is replayed).
 """
 
 from __future__ import annotations
@@ -17,44 +26,77 @@ from uuid import UUID
 from django.db import connections
 
 from .domain.decisions import Aggregate
-from .domain.events import event_from_data
+from .domain.events import Event, event_from_data
 from .domain.product import Product, product_stream
 from .eventstore import DB_ALIAS
 
-SNAPSHOT_EVERY = 100
+# A snapshot is a few hundred bytes now (the state is O(1)), written with the
+# events; decoding the events after it costs about 30 us each on every load.
+SNAPSHOT_EVERY = 20
+# Schemas the loader reads: older ones are upgraded in `_LOAD_SQL`.
+READABLE_SCHEMAS = (1, Product.SNAPSHOT_SCHEMA)
+
+# One round trip: each stream's snapshot (type NULL) then its events after it,
+# in version order. The snapshot row sorts first as events follow its version.
+_LOAD_SQL = """
+WITH snap AS MATERIALIZED (
+    SELECT stream_id, version, schema, state - 'reserved_for' AS state
+    FROM stream_snapshots
+    WHERE stream_id = ANY(%(streams)s) AND schema = ANY(%(schemas)s)
+), wanted AS (
+    SELECT w.stream_id, coalesce(s.version, 0) AS after
+    FROM unnest(%(streams)s::text[]) AS w(stream_id)
+    LEFT JOIN snap AS s USING (stream_id)
+)
+SELECT stream_id, version, NULL AS type, state AS data, schema FROM snap
+UNION ALL
+SELECT e.stream_id, e.version, e.type, e.data, NULL
+FROM wanted AS w
+JOIN events AS e ON e.stream_id = w.stream_id AND e.version > w.after
+ORDER BY 1, 2
+"""
 
 
 def load_products(product_ids: Sequence[UUID]) -> dict[UUID, Product]:
     """Return each product from its snapshot (if any) and the events after it."""
-    streams = {product_stream(pid): pid for pid in product_ids}
-    if not streams:
-        return {}
+    return load(product_ids)[0]
+
+
+def load(
+    product_ids: Sequence[UUID], *, streams: Sequence[str] = ()
+) -> tuple[dict[UUID, Product], dict[str, list[Event]]]:
+    """Return products as `load_products` does, and the events of `streams`.
+
+    `streams` are streams without snapshots (an order's), returned whole:
+    reading them in the same statement saves place-order a round trip.
+    """
+    by_stream = {product_stream(pid): pid for pid in product_ids}
+    wanted = list(dict.fromkeys([*by_stream, *streams]))
+    if not wanted:
+        return {}, {}
+    found: dict[str, tuple[int, int, dict[str, Any]]] = {}
+    events: dict[str, list[Event]] = {stream: [] for stream in wanted}
     with connections[DB_ALIAS].cursor() as cursor:
         cursor.execute(
-            "SELECT stream_id, version, state FROM stream_snapshots "
-            "WHERE stream_id = ANY(%s) AND schema = %s",
-            [list(streams), Product.SNAPSHOT_SCHEMA],
+            _LOAD_SQL, {"streams": wanted, "schemas": list(READABLE_SCHEMAS)}
         )
-        snapshots = {row[0]: (row[1], _json(row[2])) for row in cursor.fetchall()}
-        after = [snapshots.get(stream, (0, None))[0] for stream in streams]
-        cursor.execute(
-            "SELECT e.stream_id, e.type, e.data FROM events e "
-            "JOIN unnest(%s::text[], %s::int[]) AS s(stream_id, after) "
-            "ON e.stream_id = s.stream_id AND e.version > s.after "
-            "ORDER BY e.stream_id, e.version",
-            [list(streams), after],
-        )
-        events: dict[str, list[Any]] = {stream: [] for stream in streams}
-        for stream_id, type_name, data in cursor.fetchall():
-            events[stream_id].append(event_from_data(type_name, _json(data)))
+        for stream_id, version, type_name, data, schema in cursor.fetchall():
+            if type_name is None:
+                found[stream_id] = (version, schema, _json(data))
+            else:
+                events[stream_id].append(event_from_data(type_name, _json(data)))
     products = {}
-    for stream, pid in streams.items():
-        if stream in snapshots:
-            version, state = snapshots[stream]
-            products[pid] = Product.from_snapshot(pid, version, state, events[stream])
-        else:
+    for stream, pid in by_stream.items():
+        if stream not in found:
             products[pid] = Product.from_events(pid, events[stream])
-    return products
+            continue
+        version, schema, state = found[stream]
+        product = Product.from_snapshot(pid, version, state, events[stream])
+        if schema != Product.SNAPSHOT_SCHEMA:
+            # Due again: the next append replaces it with the current format.
+            product.snapshot_version = 0
+        products[pid] = product
+    return products, {stream: events[stream] for stream in streams}
 
 
 def save_due(changed: Iterable[Aggregate]) -> None:

@@ -124,13 +124,14 @@ def pay_order(order: Order, charge: Charge) -> list[Aggregate]:
 def cancel_order(
     command: CancelOrder, *, order: Order, products: Mapping[UUID, Product]
 ) -> list[Aggregate]:
+    # Refused unless placed or paid: an order gives its stock back once, as
+    # OrderCancelled and the releases are appended together or not at all.
     order.cancel(reason=command.reason, cancelled_by=command.cancelled_by)
     changed: list[Aggregate] = [order]
-    for line in order.lines:
-        product = products[line.product_id]
-        product.release(order_id=order.id)
-        if product.pending_events:
-            changed.append(product)
+    for product_id, quantity in order.reserved_quantities().items():
+        product = products[product_id]
+        product.release(order_id=order.id, quantity=quantity)
+        changed.append(product)
     return changed
 
 

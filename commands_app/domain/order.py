@@ -71,6 +71,20 @@ class Order:
             raise OrderNotFoundError("No such order.", order_id=str(order_id))
         return order
 
+    def reserved_quantities(self) -> dict[UUID, int]:
+        """Return the quantity of each product that placing this order reserved.
+
+        Placing reserves each product once, for the sum of its lines, so the
+        lines are the order's own record of what to give back when it is
+        cancelled; the products need not remember every order.
+        """
+        quantities: dict[UUID, int] = {}
+        for line in self.lines:
+            quantities[line.product_id] = (
+                quantities.get(line.product_id, 0) + line.quantity
+            )
+        return quantities
+
     def check_visible_to(self, *, user_id: int, is_staff: bool) -> None:
         """Treat another customer's order as absent, never as forbidden."""
         if not is_staff and self.customer_id != user_id:

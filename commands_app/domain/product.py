@@ -1,4 +1,9 @@
-"""The Product aggregate: catalogue entry and its available stock."""
+"""The Product aggregate: catalogue entry and its available stock.
+
+Its state is the same size however many orders it has seen: it keeps no ledger of
+open reservations. An order knows what it reserved (its lines) and gives it back
+once, when it is cancelled (`decisions.cancel_order`).
+"""
 
 from __future__ import annotations
 
@@ -29,13 +34,13 @@ class Product:
     price_cents: int = 0
     available: int = 0
     version: int = 0
-    reserved_for: dict[UUID, int] = field(default_factory=dict)
     pending_events: list[Event] = field(default_factory=list)
     # The version of the latest stored snapshot (see `snapshot`).
     snapshot_version: int = field(default=0, compare=False, repr=False)
 
     # The format of `snapshot()`; bump it when the state's shape changes.
-    SNAPSHOT_SCHEMA: ClassVar[int] = 1
+    # 1 also held `reserved_for` (every open reservation); 2 does not.
+    SNAPSHOT_SCHEMA: ClassVar[int] = 2
 
     @property
     def stream(self) -> str:
@@ -87,7 +92,6 @@ class Product:
             price_cents=state["price_cents"],
             available=state["available"],
             version=version,
-            reserved_for={UUID(k): v for k, v in state["reserved_for"].items()},
             snapshot_version=version,
         )
         for event in events:
@@ -102,7 +106,6 @@ class Product:
             "name": self.name,
             "price_cents": self.price_cents,
             "available": self.available,
-            "reserved_for": {str(k): v for k, v in self.reserved_for.items()},
         }
 
     def restock(self, quantity: int) -> None:
@@ -122,13 +125,16 @@ class Product:
             StockReserved(product_id=self.id, order_id=order_id, quantity=quantity)
         )
 
-    def release(self, *, order_id: UUID) -> None:
-        """Give back what an order reserved; releasing twice changes nothing."""
-        quantity = self.reserved_for.get(order_id, 0)
-        if quantity:
-            self._record(
-                StockReleased(product_id=self.id, order_id=order_id, quantity=quantity)
-            )
+    def release(self, *, order_id: UUID, quantity: int) -> None:
+        """Give back `quantity` that an order reserved.
+
+        The product does not check what the order reserved: the order does, and
+        releases its own reservations exactly once (`Order.reservations`).
+        """
+        self._check_positive(quantity)
+        self._record(
+            StockReleased(product_id=self.id, order_id=order_id, quantity=quantity)
+        )
 
     def apply(self, event: Event) -> None:
         match event:
@@ -141,12 +147,8 @@ class Product:
                 self.available += event.quantity
             case StockReserved():
                 self.available -= event.quantity
-                self.reserved_for[event.order_id] = (
-                    self.reserved_for.get(event.order_id, 0) + event.quantity
-                )
             case StockReleased():
                 self.available += event.quantity
-                self.reserved_for.pop(event.order_id, None)
 
     def _record(self, event: Event) -> None:
         self.apply(event)

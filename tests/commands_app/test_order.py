@@ -31,6 +31,12 @@ def test_a_loaded_order_knows_its_customer_lines_total_and_version():
     assert loaded.pending_events == []
 
 
+def test_a_loaded_order_knows_what_it_reserved_of_each_product():
+    mug, tea = registered(), registered()
+    loaded = order(placed(uuid4(), [(mug, 2), (tea, 3)]))
+    assert loaded.reserved_quantities() == {mug.product_id: 2, tea.product_id: 3}
+
+
 def test_another_customers_order_is_invisible_but_staff_see_it():
     loaded = order(placed(uuid4(), [(registered(), 1)]))
     loaded.check_visible_to(user_id=ALICE, is_staff=False)

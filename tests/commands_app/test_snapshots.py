@@ -11,7 +11,7 @@ from commands_app import eventstore, snapshots
 from commands_app.domain.product import Product
 from commands_app.eventstore import NewEvents
 
-from .given import product, registered, reserved
+from .given import placed, product, registered, reserved
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,7 +63,7 @@ def test_a_snapshot_plus_later_events_equals_the_whole_stream_replayed():
     assert rebuilt.version == whole.version == 21
 
 
-def test_a_snapshot_is_stored_every_hundred_events_in_the_appending_transaction():
+def test_a_snapshot_is_stored_every_few_events_in_the_appending_transaction():
     registration = registered(stock=1000)
     with transaction.atomic():
         eventstore.append(
@@ -99,6 +99,54 @@ def test_a_snapshot_of_another_format_is_ignored():
     loaded = snapshots.load_products([registration.product_id])[registration.product_id]
     assert loaded == replayed(registration.product_id)
     assert loaded.available == 10
+
+
+def test_a_first_format_snapshot_loads_without_its_reservations_then_is_replaced():
+    registration = registered(stock=1000)
+    stream = f"product-{registration.product_id}"
+    with transaction.atomic():
+        eventstore.append([NewEvents(stream, 0, (registration,))], metadata={})
+    for _ in range(snapshots.SNAPSHOT_EVERY - 1):
+        place(registration.product_id)
+    # As schema 1 stored it: the same fields, and every open reservation.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE stream_snapshots SET schema = 1, state = state || "
+            "jsonb_build_object('reserved_for', jsonb_build_object(%s, 1)) "
+            "WHERE stream_id = %s",
+            [str(uuid4()), stream],
+        )
+    assert stored_snapshot(stream) == (snapshots.SNAPSHOT_EVERY, 1)
+    loaded = snapshots.load_products([registration.product_id])[registration.product_id]
+    assert loaded == replayed(registration.product_id)
+    assert loaded.available == 1000 - (snapshots.SNAPSHOT_EVERY - 1)
+    place(registration.product_id)
+    expected = (snapshots.SNAPSHOT_EVERY + 1, Product.SNAPSHOT_SCHEMA)
+    assert stored_snapshot(stream) == expected
+    again = snapshots.load_products([registration.product_id])[registration.product_id]
+    assert again.snapshot_version == snapshots.SNAPSHOT_EVERY + 1
+    assert again == replayed(registration.product_id)
+
+
+def test_one_load_returns_products_and_the_events_of_other_streams():
+    registration = registered(stock=10)
+    product_stream = f"product-{registration.product_id}"
+    order_placed = placed(uuid4(), [(registration, 1)])
+    order_stream = f"order-{order_placed.order_id}"
+    with transaction.atomic():
+        eventstore.append(
+            [
+                NewEvents(product_stream, 0, (registration,)),
+                NewEvents(order_stream, 0, (order_placed,)),
+            ],
+            metadata={},
+        )
+    missing = f"order-{uuid4()}"
+    products, others = snapshots.load(
+        [registration.product_id], streams=[order_stream, missing]
+    )
+    assert products == {registration.product_id: replayed(registration.product_id)}
+    assert others == {order_stream: [order_placed], missing: []}
 
 
 def test_a_lost_race_stores_no_snapshot():

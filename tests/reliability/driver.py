@@ -151,6 +151,20 @@ class Driver:
             names = [c.name for c in cursor.description or []]
         return dict(zip(names, row, strict=True))
 
+    def any_running(self, command_ids: list[str]) -> bool:
+        """Tell whether one of the commands is running, in one query.
+
+        A command runs for a few tens of milliseconds: a probe of one
+        connection per command could look at each between its states.
+        """
+        with psycopg.connect(self.stack.dsn) as db:
+            row = db.execute(
+                "SELECT count(*) FROM commands "
+                "WHERE id = ANY(%s::uuid[]) AND status = 'running'",
+                [command_ids],
+            ).fetchone()
+        return bool(row and row[0])
+
     def wait_running(self, command_id: str, timeout: float = 20) -> None:
         wait_until(
             lambda: self.command_row(command_id)["status"] == "running",

@@ -49,7 +49,7 @@ def test_killing_the_worker_main_process_mid_burst_loses_nothing(
     answers = driver.burst(products, 10)
     assert all(a.status == 202 for a in answers), answers
     ids = [str(a.command_id) for a in answers]
-    wait_until(lambda: any(driver.command_row(c)["status"] == "running" for c in ids))
+    wait_until(lambda: driver.any_running(ids), interval=0.01)
     worker.kill()  # SIGKILL to the main process and its children at once
     driver.replace_commands_worker()
     reconcile(driver.stack, accepted=driver.accepted)
