@@ -9,6 +9,7 @@ import psycopg
 import pytest
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from commands_app import eventstore
 from commands_app.domain.events import ProductRestocked
@@ -128,3 +129,28 @@ def test_appending_at_a_stale_version_is_a_concurrency_error_and_appends_nothing
     with transaction.atomic():
         eventstore.append([NewEvents(stream, 1, (restock,))], metadata={})
     assert eventstore.load_streams([stream])[stream] == [event, restock]
+
+
+def test_the_append_is_a_prepared_statement_of_the_connection():
+    event = registered()
+    with transaction.atomic():
+        eventstore.append(
+            [NewEvents(f"product-{event.product_id}", 0, (event,))], metadata={}
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_prepared_statements "
+                "WHERE statement LIKE 'INSERT INTO events %%'"
+            )
+            assert cursor.fetchone() == (1,)
+
+
+def test_an_append_shows_in_the_query_log_when_one_is_kept():
+    event = registered()
+    with CaptureQueriesContext(connection) as log, transaction.atomic():
+        eventstore.append(
+            [NewEvents(f"product-{event.product_id}", 0, (event,))],
+            metadata={"user_id": 7},
+        )
+    inserts = [q for q in log.captured_queries if "INSERT INTO events" in q["sql"]]
+    assert len(inserts) == 1
