@@ -113,17 +113,19 @@ def _insert(count: int, params: list[Any]) -> list[int]:
     (and so in the same transaction) binds them on the server and prepares the
     statement once per connection (`prepare_threshold` in the database OPTIONS;
     None there turns preparing off, e.g. behind a transaction-mode pooler).
-    Django's checks and error translation are kept; so is its query log when
-    one is kept (DEBUG, CaptureQueriesContext).
+    Django's checks and error translation are kept; when Django logs queries
+    (DEBUG, CaptureQueriesContext) or has execute_wrapper hooks, its cursor
+    wrapper runs around this cursor as around its own.
     """
     db = connections[DB_ALIAS]
     db.ensure_connection()
     cursor = psycopg.Cursor(db.connection)
-    if db.queries_logged:
+    if db.queries_logged or db.execute_wrappers:
         # The stubs want a CursorWrapper; Django wraps the driver's cursor.
-        with db.make_debug_cursor(cursor) as logged:  # type: ignore[arg-type]
-            logged.execute(_insert_sql(count), params)
-            return [row[0] for row in logged.fetchall()]
+        wrap = db.make_debug_cursor if db.queries_logged else db.make_cursor
+        with wrap(cursor) as wrapped:  # type: ignore[arg-type]
+            wrapped.execute(_insert_sql(count), params)
+            return [row[0] for row in wrapped.fetchall()]
     db.validate_no_broken_transaction()
     with cursor, db.wrap_database_errors:
         cursor.execute(_insert_sql(count), params, prepare=True)

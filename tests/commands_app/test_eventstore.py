@@ -154,3 +154,18 @@ def test_an_append_shows_in_the_query_log_when_one_is_kept():
         )
     inserts = [q for q in log.captured_queries if "INSERT INTO events" in q["sql"]]
     assert len(inserts) == 1
+
+
+def test_an_append_runs_through_execute_wrappers():
+    seen: list[str] = []
+
+    def spy(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    event = registered()
+    with connection.execute_wrapper(spy), transaction.atomic():
+        eventstore.append(
+            [NewEvents(f"product-{event.product_id}", 0, (event,))], metadata={}
+        )
+    assert [sql for sql in seen if sql.startswith("INSERT INTO events")]
