@@ -8,6 +8,7 @@ transaction has not committed yet is therefore never passed over.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -78,35 +79,67 @@ def append(batches: Iterable[NewEvents], *, metadata: dict[str, Any]) -> list[in
     caller must then roll back its transaction.
     """
     rows: list[Any] = []
+    types: list[str] = []
     meta = json.dumps(metadata, default=str)
     for batch in batches:
-        for offset, event in enumerate(batch.events, start=1):
+        version = batch.expected_version
+        for event in batch.events:
+            version += 1
+            types.append(event.type_name)
             rows += [
                 batch.stream_id,
-                batch.expected_version + offset,
+                version,
                 event.type_name,
                 json.dumps(event_to_data(event)),
                 meta,
             ]
     if not rows:
         return []
-    values = ", ".join(["(%s, %s, %s, %s::jsonb, %s::jsonb)"] * (len(rows) // 5))
-    # Only placeholders are interpolated; every value is a bound parameter.
-    sql = (
-        "INSERT INTO events (stream_id, version, type, data, metadata) "  # noqa: S608
-        f"VALUES {values} RETURNING position"
-    )
     try:
-        with connections[DB_ALIAS].cursor() as cursor:
-            cursor.execute(sql, rows)
-            positions = [row[0] for row in cursor.fetchall()]
+        positions = _insert(len(types), rows)
     except IntegrityError as exc:
         if isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
             raise ConcurrencyError(str(exc.__cause__)) from exc
         raise
-    types = rows[2::5]
     transaction.on_commit(lambda: metrics.events_appended(types), using=DB_ALIAS)
     return positions
+
+
+def _insert(count: int, params: list[Any]) -> list[int]:
+    """Run the INSERT of `count` events as a prepared statement; return positions.
+
+    Django's own cursors bind parameters on the client, so PostgreSQL parses
+    and plans every INSERT anew. A plain psycopg cursor on the same connection
+    (and so in the same transaction) binds them on the server and prepares the
+    statement once per connection (`prepare_threshold` in the database OPTIONS;
+    None there turns preparing off, e.g. behind a transaction-mode pooler).
+    Django's checks and error translation are kept; when Django logs queries
+    (DEBUG, CaptureQueriesContext) or has execute_wrapper hooks, its cursor
+    wrapper runs around this cursor as around its own.
+    """
+    db = connections[DB_ALIAS]
+    db.ensure_connection()
+    cursor = psycopg.Cursor(db.connection)
+    if db.queries_logged or db.execute_wrappers:
+        # The stubs want a CursorWrapper; Django wraps the driver's cursor.
+        wrap = db.make_debug_cursor if db.queries_logged else db.make_cursor
+        with wrap(cursor) as wrapped:  # type: ignore[arg-type]
+            wrapped.execute(_insert_sql(count), params)
+            return [row[0] for row in wrapped.fetchall()]
+    db.validate_no_broken_transaction()
+    with cursor, db.wrap_database_errors:
+        cursor.execute(_insert_sql(count), params, prepare=True)
+        return [row[0] for row in cursor.fetchall()]
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(count: int) -> str:
+    """Return the INSERT of `count` events (one VALUES row each)."""
+    values = ", ".join(["(%s, %s, %s, %s::jsonb, %s::jsonb)"] * count)
+    return (
+        "INSERT INTO events (stream_id, version, type, data, metadata) "  # noqa: S608
+        f"VALUES {values} RETURNING position"
+    )
 
 
 def load_streams(stream_ids: Sequence[str]) -> dict[str, list[Event]]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from django.db.models import QuerySet
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from . import consistency
 from .errors import ReadModelBehindError
+from .output import RowPresenter, presenter
 from .pagination import KeysetPagination
 from .params import ReadQuery
 
@@ -53,6 +55,22 @@ class ReadApi(GenericAPIView):
 
     def reflected_position(self) -> int:
         return consistency.reflected_point(self.projections).position
+
+    @property
+    def output(self) -> RowPresenter:
+        """Return what turns rows into answers shaped by `serializer_class`."""
+        return presenter(self.get_serializer_class())
+
+    def page_response(self, queryset: QuerySet[Any]) -> Response:
+        """Answer one page of `queryset`, each row shaped by `serializer_class`."""
+        paginator = self.paginator
+        if not isinstance(paginator, KeysetPagination):
+            raise TypeError(f"{type(self).__name__} pages with KeysetPagination")
+        output = self.output
+        rows = paginator.paginate_values(
+            queryset, output.columns, self.request, view=self
+        )
+        return paginator.get_paginated_response(output.many(rows))
 
     def finalize_response(
         self, request: Request, response: Response, *args: Any, **kwargs: Any

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -116,8 +117,7 @@ class OrderListApi(ReadApi):
 
     @read_schema(query=Query, output=OrderOutput(many=True), summary="List orders")
     def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(OrderOutput(page, many=True).data)
+        return self.page_response(self.get_queryset())
 
 
 class OrderDetailApi(ReadApi):
@@ -135,18 +135,31 @@ class OrderDetailApi(ReadApi):
         path_id="order_id",
     )
     def get(self, request: Request, order_id: str) -> Response:
-        order = order_get(order_id, customer_id=visible_to(request))
-        return Response(OrderOutput(order).data)
+        output = self.output
+        order = order_get(
+            order_id, customer_id=visible_to(request), columns=output.columns
+        )
+        return Response(output.one(order))
 
 
-def order_get(order_id: str, *, customer_id: int | None) -> OrderSummary:
-    """Return the order if the customer (None: staff) may see it, else 404."""
+def order_get(
+    order_id: str, *, customer_id: int | None, columns: Sequence[str]
+) -> dict[str, Any]:
+    """Return the order's `columns` if the customer (None: staff) may see it.
+
+    Refuse with 404 otherwise.
+    """
     missing = NotFoundError("order_not_found", "No such order.", order_id=order_id[:64])
     try:
         key = UUID(order_id)
     except ValueError:
         raise missing from None
-    order = selectors.order_list(customer_id=customer_id).filter(id=key).first()
+    order = (
+        selectors.order_list(customer_id=customer_id)
+        .filter(id=key)
+        .values(*columns)
+        .first()
+    )
     if order is None:
         raise missing
     return order

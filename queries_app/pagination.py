@@ -95,6 +95,19 @@ class KeysetPagination(CursorPagination):
         )
         return page
 
+    def paginate_values(
+        self,
+        queryset: QuerySet[Any],
+        columns: Sequence[str],
+        request: Request,
+        view: APIView | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return a page of `queryset.values(*columns)` rows (plus the key's)."""
+        field = self.get_ordering(request, queryset, view)[0].lstrip("-")
+        pk = queryset.model._meta.pk.attname
+        names = dict.fromkeys((*columns, pk if field == "pk" else field, pk))
+        return self.paginate_queryset(queryset.values(*names), request, view)
+
     def neighbours(
         self, page: list[Any], cursor: Cursor | None, *, more: bool
     ) -> tuple[Cursor | None, Cursor | None]:
@@ -115,7 +128,10 @@ class KeysetPagination(CursorPagination):
             **{self.field: value, f"pk__{op}": pk}
         )
 
-    def key_of(self, row: Model) -> tuple[Any, Any]:
+    def key_of(self, row: Model | dict[str, Any]) -> tuple[Any, Any]:
+        if isinstance(row, dict):
+            pk = self.model._meta.pk.attname
+            return (row[pk if self.field == "pk" else self.field], row[pk])
         return (getattr(row, self.field), row.pk)
 
     # --- Cursor text --------------------------------------------------------------

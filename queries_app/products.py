@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -58,8 +59,7 @@ class ProductListApi(ReadApi):
 
     @read_schema(query=Query, output=ProductOutput(many=True), summary="List products")
     def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(ProductOutput(page, many=True).data)
+        return self.page_response(self.get_queryset())
 
 
 class ProductDetailApi(ReadApi):
@@ -77,12 +77,12 @@ class ProductDetailApi(ReadApi):
         path_id="product_id",
     )
     def get(self, request: Request, product_id: str) -> Response:
-        product = product_get(product_id)
-        return Response(ProductOutput(product).data)
+        output = self.output
+        return Response(output.one(product_get(product_id, columns=output.columns)))
 
 
-def product_get(product_id: str) -> ProductCatalogue:
-    """Return the product with this id, or refuse with 404."""
+def product_get(product_id: str, *, columns: Sequence[str]) -> dict[str, Any]:
+    """Return the product's `columns`, or refuse with 404."""
     missing = NotFoundError(
         "product_not_found", "No such product.", product_id=product_id[:64]
     )
@@ -90,7 +90,7 @@ def product_get(product_id: str) -> ProductCatalogue:
         key = UUID(product_id)
     except ValueError:
         raise missing from None
-    product = selectors.product_list().filter(id=key).first()
+    product = selectors.product_list().filter(id=key).values(*columns).first()
     if product is None:
         raise missing
     return product

@@ -69,5 +69,4 @@ class SalesStatsApi(ReadApi):
         staff_only=True,
     )
     def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(DailySalesOutput(page, many=True).data)
+        return self.page_response(self.get_queryset())

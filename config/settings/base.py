@@ -91,6 +91,12 @@ for _db in DATABASES.values():
     _db.setdefault("OPTIONS", {})["connect_timeout"] = env.int(
         "DB_CONNECT_TIMEOUT", default=5
     )
+# Django turns psycopg's prepared statements off (for connection poolers). Its
+# own cursors bind on the client and are never prepared whatever this says; the
+# event store's append binds on the server and prepares its INSERT once per
+# connection. Behind a transaction-mode pooler, set DB_PREPARED_STATEMENTS=false.
+if env.bool("DB_PREPARED_STATEMENTS", default=True):
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 5
 DATABASE_ROUTERS = ["config.db_router.ReadModelRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

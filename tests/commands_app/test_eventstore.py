@@ -9,6 +9,7 @@ import psycopg
 import pytest
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from commands_app import eventstore
 from commands_app.domain.events import UPCASTERS, ProductRestocked
@@ -159,3 +160,43 @@ def test_readers_see_a_stored_old_version_as_the_newest_one(monkeypatch):
     assert eventstore.load_streams([f"product-{product_id}"]) == {
         f"product-{product_id}": [restocked]
     }
+
+
+def test_the_append_is_a_prepared_statement_of_the_connection():
+    event = registered()
+    with transaction.atomic():
+        eventstore.append(
+            [NewEvents(f"product-{event.product_id}", 0, (event,))], metadata={}
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_prepared_statements "
+                "WHERE statement LIKE 'INSERT INTO events %%'"
+            )
+            assert cursor.fetchone() == (1,)
+
+
+def test_an_append_shows_in_the_query_log_when_one_is_kept():
+    event = registered()
+    with CaptureQueriesContext(connection) as log, transaction.atomic():
+        eventstore.append(
+            [NewEvents(f"product-{event.product_id}", 0, (event,))],
+            metadata={"user_id": 7},
+        )
+    inserts = [q for q in log.captured_queries if "INSERT INTO events" in q["sql"]]
+    assert len(inserts) == 1
+
+
+def test_an_append_runs_through_execute_wrappers():
+    seen: list[str] = []
+
+    def spy(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    event = registered()
+    with connection.execute_wrapper(spy), transaction.atomic():
+        eventstore.append(
+            [NewEvents(f"product-{event.product_id}", 0, (event,))], metadata={}
+        )
+    assert [sql for sql in seen if sql.startswith("INSERT INTO events")]
