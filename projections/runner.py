@@ -189,13 +189,15 @@ def apply_pipelined(projector: Projector, events: list[RecordedEvent]) -> bool:
     On a failure nothing of it stays, and the caller applies the batch event by
     event, with retries and dead letters.
     """
+    from contextlib import ExitStack
+
     if not events:
         return True
     try:
-        with pipelined():
+        with pipelined(), ExitStack() as spans:
             for recorded in events:
-                with apply_span(projector, recorded):
-                    projector.apply(recorded)
+                spans.enter_context(apply_span(projector, recorded))
+            projector.apply_batch(events)
     except Exception:
         logger.info(
             "projection %s: batch failed, applying it event by event",
