@@ -211,7 +211,9 @@ def read_until(
     """Return committed events in (after, until] in global order, gap-safe.
 
     A bulk scan's read (a rebuild's): large chunks bounded by the target, with
-    the same visibility rule as `read_after`.
+    the same visibility rule as `read_after`. The order names the table's
+    columns: a bare `tx_id` would be the selected `tx_id::text::bigint`, which
+    no index has, and every chunk would sort all the events after it.
     """
     with connections[DB_ALIAS].cursor() as cursor:
         cursor.execute(
@@ -219,7 +221,7 @@ def read_until(
             "WHERE (tx_id, position) > (%s::text::xid8, %s) "
             "AND (tx_id, position) <= (%s::text::xid8, %s) "
             "AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) "
-            "ORDER BY tx_id, position LIMIT %s",
+            "ORDER BY events.tx_id, events.position LIMIT %s",
             [
                 str(after.tx_id),
                 after.position,

@@ -59,15 +59,16 @@ class Staged:
     def __init__(self) -> None:
         self._inserts: dict[str, dict[Any, dict[str, Any]]] = {}
         self._updates: dict[str, list[dict[str, Any]]] = {}
-        self._latest: dict[tuple[str, Any], int] = {}
+        self._latest: dict[str, dict[Any, int]] = {}
 
     def insert(self, kind: str, key: Any, row: dict[str, Any]) -> None:
         self._inserts.setdefault(kind, {}).setdefault(key, row)
 
     def update(self, kind: str, key: Any, position: int, row: dict[str, Any]) -> None:
-        if position <= self._latest.get((kind, key), 0):
+        latest = self._latest.setdefault(kind, {})
+        if position <= latest.get(key, 0):
             return
-        self._latest[(kind, key)] = position
+        latest[key] = position
         self._updates.setdefault(kind, []).append(row)
 
     def inserts(self, kind: str) -> list[dict[str, Any]]:

@@ -63,11 +63,21 @@ class Shadow:
     done: Position = field(default_factory=Position)
     target: Position = field(default_factory=Position)
 
-    def wants(self, recorded: eventstore.RecordedEvent) -> bool:
-        return (
-            self.done < recorded.checkpoint <= self.target
-            and recorded.position not in self.skip
-        )
+    def wanted(self, chunk: list[Decoded]) -> list[Decoded]:
+        """Return the events of a chunk (in reader order) this projection lacks."""
+        handlers = self.projector.handlers
+        if chunk and not (
+            self.done < chunk[0][0].checkpoint
+            and chunk[-1][0].checkpoint <= self.target
+        ):
+            chunk = [
+                pair for pair in chunk if self.done < pair[0].checkpoint <= self.target
+            ]
+        return [
+            pair
+            for pair in chunk
+            if type(pair[1]) in handlers and pair[0].position not in self.skip
+        ]
 
 
 def rebuild(
@@ -180,29 +190,29 @@ def fill(
 
     The store is read once for all of them, and each event decoded once.
     """
-    cursor = min(shadow.done for shadow in shadows)
+    start = min(shadow.done for shadow in shadows)
     end = max(shadow.target for shadow in shadows)
-    while cursor < end:
-        events = eventstore.read_until(cursor, end, limit=batch_size)
-        if not events:
-            break
-        decoded = decode(events)
+    for cursor, decoded in chunks(start, end, batch_size):
         with transaction.atomic(using=READ_DB):
             for shadow in shadows:
-                handlers = shadow.projector.handlers
-                apply_or_raise(
-                    shadow.projector,
-                    [
-                        pair
-                        for pair in decoded
-                        if type(pair[1]) in handlers and shadow.wants(pair[0])
-                    ],
-                )
-        cursor = events[-1].checkpoint
+                apply_or_raise(shadow.projector, shadow.wanted(decoded))
         for shadow in shadows:
             shadow.done = max(shadow.done, min(cursor, shadow.target))
         if progress is not None:
             progress(cursor, end)
+
+
+def chunks(
+    start: Position, end: Position, batch_size: int
+) -> Iterator[tuple[Position, list[Decoded]]]:
+    """Yield the events in (start, end] by chunk, decoded, with the chunk's end."""
+    cursor = start
+    while cursor < end:
+        events = eventstore.read_until(cursor, end, limit=batch_size)
+        if not events:
+            return
+        cursor = events[-1].checkpoint
+        yield cursor, decode(events)
 
 
 def apply_or_raise(projector: Projector, batch: list[Decoded]) -> None:
