@@ -138,7 +138,7 @@ class Projector:
         """Send the statements for what a batch's handlers staged."""
 
     def flush(self) -> None:
-        """Write what handlers deferred to the end of a batch (same transaction)."""
+        """Write what was deferred to the end of a batch (nothing: `write` does it)."""
 
     def sql(self, query: str, params: Sequence[Any] = ()) -> int:
         """Run one statement on the read database; return the row count."""
@@ -183,9 +183,9 @@ def pipelined() -> Iterator[None]:
 
     Runs in one savepoint: psycopg's pipeline mode sends every statement at
     once and raises the first failure when the block ends, which rolls the
-    savepoint back. Applying a batch this way saves the two or three round
-    trips per event of `apply_with_retries`; a caller falls back to it, event
-    by event, when the block fails.
+    savepoint back. A batch's few statements go without a round trip each; a
+    caller falls back to `apply_with_retries`, event by event, when the block
+    fails.
     """
     connection = connections[READ_DB]
     with transaction.atomic(using=READ_DB):

@@ -83,7 +83,7 @@ class ProductCatalogueProjector(Projector):
             "INSERT INTO {read_products} "
             "(id, sku, name, price_cents, available, updated_at, position) "
             "SELECT id, sku, name, price_cents, available, at, position "
-            "FROM json_to_recordset(%s::json) AS e(id uuid, sku text, name text, "
+            "FROM jsonb_to_recordset(%s::jsonb) AS e(id uuid, sku text, name text, "
             "price_cents bigint, available bigint, at timestamptz, position bigint) "
             "ORDER BY position ON CONFLICT DO NOTHING",
             staged.inserts("registered"),
@@ -94,7 +94,7 @@ class ProductCatalogueProjector(Projector):
             "updated_at = c.at, position = c.position FROM ("
             "SELECT e.id, sum(e.delta)::bigint AS delta, max(e.position) AS position, "
             "(array_agg(e.at ORDER BY e.position DESC))[1] AS at "
-            "FROM json_to_recordset(%s::json) "
+            "FROM jsonb_to_recordset(%s::jsonb) "
             "AS e(id uuid, delta bigint, at timestamptz, position bigint) "
             "JOIN {read_products} AS p ON p.id = e.id AND e.position > p.position "
             "GROUP BY e.id) AS c WHERE t.id = c.id",
@@ -196,7 +196,7 @@ class OrderSummaryProjector(Projector):
             "INSERT INTO {read_orders} (id, customer_id, status, lines, "
             "shipping_address, total_cents, history, created_at, updated_at, position) "
             "SELECT id, customer_id, 'placed', lines, address, total_cents, history, "
-            "at, at, position FROM json_to_recordset(%s::json) AS e(id uuid, "
+            "at, at, position FROM jsonb_to_recordset(%s::jsonb) AS e(id uuid, "
             "customer_id bigint, lines jsonb, address jsonb, total_cents bigint, "
             "history jsonb, at timestamptz, position bigint) "
             "ORDER BY position ON CONFLICT DO NOTHING",
@@ -212,7 +212,7 @@ class OrderSummaryProjector(Projector):
             "jsonb_agg(e.entry ORDER BY e.position) AS entries, "
             "(array_agg(e.at ORDER BY e.position DESC))[1] AS at, "
             "max(e.position) AS position "
-            "FROM json_to_recordset(%s::json) AS e(id uuid, status text, "
+            "FROM jsonb_to_recordset(%s::jsonb) AS e(id uuid, status text, "
             "entry jsonb, at timestamptz, position bigint) "
             "JOIN {read_orders} AS o ON o.id = e.id AND e.position > o.position "
             "GROUP BY e.id) AS c WHERE t.id = c.id",
@@ -264,7 +264,7 @@ class CustomerOrderHistoryProjector(Projector):
             "INSERT INTO {read_customer_orders} (order_id, customer_id, status, "
             "total_cents, item_count, placed_at, position) "
             "SELECT order_id, customer_id, 'placed', total_cents, item_count, at, "
-            "position FROM json_to_recordset(%s::json) AS e(order_id uuid, "
+            "position FROM jsonb_to_recordset(%s::jsonb) AS e(order_id uuid, "
             "customer_id bigint, total_cents bigint, item_count integer, "
             "at timestamptz, position bigint) "
             "ORDER BY position ON CONFLICT DO NOTHING",
@@ -275,7 +275,7 @@ class CustomerOrderHistoryProjector(Projector):
             "position = c.position FROM ("
             "SELECT e.id, (array_agg(e.status ORDER BY e.position DESC))[1] AS status, "
             "max(e.position) AS position "
-            "FROM json_to_recordset(%s::json) "
+            "FROM jsonb_to_recordset(%s::jsonb) "
             "AS e(id uuid, status text, position bigint) "
             "JOIN {read_customer_orders} AS o "
             "ON o.order_id = e.id AND e.position > o.position "
@@ -325,7 +325,7 @@ class DailySalesProjector(Projector):
             "WITH added AS (INSERT INTO {read_sales_orders} "
             "(order_id, day, revenue_cents, units, cancelled, position) "
             "SELECT order_id, day, revenue_cents, units, false, position "
-            "FROM json_to_recordset(%s::json) AS e(order_id uuid, day date, "
+            "FROM jsonb_to_recordset(%s::jsonb) AS e(order_id uuid, day date, "
             "revenue_cents bigint, units integer, position bigint) "
             "ORDER BY position ON CONFLICT DO NOTHING "
             "RETURNING day, revenue_cents, units, position) "
@@ -344,7 +344,7 @@ class DailySalesProjector(Projector):
             "WITH moved AS (UPDATE {read_sales_orders} AS s "
             "SET cancelled = true, position = c.position FROM ("
             "SELECT DISTINCT ON (e.order_id) e.order_id, e.position "
-            "FROM json_to_recordset(%s::json) AS e(order_id uuid, position bigint) "
+            "FROM jsonb_to_recordset(%s::jsonb) AS e(order_id uuid, position bigint) "
             "JOIN {read_sales_orders} AS o ON o.order_id = e.order_id "
             "AND e.position > o.position AND NOT o.cancelled "
             "ORDER BY e.order_id, e.position) AS c WHERE s.order_id = c.order_id "
