@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -192,27 +193,65 @@ def fill(
     """
     start = min(shadow.done for shadow in shadows)
     end = max(shadow.target for shadow in shadows)
-    for cursor, decoded in chunks(start, end, batch_size):
-        with transaction.atomic(using=READ_DB):
+    if not start < end:
+        return
+    with closing(chunks(start, end, batch_size)) as read:
+        for cursor, decoded in read:
+            batches = [(shadow.projector, shadow.wanted(decoded)) for shadow in shadows]
+            with transaction.atomic(using=READ_DB):
+                if not apply_together(batches):
+                    for projector, batch in batches:
+                        apply_or_raise(projector, batch)
             for shadow in shadows:
-                apply_or_raise(shadow.projector, shadow.wanted(decoded))
-        for shadow in shadows:
-            shadow.done = max(shadow.done, min(cursor, shadow.target))
-        if progress is not None:
-            progress(cursor, end)
+                shadow.done = max(shadow.done, min(cursor, shadow.target))
+            if progress is not None:
+                progress(cursor, end)
 
 
 def chunks(
     start: Position, end: Position, batch_size: int
-) -> Iterator[tuple[Position, list[Decoded]]]:
-    """Yield the events in (start, end] by chunk, decoded, with the chunk's end."""
-    cursor = start
-    while cursor < end:
-        events = eventstore.read_until(cursor, end, limit=batch_size)
-        if not events:
-            return
-        cursor = events[-1].checkpoint
-        yield cursor, decode(events)
+) -> Generator[tuple[Position, list[Decoded]]]:
+    """Yield the events in (start, end] by chunk, decoded, with the chunk's end.
+
+    A thread reads and decodes the next chunk while the caller applies this
+    one: the event store's work and the read database's overlap ours.
+    """
+
+    def read(after: Position) -> tuple[Position | None, list[Decoded]]:
+        events = eventstore.read_until(after, end, limit=batch_size)
+        return (events[-1].checkpoint if events else None), decode(events)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="rebuild-read") as reader:
+        try:
+            ahead = reader.submit(read, start)
+            while True:
+                cursor, decoded = ahead.result()
+                if cursor is None:
+                    return
+                if cursor < end:
+                    ahead = reader.submit(read, cursor)
+                yield cursor, decoded
+                if not cursor < end:
+                    return
+        finally:
+            # The thread's own connection to the event store.
+            reader.submit(connections.close_all).result()
+
+
+def apply_together(batches: list[tuple[Projector, list[Decoded]]]) -> bool:
+    """Apply each projector's batch in one pipeline; say if all of them went.
+
+    The server runs one projector's statements while the next one stages its
+    rows. On a failure nothing of it stays.
+    """
+    try:
+        with pipelined():
+            for projector, batch in batches:
+                if batch:
+                    projector.apply_decoded(batch)
+    except Exception:
+        return False
+    return True
 
 
 def apply_or_raise(projector: Projector, batch: list[Decoded]) -> None:

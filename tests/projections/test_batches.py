@@ -199,3 +199,33 @@ def column_names(table: str) -> list[str]:
     with connections["read"].cursor() as cursor:
         cursor.execute(f'SELECT * FROM "{table}{BATCH}" LIMIT 0')
         return [column.name for column in cursor.description]
+
+
+@pytest.mark.usefixtures("fast_retries")
+def test_an_event_failing_in_a_rebuild_stops_it_naming_the_event(store, monkeypatch):
+    from projections.projectors import OrderSummaryProjector
+
+    seed_history(store)
+    settle()
+    live = {name: rows(name) for name in PROJECTOR_NAMES}
+    paid = [
+        recorded.position
+        for recorded in stored_events(store)
+        if recorded.type == "order.paid.v1"
+    ]
+
+    def fail(self, event, recorded):
+        raise RuntimeError("disk full (simulated)")
+
+    monkeypatch.setattr(OrderSummaryProjector, "on_order_paid", fail)
+    with pytest.raises(rebuild.RebuildError) as raised:
+        rebuild.rebuild_many()
+
+    assert f"order_summary: event {paid[0]} failed" in str(raised.value)
+    assert "disk full" in str(raised.value)
+    assert {name: rows(name) for name in PROJECTOR_NAMES} == live
+    with connections["read"].cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_class WHERE relname LIKE %s", [r"%\_\_rebuild"]
+        )
+        assert cursor.fetchone()[0] == 0
