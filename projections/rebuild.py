@@ -19,16 +19,18 @@ import re
 import sys
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connections, transaction
 
 from commands_app import eventstore
+from commands_app.domain.events import EVENT_TYPES, Event
 from commands_app.eventstore import Checkpoint as Position
+from commands_app.eventstore import RecordedEvent
 
-from .base import READ_DB, Decoded, Projector, apply_with_retries, decode, pipelined
+from .base import READ_DB, Projector, apply_with_retries, pipelined
 from .dead_letters import discarded_positions, resolve_by_rebuild
 from .locks import projection_lock
 from .models import Checkpoint
@@ -64,20 +66,21 @@ class Shadow:
     done: Position = field(default_factory=Position)
     target: Position = field(default_factory=Position)
 
-    def wanted(self, chunk: list[Decoded]) -> list[Decoded]:
+    def wanted(self, chunk: list[RecordedEvent]) -> list[RecordedEvent]:
         """Return the events of a chunk (in reader order) this projection lacks."""
-        handlers = self.projector.handlers
         if chunk and not (
-            self.done < chunk[0][0].checkpoint
-            and chunk[-1][0].checkpoint <= self.target
+            self.done < chunk[0].checkpoint and chunk[-1].checkpoint <= self.target
         ):
             chunk = [
-                pair for pair in chunk if self.done < pair[0].checkpoint <= self.target
+                recorded
+                for recorded in chunk
+                if self.done < recorded.checkpoint <= self.target
             ]
+        handles = self.projector.handles
         return [
-            pair
-            for pair in chunk
-            if type(pair[1]) in handlers and pair[0].position not in self.skip
+            recorded
+            for recorded in chunk
+            if recorded.position not in self.skip and handles(recorded)
         ]
 
 
@@ -196,41 +199,49 @@ def fill(
     if not start < end:
         return
     with closing(chunks(start, end, batch_size)) as read:
-        for cursor, decoded in read:
-            batches = [(shadow.projector, shadow.wanted(decoded)) for shadow in shadows]
+        for cursor, events, decoded in read:
+            batches = [(shadow.projector, shadow.wanted(events)) for shadow in shadows]
             with transaction.atomic(using=READ_DB):
-                if not apply_together(batches):
+                if not apply_together(batches, decoded):
                     for projector, batch in batches:
-                        apply_or_raise(projector, batch)
+                        apply_or_raise(projector, batch, decoded)
             for shadow in shadows:
                 shadow.done = max(shadow.done, min(cursor, shadow.target))
             if progress is not None:
                 progress(cursor, end)
 
 
-def chunks(
-    start: Position, end: Position, batch_size: int
-) -> Generator[tuple[Position, list[Decoded]]]:
-    """Yield the events in (start, end] by chunk, decoded, with the chunk's end.
+Chunk = tuple[Position, list[RecordedEvent], dict[int, Event]]
 
-    A thread reads and decodes the next chunk while the caller applies this
-    one: the event store's work and the read database's overlap ours.
+
+def chunks(start: Position, end: Position, batch_size: int) -> Generator[Chunk]:
+    """Yield the events in (start, end] by chunk: its end, its events, decoded.
+
+    Each event is decoded once for every projection, by position; one that
+    does not decode is left out, and fails where a projection applies it. A
+    thread reads and decodes the next chunk while the caller applies this one:
+    the event store's work and the read database's overlap ours.
     """
 
-    def read(after: Position) -> tuple[Position | None, list[Decoded]]:
+    def read(after: Position) -> Chunk | None:
         events = eventstore.read_until(after, end, limit=batch_size)
-        return (events[-1].checkpoint if events else None), decode(events)
+        if not events:
+            return None
+        decoded = {}
+        for recorded in events:
+            if recorded.type in EVENT_TYPES:
+                with suppress(Exception):
+                    decoded[recorded.position] = recorded.to_domain()
+        return events[-1].checkpoint, events, decoded
 
     with ThreadPoolExecutor(1, thread_name_prefix="rebuild-read") as reader:
         try:
             ahead = reader.submit(read, start)
-            while True:
-                cursor, decoded = ahead.result()
-                if cursor is None:
-                    return
+            while (chunk := ahead.result()) is not None:
+                cursor = chunk[0]
                 if cursor < end:
                     ahead = reader.submit(read, cursor)
-                yield cursor, decoded
+                yield chunk
                 if not cursor < end:
                     return
         finally:
@@ -238,33 +249,33 @@ def chunks(
             reader.submit(connections.close_all).result()
 
 
-def apply_together(batches: list[tuple[Projector, list[Decoded]]]) -> bool:
+def apply_together(
+    batches: list[tuple[Projector, list[RecordedEvent]]], decoded: dict[int, Event]
+) -> bool:
     """Apply each projector's batch in one pipeline; say if all of them went.
 
     The server runs one projector's statements while the next one stages its
-    rows. On a failure nothing of it stays.
+    rows. On a failure (an event that did not decode too) nothing of it stays.
     """
     try:
         with pipelined():
             for projector, batch in batches:
                 if batch:
-                    projector.apply_decoded(batch)
+                    projector.apply_decoded(
+                        [(recorded, decoded[recorded.position]) for recorded in batch]
+                    )
     except Exception:
         return False
     return True
 
 
-def apply_or_raise(projector: Projector, batch: list[Decoded]) -> None:
+def apply_or_raise(
+    projector: Projector, batch: list[RecordedEvent], decoded: dict[int, Event]
+) -> None:
     """Apply a batch set-based; on a failure, event by event, naming the event."""
-    if not batch:
+    if apply_together([(projector, batch)], decoded):
         return
-    try:
-        with pipelined():
-            projector.apply_decoded(batch)
-        return
-    except Exception:  # noqa: S110 -- applied again event by event below
-        pass
-    for recorded, _event in batch:
+    for recorded in batch:
         error = apply_with_retries(projector, recorded)
         if error is not None:
             raise RebuildError(

@@ -229,3 +229,37 @@ def test_an_event_failing_in_a_rebuild_stops_it_naming_the_event(store, monkeypa
             "SELECT count(*) FROM pg_class WHERE relname LIKE %s", [r"%\_\_rebuild"]
         )
         assert cursor.fetchone()[0] == 0
+
+
+@pytest.mark.usefixtures("fast_retries")
+def test_a_rebuild_passes_over_a_discarded_event_that_does_not_decode(store):
+    from projections.dead_letters import discard_dead_letters
+    from projections.models import DeadLetter
+
+    seed_history(store)
+    order = store.order(store.product("SKU-P"))
+    stream = f"order-{order}"
+    store.versions[stream] += 1
+    with transaction.atomic(), connections["default"].cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO events (stream_id, version, type, data, metadata) "
+            "VALUES (%s, %s, 'order.paid.v1', %s::jsonb, '{}'::jsonb) "
+            "RETURNING position",
+            [stream, store.versions[stream], json.dumps({"order_id": str(order)})],
+        )
+        poison = cursor.fetchone()[0]
+    settle()
+    letters = DeadLetter.objects.filter(position=poison)
+    assert {letter.projection for letter in letters} == {
+        "order_summary",
+        "customer_order_history",
+    }
+
+    with pytest.raises(rebuild.RebuildError, match=f"event {poison} failed"):
+        rebuild.verify_many()
+
+    discard_dead_letters([letter.pk for letter in letters])
+    assert all(result.equal for result in rebuild.verify_many())
+    live = {name: rows(name) for name in PROJECTOR_NAMES}
+    rebuild.rebuild_many()
+    assert {name: rows(name) for name in PROJECTOR_NAMES} == live
