@@ -238,3 +238,31 @@ def _recorded(row: Sequence[Any]) -> RecordedEvent:
 
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
+
+
+def read_until(
+    after: Checkpoint, until: Checkpoint, *, limit: int = 5000
+) -> list[RecordedEvent]:
+    """Return committed events in (after, until] in global order, gap-safe.
+
+    A bulk scan's read (a rebuild's): large chunks bounded by the target, with
+    the same visibility rule as `read_after`. The order names the table's
+    columns: a bare `tx_id` would be the selected `tx_id::text::bigint`, which
+    no index has, and every chunk would sort all the events after it.
+    """
+    with connections[DB_ALIAS].cursor() as cursor:
+        cursor.execute(
+            f"SELECT {_COLUMNS} FROM events "  # noqa: S608 -- constant column list
+            "WHERE (tx_id, position) > (%s::text::xid8, %s) "
+            "AND (tx_id, position) <= (%s::text::xid8, %s) "
+            "AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) "
+            "ORDER BY events.tx_id, events.position LIMIT %s",
+            [
+                str(after.tx_id),
+                after.position,
+                str(until.tx_id),
+                until.position,
+                limit,
+            ],
+        )
+        return [_recorded(row) for row in cursor.fetchall()]

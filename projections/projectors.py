@@ -1,16 +1,18 @@
 """The read models' projectors: catalogue, order summary, order history, sales.
 
-Every handler is an idempotent upsert: inserts do nothing when the row exists,
-and updates only touch rows whose `position` is below the event's. Events of
-one stream reach a projector in version order (a stream's next version is
-appended by a transaction that starts after the previous one committed), so a
-row's `position` only grows. Every stored time is the event's `recorded_at`,
-so that a rebuild gives bit-identical rows.
+Handlers stage rows; each projector's `write()` applies a batch's rows with one
+statement per kind, and the result is the same as applying its events one by
+one. Inserts do nothing when the row exists, and updates only take the events
+whose position is above the row's `position`. Events of one stream reach a
+projector in version order (a stream's next version is appended by a
+transaction that starts after the previous one committed), so a row's
+`position` only grows, and an update of a batch sums (or keeps the last of)
+the events above it. Every stored time is the event's `recorded_at`, so that a
+rebuild gives bit-identical rows.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import UTC
 from typing import Any
 
@@ -26,7 +28,7 @@ from commands_app.domain.events import (
 )
 from commands_app.eventstore import RecordedEvent
 
-from .base import Projector
+from .base import Projector, Staged
 
 
 class ProductCatalogueProjector(Projector):
@@ -38,19 +40,18 @@ class ProductCatalogueProjector(Projector):
     def on_product_registered(
         self, event: ProductRegistered, recorded: RecordedEvent
     ) -> None:
-        self.sql(
-            "INSERT INTO {read_products} "
-            "(id, sku, name, price_cents, available, updated_at, position) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            [
-                event.product_id,
-                event.sku,
-                event.name,
-                event.price_cents,
-                event.initial_stock,
-                recorded.recorded_at,
-                recorded.position,
-            ],
+        self.staged.insert(
+            "registered",
+            event.product_id,
+            {
+                "id": str(event.product_id),
+                "sku": event.sku,
+                "name": event.name,
+                "price_cents": event.price_cents,
+                "available": event.initial_stock,
+                "at": recorded.recorded_at.isoformat(),
+                "position": recorded.position,
+            },
         )
 
     def on_product_restocked(
@@ -65,16 +66,39 @@ class ProductCatalogueProjector(Projector):
         self._adjust(event.product_id, event.quantity, recorded)
 
     def _adjust(self, product_id: Any, delta: int, recorded: RecordedEvent) -> None:
-        self.sql(
-            "UPDATE {read_products} SET available = available + %s, "
-            "updated_at = %s, position = %s WHERE id = %s AND position < %s",
-            [
-                delta,
-                recorded.recorded_at,
-                recorded.position,
-                product_id,
-                recorded.position,
-            ],
+        self.staged.update(
+            "adjusted",
+            product_id,
+            recorded.position,
+            {
+                "id": str(product_id),
+                "delta": delta,
+                "at": recorded.recorded_at.isoformat(),
+                "position": recorded.position,
+            },
+        )
+
+    def write(self, staged: Staged) -> None:
+        self.sql_rows(
+            "INSERT INTO {read_products} "
+            "(id, sku, name, price_cents, available, updated_at, position) "
+            "SELECT id, sku, name, price_cents, available, at, position "
+            "FROM jsonb_to_recordset(%s::jsonb) AS e(id uuid, sku text, name text, "
+            "price_cents bigint, available bigint, at timestamptz, position bigint) "
+            "ORDER BY position ON CONFLICT DO NOTHING",
+            staged.inserts("registered"),
+        )
+        # One UPDATE per product per batch, by the sum of its events' deltas.
+        self.sql_rows(
+            "UPDATE {read_products} AS t SET available = t.available + c.delta, "
+            "updated_at = c.at, position = c.position FROM ("
+            "SELECT e.id, sum(e.delta)::bigint AS delta, max(e.position) AS position, "
+            "(array_agg(e.at ORDER BY e.position DESC))[1] AS at "
+            "FROM jsonb_to_recordset(%s::jsonb) "
+            "AS e(id uuid, delta bigint, at timestamptz, position bigint) "
+            "JOIN {read_products} AS p ON p.id = e.id AND e.position > p.position "
+            "GROUP BY e.id) AS c WHERE t.id = c.id",
+            staged.updates("adjusted"),
         )
 
 
@@ -108,25 +132,20 @@ class OrderSummaryProjector(Projector):
             }
             for line in event.lines
         ]
-        address = recorded.data["shipping_address"]
         entry = timeline_entry("placed", recorded, total_cents=event.total_cents)
-        self.sql(
-            "INSERT INTO {read_orders} (id, customer_id, status, lines, "
-            "shipping_address, total_cents, history, created_at, updated_at, position) "
-            "VALUES (%s, %s, 'placed', %s::jsonb, %s::jsonb, %s, %s::jsonb, "
-            "%s, %s, %s) "
-            "ON CONFLICT DO NOTHING",
-            [
-                event.order_id,
-                event.customer_id,
-                json.dumps(lines),
-                json.dumps(address),
-                event.total_cents,
-                json.dumps([entry]),
-                recorded.recorded_at,
-                recorded.recorded_at,
-                recorded.position,
-            ],
+        self.staged.insert(
+            "placed",
+            event.order_id,
+            {
+                "id": str(event.order_id),
+                "customer_id": event.customer_id,
+                "lines": lines,
+                "address": recorded.data["shipping_address"],
+                "total_cents": event.total_cents,
+                "history": [entry],
+                "at": recorded.recorded_at.isoformat(),
+                "position": recorded.position,
+            },
         )
 
     def on_order_paid(self, event: OrderPaid, recorded: RecordedEvent) -> None:
@@ -159,17 +178,45 @@ class OrderSummaryProjector(Projector):
     def _move(
         self, order_id: Any, status: str, entry: dict[str, Any], recorded: RecordedEvent
     ) -> None:
-        self.sql(
-            "UPDATE {read_orders} SET status = %s, history = history || %s::jsonb, "
-            "updated_at = %s, position = %s WHERE id = %s AND position < %s",
-            [
-                status,
-                json.dumps([entry]),
-                recorded.recorded_at,
-                recorded.position,
-                order_id,
-                recorded.position,
-            ],
+        self.staged.update(
+            "moved",
+            order_id,
+            recorded.position,
+            {
+                "id": str(order_id),
+                "status": status,
+                "entry": entry,
+                "at": recorded.recorded_at.isoformat(),
+                "position": recorded.position,
+            },
+        )
+
+    def write(self, staged: Staged) -> None:
+        self.sql_rows(
+            "INSERT INTO {read_orders} (id, customer_id, status, lines, "
+            "shipping_address, total_cents, history, created_at, updated_at, position) "
+            "SELECT id, customer_id, 'placed', lines, address, total_cents, history, "
+            "at, at, position FROM jsonb_to_recordset(%s::jsonb) AS e(id uuid, "
+            "customer_id bigint, lines jsonb, address jsonb, total_cents bigint, "
+            "history jsonb, at timestamptz, position bigint) "
+            "ORDER BY position ON CONFLICT DO NOTHING",
+            staged.inserts("placed"),
+        )
+        # One UPDATE per order per batch: its last status, its entries appended
+        # in position order.
+        self.sql_rows(
+            "UPDATE {read_orders} AS t SET status = c.status, "
+            "history = t.history || c.entries, updated_at = c.at, "
+            "position = c.position FROM ("
+            "SELECT e.id, (array_agg(e.status ORDER BY e.position DESC))[1] AS status, "
+            "jsonb_agg(e.entry ORDER BY e.position) AS entries, "
+            "(array_agg(e.at ORDER BY e.position DESC))[1] AS at, "
+            "max(e.position) AS position "
+            "FROM jsonb_to_recordset(%s::jsonb) AS e(id uuid, status text, "
+            "entry jsonb, at timestamptz, position bigint) "
+            "JOIN {read_orders} AS o ON o.id = e.id AND e.position > o.position "
+            "GROUP BY e.id) AS c WHERE t.id = c.id",
+            staged.updates("moved"),
         )
 
 
@@ -180,18 +227,17 @@ class CustomerOrderHistoryProjector(Projector):
     tables = ("read_customer_orders",)
 
     def on_order_placed(self, event: OrderPlaced, recorded: RecordedEvent) -> None:
-        self.sql(
-            "INSERT INTO {read_customer_orders} (order_id, customer_id, status, "
-            "total_cents, item_count, placed_at, position) "
-            "VALUES (%s, %s, 'placed', %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            [
-                event.order_id,
-                event.customer_id,
-                event.total_cents,
-                sum(line.quantity for line in event.lines),
-                recorded.recorded_at,
-                recorded.position,
-            ],
+        self.staged.insert(
+            "placed",
+            event.order_id,
+            {
+                "order_id": str(event.order_id),
+                "customer_id": event.customer_id,
+                "total_cents": event.total_cents,
+                "item_count": sum(line.quantity for line in event.lines),
+                "at": recorded.recorded_at.isoformat(),
+                "position": recorded.position,
+            },
         )
 
     def on_order_paid(self, event: OrderPaid, recorded: RecordedEvent) -> None:
@@ -206,61 +252,109 @@ class CustomerOrderHistoryProjector(Projector):
         self._move(event.order_id, "shipped", recorded)
 
     def _move(self, order_id: Any, status: str, recorded: RecordedEvent) -> None:
-        self.sql(
-            "UPDATE {read_customer_orders} SET status = %s, position = %s "
-            "WHERE order_id = %s AND position < %s",
-            [status, recorded.position, order_id, recorded.position],
+        self.staged.update(
+            "moved",
+            order_id,
+            recorded.position,
+            {"id": str(order_id), "status": status, "position": recorded.position},
+        )
+
+    def write(self, staged: Staged) -> None:
+        self.sql_rows(
+            "INSERT INTO {read_customer_orders} (order_id, customer_id, status, "
+            "total_cents, item_count, placed_at, position) "
+            "SELECT order_id, customer_id, 'placed', total_cents, item_count, at, "
+            "position FROM jsonb_to_recordset(%s::jsonb) AS e(order_id uuid, "
+            "customer_id bigint, total_cents bigint, item_count integer, "
+            "at timestamptz, position bigint) "
+            "ORDER BY position ON CONFLICT DO NOTHING",
+            staged.inserts("placed"),
+        )
+        self.sql_rows(
+            "UPDATE {read_customer_orders} AS t SET status = c.status, "
+            "position = c.position FROM ("
+            "SELECT e.id, (array_agg(e.status ORDER BY e.position DESC))[1] AS status, "
+            "max(e.position) AS position "
+            "FROM jsonb_to_recordset(%s::jsonb) "
+            "AS e(id uuid, status text, position bigint) "
+            "JOIN {read_customer_orders} AS o "
+            "ON o.order_id = e.id AND e.position > o.position "
+            "GROUP BY e.id) AS c WHERE t.order_id = c.id",
+            staged.updates("moved"),
         )
 
 
 class DailySalesProjector(Projector):
     """Orders, revenue and units per day (UTC date of the order's placement).
 
-    Each order's contribution is a row of its own; the day's totals move by that
-    row's contribution in the same statement that inserts it (or marks it
-    cancelled), and only when it does: a replay inserts or changes nothing, so
-    it moves nothing. A day is never summed up again from its orders, which cost
-    a scan of the whole day per batch (quadratic over a busy day in a rebuild).
+    Each order's contribution is a row of its own; the day's totals move by the
+    sum of the contributions that a statement inserts (or marks cancelled), and
+    only by those: a replay inserts or changes nothing, so it moves nothing. A
+    day is never summed up again from its orders, which cost a scan of the
+    whole day per batch (quadratic over a busy day in a rebuild).
     """
 
     name = "daily_sales"
     tables = ("read_sales_orders", "read_daily_sales")
 
     def on_order_placed(self, event: OrderPlaced, recorded: RecordedEvent) -> None:
-        self.sql(
-            "WITH added AS (INSERT INTO {read_sales_orders} "
-            "(order_id, day, revenue_cents, units, cancelled, position) "
-            "VALUES (%s, %s, %s, %s, false, %s) ON CONFLICT DO NOTHING "
-            "RETURNING day, revenue_cents, units, position) "
-            "INSERT INTO {read_daily_sales} AS d "
-            "(day, orders, revenue_cents, units, cancelled_orders, position) "
-            "SELECT day, 1, revenue_cents, units, 0, position FROM added "
-            "ON CONFLICT (day) DO UPDATE SET orders = d.orders + 1, "
-            "revenue_cents = d.revenue_cents + EXCLUDED.revenue_cents, "
-            "units = d.units + EXCLUDED.units, "
-            "position = greatest(d.position, EXCLUDED.position)",
-            [
-                event.order_id,
-                recorded.recorded_at.astimezone(UTC).date(),
-                event.total_cents,
-                sum(line.quantity for line in event.lines),
-                recorded.position,
-            ],
+        self.staged.insert(
+            "placed",
+            event.order_id,
+            {
+                "order_id": str(event.order_id),
+                "day": recorded.recorded_at.astimezone(UTC).date().isoformat(),
+                "revenue_cents": event.total_cents,
+                "units": sum(line.quantity for line in event.lines),
+                "position": recorded.position,
+            },
         )
 
     def on_order_cancelled(
         self, event: OrderCancelled, recorded: RecordedEvent
     ) -> None:
-        self.sql(
-            "WITH moved AS (UPDATE {read_sales_orders} "
-            "SET cancelled = true, position = %s "
-            "WHERE order_id = %s AND position < %s AND NOT cancelled "
+        self.staged.update(
+            "cancelled",
+            event.order_id,
+            recorded.position,
+            {"order_id": str(event.order_id), "position": recorded.position},
+        )
+
+    def write(self, staged: Staged) -> None:
+        self.sql_rows(
+            "WITH added AS (INSERT INTO {read_sales_orders} "
+            "(order_id, day, revenue_cents, units, cancelled, position) "
+            "SELECT order_id, day, revenue_cents, units, false, position "
+            "FROM jsonb_to_recordset(%s::jsonb) AS e(order_id uuid, day date, "
+            "revenue_cents bigint, units integer, position bigint) "
+            "ORDER BY position ON CONFLICT DO NOTHING "
             "RETURNING day, revenue_cents, units, position) "
-            "UPDATE {read_daily_sales} AS d SET orders = d.orders - 1, "
-            "revenue_cents = d.revenue_cents - moved.revenue_cents, "
-            "units = d.units - moved.units, "
-            "cancelled_orders = d.cancelled_orders + 1, "
-            "position = greatest(d.position, moved.position) "
-            "FROM moved WHERE d.day = moved.day",
-            [recorded.position, event.order_id, recorded.position],
+            "INSERT INTO {read_daily_sales} AS d "
+            "(day, orders, revenue_cents, units, cancelled_orders, position) "
+            "SELECT day, count(*), sum(revenue_cents), sum(units), 0, max(position) "
+            "FROM added GROUP BY day "
+            "ON CONFLICT (day) DO UPDATE SET orders = d.orders + EXCLUDED.orders, "
+            "revenue_cents = d.revenue_cents + EXCLUDED.revenue_cents, "
+            "units = d.units + EXCLUDED.units, "
+            "position = greatest(d.position, EXCLUDED.position)",
+            staged.inserts("placed"),
+        )
+        # An order is cancelled once: by the first of its events above its row.
+        self.sql_rows(
+            "WITH moved AS (UPDATE {read_sales_orders} AS s "
+            "SET cancelled = true, position = c.position FROM ("
+            "SELECT DISTINCT ON (e.order_id) e.order_id, e.position "
+            "FROM jsonb_to_recordset(%s::jsonb) AS e(order_id uuid, position bigint) "
+            "JOIN {read_sales_orders} AS o ON o.order_id = e.order_id "
+            "AND e.position > o.position AND NOT o.cancelled "
+            "ORDER BY e.order_id, e.position) AS c WHERE s.order_id = c.order_id "
+            "RETURNING s.day, s.revenue_cents, s.units, s.position), "
+            "by_day AS (SELECT day, count(*) AS orders, sum(revenue_cents) AS revenue, "
+            "sum(units) AS units, max(position) AS position FROM moved GROUP BY day) "
+            "UPDATE {read_daily_sales} AS d SET orders = d.orders - m.orders, "
+            "revenue_cents = d.revenue_cents - m.revenue, units = d.units - m.units, "
+            "cancelled_orders = d.cancelled_orders + m.orders, "
+            "position = greatest(d.position, m.position) "
+            "FROM by_day AS m WHERE d.day = m.day",
+            staged.updates("cancelled"),
         )

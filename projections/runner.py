@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -357,10 +357,10 @@ def apply_pipelined(projector: Projector, events: list[RecordedEvent]) -> bool:
     if not events:
         return True
     try:
-        with pipelined():
+        with pipelined(), ExitStack() as spans:
             for recorded in events:
-                with apply_span(projector, recorded):
-                    projector.apply(recorded)
+                spans.enter_context(apply_span(projector, recorded))
+            projector.apply_batch(events)
     except Exception:
         logger.info(
             "projection %s: batch failed, applying it event by event",

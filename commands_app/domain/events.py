@@ -195,41 +195,53 @@ def _dump(value: Any) -> Any:
 
 T = TypeVar("T")
 
+# A converter turns one JSON value into a field's value (None: taken as it is).
+Converter = Callable[[Any], Any] | None
 
-_HINTS: dict[type[Any], dict[str, Any]] = {}
-
-
-def _hints(cls: type[Any]) -> dict[str, Any]:
-    # get_type_hints resolves string annotations anew on each call: cache it,
-    # as loading a stream decodes every event of it.
-    hints = _HINTS.get(cls)
-    if hints is None:
-        hints = _HINTS[cls] = get_type_hints(cls)
-    return hints
+_LOADERS: dict[type[Any], Callable[[dict[str, Any]], Any]] = {}
 
 
 def _load(cls: type[T], data: dict[str, Any]) -> T:
-    hints = _hints(cls)
-    kwargs = {
-        f.name: _coerce(hints[f.name], data[f.name])
-        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-        if f.init
-    }
-    return cls(**kwargs)
+    loader = _LOADERS.get(cls)
+    if loader is None:
+        loader = _LOADERS[cls] = _loader(cls)
+    return typing.cast(T, loader(data))
 
 
-def _coerce(hint: Any, value: Any) -> Any:
+def _loader(cls: type[Any]) -> Callable[[dict[str, Any]], Any]:
+    # Resolve the type hints and how to convert each field once per class:
+    # loading a stream (or a rebuild) decodes every event of it.
+    hints = get_type_hints(cls)
+    fields = [
+        (f.name, _converter(hints[f.name])) for f in dataclasses.fields(cls) if f.init
+    ]
+
+    def load(data: dict[str, Any]) -> Any:
+        return cls(
+            **{
+                name: data[name] if convert is None else convert(data[name])
+                for name, convert in fields
+            }
+        )
+
+    return load
+
+
+def _converter(hint: Any) -> Converter:
     origin = get_origin(hint)
     if origin is tuple:
         (item, _ellipsis) = get_args(hint)
-        return tuple(_coerce(item, v) for v in value)
+        convert_item = _converter(item)
+        if convert_item is None:
+            return tuple
+        return lambda value: tuple(convert_item(v) for v in value)
     if origin in (typing.Union, types.UnionType):
-        if value is None:
+        inner = _converter(next(a for a in get_args(hint) if a is not type(None)))
+        if inner is None:
             return None
-        hint = next(a for a in get_args(hint) if a is not type(None))
-        return _coerce(hint, value)
+        return lambda value: None if value is None else inner(value)
     if hint is UUID:
-        return UUID(str(value))
+        return lambda value: UUID(str(value))
     if dataclasses.is_dataclass(hint):
-        return _load(typing.cast(type[Any], hint), value)
-    return value
+        return lambda value: _load(typing.cast(type[Any], hint), value)
+    return None

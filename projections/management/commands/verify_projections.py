@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from projections.rebuild import RebuildError, verify
+from projections.rebuild import BATCH_SIZE, RebuildError, verify_many
 from projections.registry import projector_names
 
 
@@ -15,16 +15,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--projection", choices=projector_names())
-        parser.add_argument("--batch-size", type=int, default=500)
+        parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
 
     def handle(self, *args: Any, **options: Any) -> None:
         names = [options["projection"]] if options["projection"] else projector_names()
+        try:
+            results = verify_many(names, batch_size=options["batch_size"])
+        except RebuildError as exc:
+            raise CommandError(str(exc)) from exc
         different = []
-        for name in names:
-            try:
-                result = verify(name, batch_size=options["batch_size"])
-            except RebuildError as exc:
-                raise CommandError(str(exc)) from exc
+        for result in results:
+            name = result.projection
             self.stdout.write(f"{name}: {'equal' if result.equal else 'different'}")
             if not result.equal:
                 different.append(name)
