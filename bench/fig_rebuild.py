@@ -33,7 +33,8 @@ def keyset_scan() -> float:
                 "metadata::text, recorded_at FROM events "
                 "WHERE (tx_id, position) > (%s::xid8, %s) "
                 "AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) "
-                "ORDER BY tx_id, position LIMIT 1000",
+                # The table's columns: a bare tx_id is the selected text.
+                "ORDER BY events.tx_id, events.position LIMIT 1000",
                 [tx, pos],
             ).fetchall()
             if not rows:

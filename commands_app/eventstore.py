@@ -176,13 +176,20 @@ def read_after(checkpoint: Checkpoint, *, limit: int = 1000) -> list[RecordedEve
     """Return committed events after `checkpoint` in global order, gap-safe."""
     with connections[DB_ALIAS].cursor() as cursor:
         cursor.execute(
-            f"SELECT {_COLUMNS} FROM events "  # noqa: S608 -- constant column list
-            "WHERE (tx_id, position) > (%s::text::xid8, %s) "
-            "AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) "
-            "ORDER BY tx_id, position LIMIT %s",
-            [str(checkpoint.tx_id), checkpoint.position, limit],
+            READ_AFTER_SQL, [str(checkpoint.tx_id), checkpoint.position, limit]
         )
         return [_recorded(row) for row in cursor.fetchall()]
+
+
+# The order names the table's columns: a bare `tx_id` would be the selected
+# `tx_id::text::bigint`, which no index has, and every read would sort all the
+# events after the checkpoint (quadratic for a reader far behind).
+READ_AFTER_SQL = (
+    f"SELECT {_COLUMNS} FROM events "  # noqa: S608 -- constant column list
+    "WHERE (tx_id, position) > (%s::text::xid8, %s) "
+    "AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) "
+    "ORDER BY events.tx_id, events.position LIMIT %s"
+)
 
 
 def checkpoint_of(position: int) -> Checkpoint | None:
@@ -214,7 +221,7 @@ def head() -> Checkpoint:
         cursor.execute(
             "SELECT tx_id::text::bigint, position FROM events "
             "WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) "
-            "ORDER BY tx_id DESC, position DESC LIMIT 1"
+            "ORDER BY events.tx_id DESC, events.position DESC LIMIT 1"
         )
         row = cursor.fetchone()
     return Checkpoint(*row) if row else Checkpoint()
@@ -246,9 +253,7 @@ def read_until(
     """Return committed events in (after, until] in global order, gap-safe.
 
     A bulk scan's read (a rebuild's): large chunks bounded by the target, with
-    the same visibility rule as `read_after`. The order names the table's
-    columns: a bare `tx_id` would be the selected `tx_id::text::bigint`, which
-    no index has, and every chunk would sort all the events after it.
+    the same visibility rule and order as `read_after`.
     """
     with connections[DB_ALIAS].cursor() as cursor:
         cursor.execute(

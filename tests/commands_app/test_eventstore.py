@@ -200,3 +200,16 @@ def test_an_append_runs_through_execute_wrappers():
             [NewEvents(f"product-{event.product_id}", 0, (event,))], metadata={}
         )
     assert [sql for sql in seen if sql.startswith("INSERT INTO events")]
+
+
+def test_reading_after_a_checkpoint_walks_the_index_without_sorting():
+    # Ordering by the selected `tx_id::text::bigint` instead of the column
+    # sorted every event after the checkpoint on each read.
+    # Told to avoid sorting (the table is too small to cost it), the planner
+    # can only do so when the order is the index's.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_sort = off")
+        cursor.execute("EXPLAIN " + eventstore.READ_AFTER_SQL, ["0", 0, 1000])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Sort" not in plan, plan
+    assert "events_tx_pos_idx" in plan, plan

@@ -193,7 +193,7 @@ def committed_head() -> tuple[int, int]:
     with connections["default"].cursor() as cursor:
         cursor.execute(
             "SELECT tx_id::text::bigint, position FROM events "
-            "ORDER BY tx_id DESC, position DESC LIMIT 1"
+            "ORDER BY events.tx_id DESC, events.position DESC LIMIT 1"
         )
         row = cursor.fetchone()
     return (row[0], row[1]) if row else (0, 0)
