@@ -30,6 +30,8 @@ from tests.support.processes import (
     WebServer,
     Worker,
     free_port,
+    spawn,
+    terminate,
     test_env,
     wait_until,
 )
@@ -193,8 +195,7 @@ class Beat:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Beat:
-        log = open(self.log_path, "wb")  # noqa: SIM115
-        self.process = subprocess.Popen(
+        self.process = spawn(
             [
                 str(BIN / "celery"),
                 "-A",
@@ -205,22 +206,14 @@ class Beat:
                 "--schedule",
                 str(self.schedule),
             ],
-            cwd=ROOT,
-            env=test_env(**self.env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            self.log_path,
+            self.env,
         )
         wait_until(lambda: b"beat: Starting" in self.log_path.read_bytes(), timeout=30)
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+        terminate(self.process, timeout=10)
 
 
 @dataclass

@@ -53,6 +53,34 @@ def wait_until(
         time.sleep(interval)
 
 
+def spawn(
+    argv: list[str], log_path: Path, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    """Start a process of the system in a session of its own, logging to a file."""
+    log = open(log_path, "wb")  # noqa: SIM115 -- closed by the child's exit
+    return subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env=test_env(**env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def terminate(process: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """SIGTERM a process and its children; SIGKILL them if still up after `timeout`."""
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
 class Worker:
     """A real Celery worker process (prefork) on the given queues."""
 
@@ -71,8 +99,7 @@ class Worker:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Worker:
-        log = open(self.log_path, "wb")  # noqa: SIM115 -- closed by the child's exit
-        self.process = subprocess.Popen(
+        self.process = spawn(
             [
                 str(BIN / "celery"),
                 "-A",
@@ -89,11 +116,8 @@ class Worker:
                 "--loglevel",
                 "INFO",
             ],
-            cwd=ROOT,
-            env=test_env(**self.env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            self.log_path,
+            self.env,
         )
         wait_until(self.is_ready, timeout=30, interval=0.2)
         return self
@@ -123,13 +147,7 @@ class Worker:
         self.process.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        terminate(self.process, timeout=15)
 
 
 def free_port() -> int:
@@ -151,8 +169,7 @@ class WebServer:
     def start(self) -> WebServer:
         import requests
 
-        log = open(self.log_path, "wb")  # noqa: SIM115
-        self.process = subprocess.Popen(
+        self.process = spawn(
             [
                 str(BIN / "uvicorn"),
                 "config.asgi:application",
@@ -162,11 +179,8 @@ class WebServer:
                 str(self.port),
                 "--no-access-log",
             ],
-            cwd=ROOT,
-            env=test_env(**self.env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            self.log_path,
+            self.env,
         )
 
         def up() -> bool:
@@ -182,9 +196,4 @@ class WebServer:
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+        terminate(self.process, timeout=10)
