@@ -14,13 +14,20 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Tracer, TracerProvider
+from opentelemetry.trace import (
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+    Tracer,
+    TracerProvider,
+)
 from opentelemetry.trace.propagation.tracecontext import (
     TraceContextTextMapPropagator,
 )
@@ -108,6 +115,37 @@ def span(
         name, context=ctx, kind=kind, attributes=_clean(attributes)
     ) as current:
         yield current
+
+
+@contextlib.contextmanager
+def sibling_spans(
+    name: str, parents_and_attributes: Sequence[tuple[str | None, Mapping[str, Any]]]
+) -> Iterator[list[Span]]:
+    """Open one span per (parent traceparent, attributes) over the same block.
+
+    None of them becomes the current span, so that one without a parent is a
+    child of the span current here, not of the one opened before it (as spans
+    nested with `span()` would be). An exception is recorded on each.
+    """
+    here = otel_context.get_current()
+    opened = [
+        tracer().start_span(
+            name,
+            context=extract(parent) if parent else here,
+            attributes=_clean(attributes),
+        )
+        for parent, attributes in parents_and_attributes
+    ]
+    try:
+        yield opened
+    except BaseException as exc:
+        for one in opened:
+            one.record_exception(exc)
+            one.set_status(Status(StatusCode.ERROR, repr(exc)))
+        raise
+    finally:
+        for one in opened:
+            one.end()
 
 
 @contextlib.contextmanager

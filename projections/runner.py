@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import AbstractContextManager, ExitStack
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -357,9 +357,7 @@ def apply_pipelined(projector: Projector, events: list[RecordedEvent]) -> bool:
     if not events:
         return True
     try:
-        with pipelined(), ExitStack() as spans:
-            for recorded in events:
-                spans.enter_context(apply_span(projector, recorded))
+        with pipelined(), apply_spans(projector, events):
             projector.apply_batch(events)
     except Exception:
         logger.info(
@@ -378,9 +376,26 @@ def apply_span(
     return tracing.span(
         "projection.apply",
         parent=recorded.metadata.get("traceparent"),
-        attributes={
-            "projection": projector.name,
-            "event.type": recorded.type,
-            "event.position": recorded.position,
-        },
+        attributes=span_attributes(projector, recorded),
     )
+
+
+def apply_spans(
+    projector: Projector, events: list[RecordedEvent]
+) -> AbstractContextManager[Any]:
+    """Open `apply_span`'s span for every event of a batch, over the whole batch."""
+    return tracing.sibling_spans(
+        "projection.apply",
+        [
+            (recorded.metadata.get("traceparent"), span_attributes(projector, recorded))
+            for recorded in events
+        ],
+    )
+
+
+def span_attributes(projector: Projector, recorded: RecordedEvent) -> dict[str, Any]:
+    return {
+        "projection": projector.name,
+        "event.type": recorded.type,
+        "event.position": recorded.position,
+    }

@@ -146,3 +146,26 @@ def test_without_a_tracer_the_events_still_share_one_correlation_id(
     (event,) = StoredEvent.objects.filter(metadata__command_id=command_id)
     assert event.metadata["correlation_id"] == str(record.correlation_id)
     assert tracing.trace_id_of(event.metadata["traceparent"]) == record.correlation_id
+
+
+def test_a_batch_spans_each_event_under_its_own_parent_not_under_each_other(exporter):
+    with tracing.span("command.execute") as command_span:
+        command = tracing.current_traceparent()
+    events = [
+        (None, {"event.position": 1}),
+        (None, {"event.position": 2}),
+        (command, {"event.position": 3}),
+    ]
+    with (
+        tracing.span("projection.round") as round_span,
+        pytest.raises(RuntimeError),
+        tracing.sibling_spans("projection.apply", events),
+    ):
+        raise RuntimeError("the batch failed")
+    applied = by_name(exporter.get_finished_spans(), "projection.apply")
+    assert [(span.attributes or {})["event.position"] for span in applied] == [1, 2, 3]
+    round_id = round_span.get_span_context().span_id
+    command_id = command_span.get_span_context().span_id
+    assert [parent_of(span) for span in applied] == [round_id, round_id, command_id]
+    assert all(not span.status.is_ok for span in applied)
+    assert all(span.events[0].name == "exception" for span in applied)
