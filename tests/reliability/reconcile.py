@@ -36,6 +36,15 @@ TEST_CARDS = ("4242424242424242", "4000000000000002")
 SETTLE_SECONDS = 60.0
 
 
+# The rows the store checks read: commands (id, then type, status, position,
+# payload) and events in position order.
+COMMANDS_SQL = "SELECT id, type, status, position, payload FROM commands"
+EVENTS_SQL = (
+    "SELECT position, tx_id::text::bigint, stream_id, version, type, "
+    "data, metadata FROM events ORDER BY position"
+)
+
+
 class ReconcileError(AssertionError):
     """Raise with every broken invariant at once."""
 
@@ -52,27 +61,15 @@ def reconcile(
     problems: list[str] = []
     wait_for_commands(stack, settle_seconds, problems)
     with psycopg.connect(stack.dsn) as db:
-        commands = {
-            str(row[0]): row[1:]
-            for row in db.execute(
-                "SELECT id, type, status, position, payload FROM commands"
-            )
-        }
-        events = list(
-            db.execute(
-                "SELECT position, tx_id::text::bigint, stream_id, version, type, "
-                "data, metadata FROM events ORDER BY position"
-            )
-        )
+        commands = {str(row[0]): row[1:] for row in db.execute(COMMANDS_SQL)}
+        events = list(db.execute(EVENTS_SQL))
     missing = accepted - set(commands)
     if missing:
         problems.append(f"{len(missing)} commands answered 202 are missing: {missing}")
     open_ = [cid for cid, row in commands.items() if row[1] in ("accepted", "running")]
     if open_:
         problems.append(f"{len(open_)} commands still open: {open_[:5]}")
-    check_events(commands, events, stack.foreign_positions, problems)
-    check_versions(events, problems)
-    check_stock(events, problems)
+    check_store(commands, events, stack.foreign_positions, problems)
     if events:
         wait_for_projections(stack, events, settle_seconds, problems)
         check_rebuild_equals_live(stack, problems)
@@ -92,6 +89,18 @@ def wait_for_commands(stack: Stack, seconds: float, problems: list[str]) -> None
         if row is not None and row[0] == 0:
             return
         time.sleep(0.25)
+
+
+def check_store(
+    commands: dict[str, tuple[Any, ...]],
+    events: list[tuple[Any, ...]],
+    foreign: set[int],
+    problems: list[str],
+) -> None:
+    """Check events against commands, stream versions and stock."""
+    check_events(commands, events, foreign, problems)
+    check_versions(events, problems)
+    check_stock(events, problems)
 
 
 def check_events(

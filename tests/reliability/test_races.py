@@ -23,7 +23,7 @@ from rest_framework.authtoken.models import Token
 
 from commands_app.models import CommandRecord
 from tests.conftest import make_user
-from tests.reliability.reconcile import check_events, check_stock, check_versions
+from tests.reliability.reconcile import check_store
 from tests.reliability.test_stateful import store_rows
 from tests.support.commands import ADDRESS
 from tests.support.processes import WebServer, Worker, wait_until
@@ -106,9 +106,7 @@ def test_thirty_customers_racing_for_seven_units_get_exactly_seven(
 
         commands, events = store_rows()
         problems: list[str] = []
-        check_events(commands, events, set(), problems)
-        check_versions(events, problems)
-        check_stock(events, problems)
+        check_store(commands, events, set(), problems)
         assert not problems, problems
         stream = [e for e in events if e[2] == f"product-{product}"]
         assert [e[4] for e in stream].count("product.stock_reserved.v1") == 7

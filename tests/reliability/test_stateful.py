@@ -45,7 +45,7 @@ from projections.registry import PROJECTOR_NAMES
 from projections.runner import catch_up
 from tests.conftest import make_user
 from tests.projections.conftest import rows, settle
-from tests.reliability.reconcile import check_events, check_stock, check_versions
+from tests.reliability.reconcile import COMMANDS_SQL, EVENTS_SQL, check_store
 from tests.support.commands import ADDRESS, DECLINED_CARD, GOOD_CARD
 from tests.support.projections import projections_held_here
 
@@ -185,12 +185,9 @@ def store_rows() -> tuple[dict[str, tuple[Any, ...]], list[tuple[Any, ...]]]:
     """Return commands (id → type, status, position, payload) and events, as
     reconcile() reads them."""
     with connections["default"].cursor() as cursor:
-        cursor.execute("SELECT id, type, status, position, payload FROM commands")
+        cursor.execute(COMMANDS_SQL)
         commands = {str(row[0]): row[1:] for row in cursor.fetchall()}
-        cursor.execute(
-            "SELECT position, tx_id::text::bigint, stream_id, version, type, "
-            "data, metadata FROM events ORDER BY position"
-        )
+        cursor.execute(EVENTS_SQL)
         events = [(*row[:5], load(row[5]), load(row[6])) for row in cursor.fetchall()]
     return commands, events
 
@@ -498,9 +495,7 @@ class OrdersMachine(RuleBasedStateMachine):
     def store_is_consistent(self) -> None:
         commands, events = store_rows()
         problems: list[str] = []
-        check_events(commands, events, set(), problems)
-        check_versions(events, problems)
-        check_stock(events, problems)
+        check_store(commands, events, set(), problems)
         assert not problems, problems
         # One command per submission: duplicates never made a second.
         assert set(commands) == {s.command_id for s in self.submitted}
