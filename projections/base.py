@@ -137,9 +137,6 @@ class Projector:
     def write(self, staged: Staged) -> None:
         """Send the statements for what a batch's handlers staged."""
 
-    def flush(self) -> None:
-        """Write what was deferred to the end of a batch (nothing: `write` does it)."""
-
     def sql(self, query: str, params: Sequence[Any] = ()) -> int:
         """Run one statement on the read database; return the row count."""
         with connections[READ_DB].cursor() as cursor:

@@ -111,7 +111,6 @@ def _replay(name: str) -> ReplayResult:
             else:
                 failed_streams.add(letter.stream_id)
                 result.still_parked += 1
-        projector.flush()
         _set_last_error(name)
     return result
 

@@ -223,7 +223,6 @@ def apply_share(projector: Projector, events: list[RecordedEvent]) -> str:
         return ""
     with transaction.atomic(using=READ_DB):
         parked = apply_events(projector, events)
-        projector.flush()
     return parked
 
 
@@ -300,7 +299,6 @@ def run_batch(projector: Projector, batch_size: int) -> BatchResult:
         if not events:
             return BatchResult()
         parked = apply_events(projector, events)
-        projector.flush()
         checkpoint.tx_id, checkpoint.position = events[-1].tx_id, events[-1].position
         fields = ["tx_id", "position", "updated_at"]
         if parked:
