@@ -17,6 +17,7 @@ import hmac
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +26,8 @@ from django.db import connections
 from .. import eventstore
 from ..domain.events import UPCASTERS
 from ..eventstore import RecordedEvent
+
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 
 # Namespace of the public event ids: uuid5(NAMESPACE, "<stream_id>/<version>").
 NAMESPACE = uuid.UUID("6f1e1f0c-8a53-4c59-9d0e-3c1b8e7f3a21")
@@ -40,6 +43,11 @@ class PublicType:
     name: str
     version: int
     data: Payload
+
+    @property
+    def schema_path(self) -> Path:
+        """Return the file of this type's JSON Schema."""
+        return SCHEMA_DIR / f"{self.name}.v{self.version}.json"
 
 
 def _placed(data: dict[str, Any]) -> dict[str, Any]:
