@@ -93,6 +93,13 @@ def test_every_public_type_has_a_valid_schema_whose_examples_validate() -> None:
             check(example)
 
 
+def test_the_contract_documentation_lists_every_public_type() -> None:
+    doc = (SCHEMA_DIR.parents[2] / "docs" / "integration-events.md").read_text()
+    for public in PUBLIC_TYPES:
+        assert f"| `{public.name}` |" in doc
+        assert public.schema_path.name in doc
+
+
 def test_every_published_internal_type_maps_to_a_public_type() -> None:
     assert set(PUBLISHED.values()) == set(PUBLIC_TYPES)
 
