@@ -7,6 +7,7 @@ RecordedEvents by type name. An SMTP failure is a real refused connection.
 
 from __future__ import annotations
 
+import io
 import logging
 import socket
 from dataclasses import replace
@@ -16,6 +17,7 @@ from django.core import mail
 
 from commands_app import notifications
 from commands_app.notifications import message_id, send_for_event
+from tests.commands_app import recorded
 from tests.commands_app.recorded import cancelled, later, paid, placed, shipped, store
 from tests.conftest import make_user
 
@@ -236,3 +238,31 @@ def test_amounts_are_formatted_in_euros() -> None:
     assert notifications.format_cents(6950) == "EUR 69.50"
     assert notifications.format_cents(123456789) == "EUR 1,234,567.89"
     assert notifications.format_cents(5) == "EUR 0.05"
+
+
+def test_the_html_part_escapes_what_the_customer_typed(alice) -> None:
+    order = replace(
+        placed(alice.pk),
+        shipping_address=replace(recorded.ADDRESS, name="Ann <b>Lee</b> & Co"),
+    )
+    (event,) = store([order])
+
+    send_for_event(event)
+
+    email = only_email()
+    assert "Hello Ann <b>Lee</b> & Co," in email.body
+    assert "Hello Ann &lt;b&gt;Lee&lt;/b&gt; &amp; Co," in html_of(email)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_demo_customers_have_email_addresses() -> None:
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+
+    User.objects.create_user("alice", password="x")  # an older seed, no address
+
+    call_command("seed_demo", stdout=io.StringIO())
+
+    emails = dict(User.objects.values_list("username", "email"))
+    assert emails["alice"] == "alice@example.com"
+    assert emails["bob"] == "bob@example.com"
