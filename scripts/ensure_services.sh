@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Start the local PostgreSQL and Redis for the test suite when they are not running.
+# Start the local PostgreSQL and Redis for the test suite when they are not running,
+# and wait for RabbitMQ (integration events) when the suite publishes there.
 #
 # Used by `make test` and `.ci/run`, never by `make run` (which only reports what is
 # missing). Only servers on this machine (127.0.0.1 / localhost) are started, and only
@@ -10,6 +11,9 @@ set -euo pipefail
 DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cqrs_orders_test}"
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/9}"
 WAIT_SECONDS="${ENSURE_SERVICES_WAIT_SECONDS:-30}"
+# The test settings publish integration events to RabbitMQ unless told otherwise.
+INTEGRATION_EVENTS_BROKER="${INTEGRATION_EVENTS_BROKER:-rabbitmq}"
+INTEGRATION_EVENTS_URL="${INTEGRATION_EVENTS_URL:-amqp://guest:guest@127.0.0.1:5672//}"
 
 # Print "host port" from a URL such as scheme://user:pass@host:port/db.
 host_port() {
@@ -82,6 +86,20 @@ ensure_redis() {
     wait_for Redis "$host" "$port" || true
 }
 
+# RabbitMQ is a required service, installed and started by the machine's setup, never
+# by this script: wait for it, and say so when it does not come (the broker tests
+# then fail with the same message).
+ensure_rabbitmq() {
+    local host port
+    [[ "$INTEGRATION_EVENTS_BROKER" == "rabbitmq" ]] || return 0
+    read -r host port < <(host_port "$INTEGRATION_EVENTS_URL" 5672)
+    listening "$host" "$port" && return 0
+    echo "ensure_services: waiting for RabbitMQ at $host:$port (INTEGRATION_EVENTS_BROKER=rabbitmq)"
+    wait_for RabbitMQ "$host" "$port" \
+        || echo "ensure_services: RabbitMQ is required by the tests of integration events" >&2
+}
+
 ensure_postgres
 ensure_redis
+ensure_rabbitmq
 "$(dirname "${BASH_SOURCE[0]}")/ensure_chromium.sh"

@@ -317,3 +317,46 @@ WEB_THREADS = env.int("WEB_THREADS", default=16)
 # Serve /bench/baseline/, the accept figure's floor (config/bench_views.py); only
 # `make bench` turns it on, for its own server.
 BENCH_BASELINE_ENDPOINT = env.bool("BENCH_BASELINE_ENDPOINT", default=False)
+
+# --- Customer e-mails and integration events (effects) ---------------------------
+# Order e-mails (commands_app/notifications.py) go through Django's e-mail framework:
+# SMTP by default; local settings print them, tests keep them in memory.
+EMAIL_BACKEND = env(
+    "EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend"
+)
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="orders@example.com")
+# Links in e-mails point here.
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Public events for other services (docs/integration-events.md):
+# "rabbitmq" (a durable topic exchange), "redis" (a stream) or "none".
+INTEGRATION_EVENTS_BROKER = env("INTEGRATION_EVENTS_BROKER", default="none")
+INTEGRATION_EVENTS_URL = env(
+    "INTEGRATION_EVENTS_URL",
+    default=(
+        REDIS_URL
+        if INTEGRATION_EVENTS_BROKER == "redis"
+        else "amqp://guest:guest@127.0.0.1:5672//"
+    ),
+)
+INTEGRATION_EVENTS_EXCHANGE = env(
+    "INTEGRATION_EVENTS_EXCHANGE", default="cqrs-orders.integration"
+)
+INTEGRATION_EVENTS_STREAM = env(
+    "INTEGRATION_EVENTS_STREAM", default="cqrs-orders.integration"
+)
+INTEGRATION_EVENTS_STREAM_MAXLEN = env.int(
+    "INTEGRATION_EVENTS_STREAM_MAXLEN", default=1_000_000
+)
+INTEGRATION_EVENTS_TIMEOUT_SECONDS = env.float(
+    "INTEGRATION_EVENTS_TIMEOUT_SECONDS", default=5.0
+)
+# Keys the opaque customer ids of public events (HMAC); changing it changes them all.
+INTEGRATION_EVENTS_CUSTOMER_KEY = env(
+    "INTEGRATION_EVENTS_CUSTOMER_KEY", default=SECRET_KEY
+)

@@ -4,3 +4,11 @@ from .base import *  # noqa: F403
 from .base import env
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
+
+# --- Customer e-mails ------------------------------------------------------------
+# Printed by the processes of `make run` unless EMAIL_BACKEND says otherwise (the file
+# backend, django.core.mail.backends.filebased.EmailBackend, writes EMAIL_FILE_PATH).
+EMAIL_BACKEND = env(
+    "EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", default=".run/emails")

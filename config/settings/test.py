@@ -43,3 +43,22 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 PAYMENT_GATEWAY_LATENCY_MS = env.int("PAYMENT_GATEWAY_LATENCY_MS", default=20)
 COMMAND_LEASE_SECONDS = env.int("COMMAND_LEASE_SECONDS", default=5)
 COMMAND_REDRIVE_AFTER_SECONDS = env.float("COMMAND_REDRIVE_AFTER_SECONDS", default=1.0)
+
+# --- Customer e-mails and integration events ---------------------------------
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# RabbitMQ is a required service of the test suite (scripts/ensure_services.sh).
+INTEGRATION_EVENTS_BROKER = env("INTEGRATION_EVENTS_BROKER", default="rabbitmq")
+INTEGRATION_EVENTS_URL = env(
+    "INTEGRATION_EVENTS_URL",
+    default=(
+        REDIS_URL
+        if INTEGRATION_EVENTS_BROKER == "redis"
+        else "amqp://guest:guest@127.0.0.1:5672//"
+    ),
+)
+INTEGRATION_EVENTS_EXCHANGE = env(
+    "INTEGRATION_EVENTS_EXCHANGE", default="cqrs-orders.integration.test"
+)
+INTEGRATION_EVENTS_STREAM = env(
+    "INTEGRATION_EVENTS_STREAM", default="cqrs-orders.integration.test"
+)

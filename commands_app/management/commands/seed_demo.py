@@ -38,6 +38,10 @@ class Command(BaseCommand):
             if created:
                 user.set_password(password)
                 user.save()
+            if not user.email:
+                # Order e-mails go to the customer's address (notifications.py).
+                user.email = f"{username}@example.com"
+                user.save(update_fields=["email"])
         admin = User.objects.get(username="admin")
         spec = COMMANDS["register-product"]
         for sku, name, price, stock in PRODUCTS:
