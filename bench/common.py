@@ -292,7 +292,8 @@ def reset_state() -> None:
 def ensure_users() -> dict[str, str]:
     """Create the bench customer and staff user; return their API tokens."""
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
+
+    from commands_app.tokens import issue_token
 
     user_model = get_user_model()
     tokens = {}
@@ -300,7 +301,7 @@ def ensure_users() -> dict[str, str]:
         user, _ = user_model.objects.get_or_create(
             username=username, defaults={"is_staff": staff}
         )
-        tokens[username] = Token.objects.get_or_create(user=user)[0].key
+        tokens[username] = issue_token(user)
     return tokens
 
 
