@@ -354,6 +354,10 @@ AXES_CLIENT_IP_CALLABLE = "config.login_throttle.client_ip"
 AXES_LOCKOUT_CALLABLE = "config.login_throttle.lockout_response"
 AXES_VERBOSE = False
 
+# --- Probes ---------------------------------------------------------------------------
+# Each web process answers /readyz from its last result for this long.
+READY_CACHE_SECONDS = env.float("READY_CACHE_SECONDS", default=1.0)
+
 # --- Security headers ----------------------------------------------------------------
 # Sent on every response (config/security_headers.py) but those under
 # CSP_EXEMPT_PATHS: Swagger UI runs an inline script. SecurityMiddleware sends
