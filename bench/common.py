@@ -63,6 +63,7 @@ def bench_env(port: int = 0, **extra: str) -> dict[str, str]:
         # it never reaches, over a one-second window, so that the throttle's
         # history (a list per user in Redis) stays as short as a real user's.
         COMMAND_THROTTLE_RATE="1000000/s",
+        READ_THROTTLE_RATE="1000000/s",
         PYTHONUNBUFFERED="1",
         PYTHONPATH=str(ROOT),
         # As `make run`: metrics of every process in one directory.

@@ -218,6 +218,8 @@ REST_FRAMEWORK = {
 # Command submissions per user (DRF rate syntax: N/s, N/min, N/hour); over it, 429
 # with Retry-After. A brake against runaway clients, not a security control.
 COMMAND_THROTTLE_RATE = env("COMMAND_THROTTLE_RATE", default="120/min")
+# Reads per user (read models and command status), the same way; package throttles/.
+READ_THROTTLE_RATE = env("READ_THROTTLE_RATE", default="600/min")
 # Bodies above this size are refused before parsing (import-products is the largest).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BYTES", default=8 * 1024 * 1024)
 
