@@ -20,7 +20,7 @@ ENTRY_POINTS = {
     "asgi": ["-c", "import config.asgi"],
     "celery": [
         "-c",
-        "from config.celery_app import app; app.loader.read_configuration(); from django.conf import settings; settings.DEBUG",
+        "from config.celery_app import app; app.loader.read_configuration()",
     ],
 }
 

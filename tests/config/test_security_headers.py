@@ -1,4 +1,4 @@
-"""Security headers: a Content-Security-Policy without inline script, nosniff, referrer."""
+"""Security headers: a CSP without inline script, nosniff, Referrer-Policy."""
 
 from __future__ import annotations
 
