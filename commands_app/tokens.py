@@ -19,6 +19,8 @@ from typing import Any
 from django.dispatch import Signal
 from django.http import HttpRequest
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from knox.auth import TokenAuthentication
 from knox.crypto import hash_token
 from knox.models import AuthToken
@@ -95,3 +97,17 @@ class ExpiringTokenAuthentication(TokenAuthentication):
         if row is None:
             raise AuthenticationFailed("Invalid or expired token.")
         return row.user, row
+
+
+class ExpiringTokenScheme(OpenApiAuthenticationExtension):
+    """Describe `Authorization: Token <token>` in the OpenAPI schema (as before)."""
+
+    target_class = ExpiringTokenAuthentication
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return dict(
+            build_bearer_security_scheme_object(
+                header_name="Authorization", token_prefix="Token"
+            )
+        )
