@@ -18,10 +18,7 @@ ENTRY_POINTS = {
     "manage.py": ["manage.py", "check"],
     "wsgi": ["-c", "import config.wsgi"],
     "asgi": ["-c", "import config.asgi"],
-    "celery": [
-        "-c",
-        "from config.celery_app import app; app.loader.read_configuration()",
-    ],
+    "celery": ["-m", "celery", "-A", "config.celery_app", "report"],
 }
 
 
