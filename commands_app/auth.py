@@ -22,8 +22,12 @@ from rest_framework.views import APIView
 
 from .errors import ApiError
 from .serializers import ErrorOutput, StrictSerializer
-from .tokens import ExpiringTokenAuthentication, issue_token, revoke_all_tokens
-from .tokens import revoke_token as revoke_one_token
+from .tokens import (
+    ExpiringTokenAuthentication,
+    issue_token,
+    revoke_all_tokens,
+    revoke_token,
+)
 
 logger = logging.getLogger("security.login")
 
@@ -96,7 +100,7 @@ class LogoutApi(APIView):
         responses={204: None, 401: ErrorOutput},
     )
     def post(self, request: Request) -> Response:
-        revoke_one_token(request.auth, request=request._request)
+        revoke_token(request.auth, request=request._request)
         user_logged_out.send(
             sender=type(request.user), request=request._request, user=request.user
         )
