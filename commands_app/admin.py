@@ -13,6 +13,7 @@ from knox.models import AuthToken
 
 from .models import CommandRecord, CommandStatus, StoredEvent
 from .services import enqueue
+from .tokens import revoke_token
 
 
 def _pretty(value: Any) -> str:
@@ -110,3 +111,12 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def delete_model(self, request: HttpRequest, obj: AuthToken) -> None:
+        revoke_token(obj, request=request)
+
+    def delete_queryset(
+        self, request: HttpRequest, queryset: QuerySet[AuthToken]
+    ) -> None:
+        for token in queryset.select_related("user"):
+            revoke_token(token, request=request)

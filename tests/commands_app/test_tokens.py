@@ -173,3 +173,16 @@ def test_the_admin_shows_who_holds_a_token_but_no_secret(alice):
         assert token not in page
         assert row.token_key not in page
     assert "alice" in listing.content.decode()
+
+
+def test_a_token_deleted_in_the_admin_is_revoked_with_the_signal(alice, revocations):
+    from django.contrib import admin
+    from django.test import RequestFactory
+
+    token = issue_token(alice)
+    model_admin = admin.site._registry[AuthToken]
+    request = RequestFactory().post("/admin/knox/authtoken/")
+    model_admin.delete_queryset(request, AuthToken.objects.filter(user=alice))
+    assert not works(token)
+    assert revocations[0]["user"] == alice
+    assert revocations[0]["request"] is request
