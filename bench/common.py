@@ -63,6 +63,7 @@ def bench_env(port: int = 0, **extra: str) -> dict[str, str]:
         # it never reaches, over a one-second window, so that the throttle's
         # history (a list per user in Redis) stays as short as a real user's.
         COMMAND_THROTTLE_RATE="1000000/s",
+        READ_THROTTLE_RATE="1000000/s",
         PYTHONUNBUFFERED="1",
         PYTHONPATH=str(ROOT),
         # As `make run`: metrics of every process in one directory.
@@ -292,7 +293,8 @@ def reset_state() -> None:
 def ensure_users() -> dict[str, str]:
     """Create the bench customer and staff user; return their API tokens."""
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
+
+    from commands_app.tokens import issue_token
 
     user_model = get_user_model()
     tokens = {}
@@ -300,7 +302,7 @@ def ensure_users() -> dict[str, str]:
         user, _ = user_model.objects.get_or_create(
             username=username, defaults={"is_staff": staff}
         )
-        tokens[username] = Token.objects.get_or_create(user=user)[0].key
+        tokens[username] = issue_token(user)
     return tokens
 
 

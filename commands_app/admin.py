@@ -9,9 +9,11 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
+from knox.models import AuthToken
 
 from .models import CommandRecord, CommandStatus, StoredEvent
 from .services import enqueue
+from .tokens import revoke_token
 
 
 def _pretty(value: Any) -> str:
@@ -89,3 +91,32 @@ class StoredEventAdmin(ReadOnlyAdmin):
     @admin.display(description="metadata")
     def pretty_metadata(self, obj: StoredEvent) -> str:
         return _pretty(obj.metadata)
+
+
+# knox registers its own admin for tokens, whose change form shows the start of
+# the token; this one shows who holds a token and until when, and no secret.
+admin.site.unregister(AuthToken)
+
+
+@admin.register(AuthToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ("user", "created", "expiry")
+    list_select_related = ("user",)
+    search_fields = ("user__username",)
+    fields = ("user", "created", "expiry")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def delete_model(self, request: HttpRequest, obj: AuthToken) -> None:
+        revoke_token(obj, request=request)
+
+    def delete_queryset(
+        self, request: HttpRequest, queryset: QuerySet[AuthToken]
+    ) -> None:
+        for token in queryset.select_related("user"):
+            revoke_token(token, request=request)

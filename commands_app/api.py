@@ -26,7 +26,7 @@ from .payments import get_gateway
 from .registry import COMMANDS, CommandSpec, Who, to_json
 from .serializers import CommandAcceptedOutput, CommandStatusOutput, ErrorOutput
 from .status import status_object, status_url
-from .throttling import CommandSubmitThrottle
+from .throttling import CommandSubmitThrottle, ReadThrottle
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}\Z")
 PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d{1,4})(?:$|[,;\s])")
@@ -169,6 +169,8 @@ class UnknownCommandApi(SubmitCommandApi):
 
 class CommandStatusApi(APIView):
     """Report a command's status to its issuer (or staff)."""
+
+    throttle_classes = (ReadThrottle,)
 
     @extend_schema(
         operation_id="command_status",

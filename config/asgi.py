@@ -9,7 +9,8 @@ import os
 
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+# Production unless told otherwise: `make run` and the tests name their settings.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 django_asgi = get_asgi_application()  # sets Django up before app imports
 
 from a2wsgi import WSGIMiddleware

@@ -10,7 +10,8 @@ from celery.signals import task_prerun
 
 from observability import workers
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+# Production unless told otherwise: `make run` and the tests name their settings.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 
 app = Celery("cqrs_orders")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -6,11 +6,19 @@ workers' heartbeats) and projections no further behind than
 READY_MAX_PROJECTION_LAG_EVENTS. The checks run in parallel threads under one
 deadline (READY_TIMEOUT_SECONDS), so that a dependency that hangs makes the
 probe answer 503 with `"error": "timeout"` instead of hanging the probe.
+
+`/readyz` is public, so its answer is cached in the process for
+READY_CACHE_SECONDS: a flood of probes runs the checks (and opens their
+database connections and threads) about once per interval per process, not
+once per call. While one request refreshes the answer, the others get the
+previous one rather than queueing behind it.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +33,9 @@ from observability import heartbeat
 Check = Callable[[], dict[str, Any]]
 # Aliases found fully migrated: a running process's code cannot gain migrations.
 _migrated: set[str] = set()
+# (monotonic time, HTTP status, body) of the last answer, and who refreshes it.
+_answer: tuple[float, int, dict[str, Any]] | None = None
+_refreshing = threading.Lock()
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -120,15 +131,52 @@ def run_checks(probes: dict[str, Check], timeout: float) -> dict[str, dict[str, 
     return results
 
 
-def readyz(request: HttpRequest) -> JsonResponse:
-    """Answer 200 if every check passes, else 503; the body names the failures."""
+def readiness() -> tuple[int, dict[str, Any]]:
+    """Run every check; return 200 or 503 and the body naming the failures."""
     results = run_checks(checks(), settings.READY_TIMEOUT_SECONDS)
     failed = sorted(name for name, result in results.items() if not result["ok"])
-    return JsonResponse(
-        {
-            "status": "unavailable" if failed else "ready",
-            "failed": failed,
-            "checks": results,
-        },
-        status=503 if failed else 200,
-    )
+    body = {
+        "status": "unavailable" if failed else "ready",
+        "failed": failed,
+        "checks": results,
+    }
+    return (503 if failed else 200), body
+
+
+def cached_readiness() -> tuple[int, dict[str, Any]]:
+    """Return the last answer if it is fresh, else refresh it (one thread at a time).
+
+    A request arriving while another refreshes gets the previous answer; only
+    the first one ever, with nothing to fall back on, waits for the refresh.
+    """
+    global _answer
+    answer = _answer
+    if answer is not None and time.monotonic() - answer[0] < _max_age():
+        return answer[1], answer[2]
+    if not _refreshing.acquire(blocking=answer is None):
+        assert answer is not None
+        return answer[1], answer[2]
+    try:
+        answer = _answer
+        if answer is None or time.monotonic() - answer[0] >= _max_age():
+            status, body = readiness()
+            answer = _answer = (time.monotonic(), status, body)
+        return answer[1], answer[2]
+    finally:
+        _refreshing.release()
+
+
+def forget_readiness() -> None:
+    """Drop the cached answer (tests, and after a settings change)."""
+    global _answer
+    _answer = None
+
+
+def _max_age() -> float:
+    return float(settings.READY_CACHE_SECONDS)
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Answer 200 if every check passes, else 503; the body names the failures."""
+    status, body = cached_readiness()
+    return JsonResponse(body, status=status)

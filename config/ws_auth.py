@@ -31,12 +31,10 @@ class BrowserOriginValidator(OriginValidator):
 
 @database_sync_to_async
 def _user_for_token(key: str) -> Any:
-    from rest_framework.authtoken.models import Token
+    from commands_app.tokens import token_for
 
-    token = Token.objects.select_related("user").filter(key=key).first()
-    if token is None or not token.user.is_active:
-        return AnonymousUser()
-    return token.user
+    token = token_for(key)
+    return AnonymousUser() if token is None else token.user
 
 
 class TokenOrSessionAuthMiddleware:

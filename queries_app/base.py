@@ -9,6 +9,8 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from throttles import ReadThrottle
+
 from . import consistency
 from .errors import ReadModelBehindError
 from .output import RowPresenter, presenter
@@ -31,6 +33,7 @@ class ReadApi(GenericAPIView):
     Query: ClassVar[type[ReadQuery]] = ReadQuery
     projections: ClassVar[tuple[str, ...]] = ()
     pagination_class: type[KeysetPagination] | None = KeysetPagination
+    throttle_classes = (ReadThrottle,)
     # Replaced (never mutated) per request; empty while the schema is generated.
     params: dict[str, Any] = {}
 

@@ -24,8 +24,8 @@ RETRY_AFTER = OpenApiParameter(
     "Retry-After",
     OpenApiTypes.INT,
     location=OpenApiParameter.HEADER,
-    response=[503],
-    description="Seconds to wait before retrying a read that was behind.",
+    response=[429, 503],
+    description="Seconds to wait before retrying a read that was behind or throttled.",
 )
 
 
@@ -53,6 +53,9 @@ def read_schema(
             "(`read_model_behind`).",
         ),
     }
+    responses[429] = error(
+        "More reads than READ_THROTTLE_RATE allows (`throttled`); see Retry-After."
+    )
     if staff_only:
         responses[403] = error("Staff only (`permission_denied`).")
     if not_found:

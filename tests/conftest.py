@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import redis
 from django.conf import settings
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from commands_app.tokens import issue_token
 from tests.support.processes import WebServer, Worker
 
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
@@ -77,8 +77,7 @@ def make_user(username: str, *, staff: bool = False) -> Any:
 
 def client_for(user: Any) -> APIClient:
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(user)}")
     return client
 
 

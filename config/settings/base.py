@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -28,7 +29,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
@@ -49,6 +51,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.security_headers.SecurityHeadersMiddleware",
+    # Last: turns a sign-in refused for too many failures into a 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -200,7 +205,7 @@ PAYMENT_GATEWAY_LATENCY_MS = env.int("PAYMENT_GATEWAY_LATENCY_MS", default=300)
 # --- REST framework -------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "commands_app.tokens.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -213,6 +218,8 @@ REST_FRAMEWORK = {
 # Command submissions per user (DRF rate syntax: N/s, N/min, N/hour); over it, 429
 # with Retry-After. A brake against runaway clients, not a security control.
 COMMAND_THROTTLE_RATE = env("COMMAND_THROTTLE_RATE", default="120/min")
+# Reads per user (read models and command status), the same way; package throttles/.
+READ_THROTTLE_RATE = env("READ_THROTTLE_RATE", default="600/min")
 # Bodies above this size are refused before parsing (import-products is the largest).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BYTES", default=8 * 1024 * 1024)
 
@@ -360,3 +367,54 @@ INTEGRATION_EVENTS_TIMEOUT_SECONDS = env.float(
 INTEGRATION_EVENTS_CUSTOMER_KEY = env(
     "INTEGRATION_EVENTS_CUSTOMER_KEY", default=SECRET_KEY
 )
+
+# --- API tokens and sign-in throttling -----------------------------------------------
+# API tokens (django-rest-knox) are stored as digests and expire this many hours
+# after they were issued; `Authorization: Token <token>` as before.
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=env.float("API_TOKEN_TTL_HOURS", default=10.0)),
+    "AUTH_HEADER_PREFIX": "Token",
+    "AUTO_REFRESH": False,
+}
+# Sign-ins (API token, /login/, /admin/login/) are counted by django-axes: after
+# LOGIN_FAILURE_LIMIT failures for one username, or from one client address,
+# within LOGIN_COOLOFF_SECONDS, every sign-in for it is refused (429) until
+# LOGIN_COOLOFF_SECONDS after its last failure, before any password is hashed.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+LOGIN_COOLOFF_SECONDS = env.int("LOGIN_COOLOFF_SECONDS", default=900)
+# The client address is REMOTE_ADDR. Behind N reverse proxies that each append
+# to X-Forwarded-For, set CLIENT_IP_PROXY_COUNT=N: the address the outermost
+# trusted proxy saw is used (a client can prepend anything it likes).
+CLIENT_IP_PROXY_COUNT = env.int("CLIENT_IP_PROXY_COUNT", default=0)
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_COOLOFF_SECONDS)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_DISABLE_ACCESS_LOG = True
+AXES_CLIENT_IP_CALLABLE = "config.login_throttle.client_ip"
+AXES_LOCKOUT_CALLABLE = "config.login_throttle.lockout_response"
+AXES_VERBOSE = False
+
+# --- Probes ---------------------------------------------------------------------------
+# Each web process answers /readyz from its last result for this long.
+READY_CACHE_SECONDS = env.float("READY_CACHE_SECONDS", default=1.0)
+
+# --- Security headers ----------------------------------------------------------------
+# Sent on every response (config/security_headers.py) but those under
+# CSP_EXEMPT_PATHS: Swagger UI runs an inline script. SecurityMiddleware sends
+# nosniff and Referrer-Policy (Django's defaults, stated here).
+CONTENT_SECURITY_POLICY = env(
+    "CONTENT_SECURITY_POLICY",
+    default=(
+        "default-src 'self'; script-src 'self'; style-src 'self'; "
+        "img-src 'self' data:; connect-src 'self'; object-src 'none'; "
+        "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    ),
+)
+CSP_EXEMPT_PATHS = ["/api/docs/"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"

@@ -1,12 +1,23 @@
 """Settings for production: secrets required, HTTPS assumed."""
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import *  # noqa: F403
 from .base import BASE_DIR, env
 
 DEBUG = False
 STATIC_ROOT = BASE_DIR / "staticfiles"
 WHITENOISE_USE_FINDERS = False
-SECRET_KEY = env("DJANGO_SECRET_KEY")
+# The default settings module of manage.py, ASGI, WSGI and Celery: without a
+# secret of its own (not the development one in base.py) nothing starts.
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
+if not SECRET_KEY or SECRET_KEY == "dev-insecure-change-me":
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is not set (or is the published development key): "
+        "config.settings.production refuses to start without a secret. Set "
+        "DJANGO_SECRET_KEY to a long random value, or choose other settings with "
+        "DJANGO_SETTINGS_MODULE (config.settings.local for development)."
+    )
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)

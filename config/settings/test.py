@@ -39,6 +39,7 @@ CHANNEL_LAYER_URL = env("CHANNEL_LAYER_URL", default=REDIS_URL)
 CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [CHANNEL_LAYER_URL]  # type: ignore[index]
 # High enough that no other test is ever throttled; the throttling test lowers it.
 COMMAND_THROTTLE_RATE = env("COMMAND_THROTTLE_RATE", default="100000/min")
+READ_THROTTLE_RATE = env("READ_THROTTLE_RATE", default="100000/min")
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 PAYMENT_GATEWAY_LATENCY_MS = env.int("PAYMENT_GATEWAY_LATENCY_MS", default=20)
 COMMAND_LEASE_SECONDS = env.int("COMMAND_LEASE_SECONDS", default=5)

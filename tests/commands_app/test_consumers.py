@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 import requests
-from rest_framework.authtoken.models import Token
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 from websockets.typing import Origin
 
+from commands_app.tokens import issue_token
 from tests.support.commands import ADDRESS, register_product
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -23,7 +23,7 @@ def ws_url(web: Any) -> str:
 
 
 def token_of(user: Any) -> str:
-    return Token.objects.get_or_create(user=user)[0].key
+    return issue_token(user)
 
 
 def pushes_until(ws: Any, done: Any, timeout: float = 15) -> list[dict[str, Any]]:

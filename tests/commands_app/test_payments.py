@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 import requests
 from django.db import connection
-from rest_framework.authtoken.models import Token
 
 from commands_app.models import CommandRecord
+from commands_app.tokens import issue_token
 from tests.support.commands import (
     DECLINED_CARD,
     GOOD_CARD,
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 def test_a_card_number_reaches_neither_the_database_nor_any_log(
     worker, web, staff_api, alice, alice_api
 ):
-    token = Token.objects.get(user=alice).key
+    token = issue_token(alice)
     outcomes = {}
     cards: list[dict[str, Any]] = [GOOD_CARD, DECLINED_CARD]
     for card in cards:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 import requests
-from rest_framework.authtoken.models import Token
 
 from commands_app.models import CommandRecord
+from commands_app.tokens import issue_token
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -23,17 +23,17 @@ BODY: dict[str, Any] = {
 
 
 def post(web, user, body, key: str) -> requests.Response:
-    token, _ = Token.objects.get_or_create(user=user)
+    token = issue_token(user)
     return requests.post(
         f"{web.url}/api/commands/register-product/",
         json=body,
-        headers={"Authorization": f"Token {token.key}", "Idempotency-Key": key},
+        headers={"Authorization": f"Token {token}", "Idempotency-Key": key},
         timeout=20,
     )
 
 
 def test_twenty_concurrent_duplicates_with_one_key_make_one_command(web, staff):
-    token = Token.objects.create(user=staff).key
+    token = issue_token(staff)
     start = threading.Barrier(20)
 
     def send(_: int) -> requests.Response:

@@ -16,11 +16,11 @@ import pytest
 import requests
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
-from rest_framework.authtoken.models import Token
 from websockets.sync.client import connect
 
 from commands_app import sweeper
 from commands_app.models import CommandRecord
+from commands_app.tokens import issue_token
 from observability.metrics import is_allowed, prune_dead_processes
 from tests.support.processes import wait_until
 
@@ -135,7 +135,7 @@ def test_the_sweeper_counts_its_re_drives(alice, monkeypatch) -> None:
 def test_metrics_move_while_commands_flow_through_the_real_worker(
     web, worker, staff
 ) -> None:
-    headers = {"Authorization": f"Token {Token.objects.create(user=staff).key}"}
+    headers = {"Authorization": f"Token {issue_token(staff)}"}
     before = scrape(web)
     ids = []
     for index in range(3):
@@ -194,7 +194,7 @@ def test_metrics_move_while_commands_flow_through_the_real_worker(
 
 def test_open_websockets_are_counted_by_the_web_processes(web, alice) -> None:
     url = web.url.replace("http://", "ws://") + "/ws/commands/"
-    headers = {"Authorization": f"Token {Token.objects.create(user=alice).key}"}
+    headers = {"Authorization": f"Token {issue_token(alice)}"}
     base = value(scrape(web), "cqrs_websocket_connections")
     with connect(url, proxy=None, additional_headers=headers):
         opened = wait_until(

@@ -6,16 +6,28 @@ a dependency "goes down" by pointing its setting at a closed port.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.db import connections
+from django.db.backends.signals import connection_created
+from django.test import Client
 
-from config.health import run_checks
+from config.health import forget_readiness, run_checks
 from tests.support.processes import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_answer() -> Iterator[None]:
+    """Each test sees its own settings' answer, not one cached by the previous test."""
+    forget_readiness()
+    yield
+    forget_readiness()
 
 
 def test_healthz_answers_without_checking_anything(client, settings) -> None:
@@ -110,3 +122,48 @@ def test_a_check_that_hangs_fails_by_timeout_instead_of_hanging_the_probe() -> N
     )
     assert time.monotonic() - started < 1
     assert results == {"slow": {"ok": False, "error": "timeout"}, "fast": {"ok": True}}
+
+
+def test_a_burst_of_200_probes_opens_a_handful_of_database_connections(
+    settings,
+) -> None:
+    settings.READY_CACHE_SECONDS = 5
+    opened: list[str] = []
+    lock = threading.Lock()
+
+    def count(sender: Any, connection: Any, **kwargs: Any) -> None:
+        with lock:
+            opened.append(connection.alias)
+
+    statuses: list[int] = []
+
+    def probe_ten_times() -> None:
+        client = Client()
+        for _ in range(10):
+            statuses.append(client.get("/readyz").status_code)
+
+    connection_created.connect(count)
+    try:
+        threads = [threading.Thread(target=probe_ten_times) for _ in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        connection_created.disconnect(count)
+
+    assert len(statuses) == 200
+    # One refresh opens four (two per database); allow a second refresh.
+    assert len(opened) <= 8, opened
+
+
+def test_the_answer_is_refreshed_once_it_is_older_than_the_cache_time(
+    client, settings
+) -> None:
+    settings.READY_CACHE_SECONDS = 0.2
+    settings.READY_REQUIRED_QUEUES = ["nobody-listens"]
+    assert client.get("/readyz").json()["failed"] == ["workers"]
+    settings.READY_REQUIRED_QUEUES = []
+    assert client.get("/readyz").json()["failed"] == ["workers"]  # cached
+    time.sleep(0.3)
+    assert "workers" not in client.get("/readyz").json()["failed"]

@@ -9,11 +9,11 @@ from drf_spectacular.validation import validate_schema
 pytestmark = pytest.mark.django_db(databases="__all__")
 
 READS = {
-    "/api/products/": {200, 400, 401, 503},
-    "/api/products/{product_id}/": {200, 400, 401, 404, 503},
-    "/api/orders/": {200, 400, 401, 503},
-    "/api/orders/{order_id}/": {200, 400, 401, 404, 503},
-    "/api/stats/sales/": {200, 400, 401, 403, 503},
+    "/api/products/": {200, 400, 401, 429, 503},
+    "/api/products/{product_id}/": {200, 400, 401, 404, 429, 503},
+    "/api/orders/": {200, 400, 401, 429, 503},
+    "/api/orders/{order_id}/": {200, 400, 401, 404, 429, 503},
+    "/api/stats/sales/": {200, 400, 401, 403, 429, 503},
 }
 
 

@@ -292,7 +292,7 @@ class Stack:
 USERS_SCRIPT = """
 import json
 from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
+from commands_app.tokens import issue_token
 tokens = {}
 for name, staff in %s:
     user, _ = User.objects.get_or_create(
@@ -300,7 +300,7 @@ for name, staff in %s:
     )
     user.set_password(name + "-pass-123")
     user.save()
-    tokens[name] = Token.objects.get_or_create(user=user)[0].key
+    tokens[name] = issue_token(user)
 print(json.dumps(tokens))
 """
 

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import requests
 from django.conf import settings
-from rest_framework.authtoken.models import Token
 
 from commands_app.models import CommandRecord
+from commands_app.tokens import issue_token
 from tests.conftest import make_user
 from tests.reliability.reconcile import check_store
 from tests.reliability.test_stateful import store_rows
@@ -41,7 +41,7 @@ def server(django_db_setup: Any, output_dir: Path) -> Iterator[WebServer]:
 
 
 def token_for(user: Any) -> str:
-    return str(Token.objects.get_or_create(user=user)[0].key)
+    return issue_token(user)
 
 
 def session(token: str) -> requests.Session:

@@ -44,13 +44,13 @@ def no_server_error(status: int, text: str) -> None:
 
 @pytest.fixture
 def tokens(db: Any) -> dict[str, str]:
-    from rest_framework.authtoken.models import Token
+    from commands_app.tokens import issue_token
 
     users = {
         "customer": make_user("st-customer"),
         "staff": make_user("st-staff", staff=True),
     }
-    return {role: Token.objects.create(user=user).key for role, user in users.items()}
+    return {role: issue_token(user) for role, user in users.items()}
 
 
 def test_the_api_conforms_to_its_schema_for_customers_and_staff(

@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.support.processes import wait_until
+
 T = TypeVar("T")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -71,5 +73,10 @@ def sign_in(browser: Any, web: Any, username: str, **context: Any) -> Any:
     page.get_by_label("Password").fill(f"{username}-pass-123")
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{web.url}/")
-    page.wait_for_function("window.Live && window.Live.state() === 'live'")
+    # Polled from here: page.wait_for_function polls by eval() in the page, which
+    # the Content-Security-Policy (no 'unsafe-eval') refuses; evaluate() is exempt.
+    wait_until(
+        lambda: page.evaluate("window.Live && window.Live.state() === 'live'"),
+        timeout=20,
+    )
     return page

@@ -3,7 +3,8 @@
   "use strict";
 
   const { api, read, send, on } = window.Live;
-  const APP = window.APP || {};
+  const config = document.getElementById("app-config").dataset;
+  const APP = { isStaff: config.isStaff === "true", userId: Number(config.userId) };
   const $ = (selector, root = document) => root.querySelector(selector);
   const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
 
