@@ -51,9 +51,11 @@ class SubmitCommandApi(APIView):
                 404,
                 commands=sorted(COMMANDS),
             )
+        # The role is checked before the body is even parsed: a customer's
+        # body for a staff command (up to 50,000 import items) costs nothing.
+        self.check_role(spec, request)
         serializer = spec.input(data=request.data)
         serializer.is_valid(raise_exception=True)
-        self.check_role(spec, request)
         payload = to_json(serializer.validated_data)
         if spec.creates:
             payload.setdefault(spec.creates, services.new_id())
@@ -164,7 +166,10 @@ class SubmitCommandApi(APIView):
 
 @extend_schema(exclude=True)
 class UnknownCommandApi(SubmitCommandApi):
-    """Answer 404 unknown_command for a name that is not registered."""
+    """Answer 404 for a name that is neither a command nor a command's id."""
+
+    def get(self, request: Request, name: str) -> Response:
+        raise _error("not_found", "No such command.", 404)
 
 
 class CommandStatusApi(APIView):

@@ -45,6 +45,47 @@ _CODES = {
 }
 
 
+MAX_ERRORS = 20
+OMITTED_KEY = "omitted_errors"
+
+
+def cap_errors(detail: Any, limit: int = MAX_ERRORS) -> Any:
+    """Return validation details holding at most `limit` messages.
+
+    The messages past the first `limit` (depth first, in the body's order) are
+    left out and counted under `omitted_errors`, so that a body with many bad
+    items gets an answer of bounded size.
+    """
+    budget = [limit]
+    omitted = [0]
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            kept = {}
+            for key, value in node.items():
+                capped = walk(value)
+                if capped != {} and capped != []:
+                    kept[key] = capped
+            return kept
+        if isinstance(node, list):
+            items = [walk(item) for item in node]
+            while items and items[-1] in ({}, []):
+                items.pop()
+            return items
+        if budget[0] > 0:
+            budget[0] -= 1
+            return node
+        omitted[0] += 1
+        return {}
+
+    capped = walk(detail)
+    if omitted[0]:
+        if not isinstance(capped, dict):
+            capped = {"non_field_errors": capped}
+        capped[OMITTED_KEY] = omitted[0]
+    return capped
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"code": code, "message": message, "details": details or {}}
 
@@ -89,7 +130,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return response
     if isinstance(exc, exceptions.ValidationError):
         response.data = error_body(
-            "validation_error", "The request body is not valid.", exc.detail
+            "validation_error", "The request body is not valid.", cap_errors(exc.detail)
         )
         return response
     code = next((code for cls, code in _CODES.items() if isinstance(exc, cls)), "error")

@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
-from observability.logs import luhn_valid
+from observability.logs import CARD_MAX_DIGITS, CARD_MIN_DIGITS, luhn_valid
 
 MAX_LINES = 100
 MAX_QUANTITY = 10_000
@@ -30,10 +30,29 @@ _JSON_TYPES: tuple[tuple[type[serializers.Field], type, str], ...] = (
 
 
 class StrictSerializer(serializers.Serializer):
-    """Refuse fields the serializer does not declare and values of another type."""
+    """Refuse fields the serializer does not declare and values of another type.
+
+    A list's length is checked before its items: DRF validates every item of a
+    `ListField` before its `max_length` applies, so one body with a million
+    invalid items would cost a million validations and errors.
+    """
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
+            too_long = {
+                name: [
+                    field.error_messages["max_length"].format(
+                        max_length=field.max_length
+                    )
+                ]
+                for name, value in data.items()
+                if isinstance(field := self.fields.get(name), serializers.ListField)
+                and field.max_length is not None
+                and isinstance(value, list)
+                and len(value) > field.max_length
+            }
+            if too_long:
+                raise serializers.ValidationError(too_long)
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
                 raise serializers.ValidationError(
@@ -115,7 +134,9 @@ class PlaceOrderInput(StrictSerializer):
 
 
 class CardInput(StrictSerializer):
-    number = serializers.RegexField(r"^[0-9]{12,19}\Z", write_only=True)
+    number = serializers.RegexField(
+        rf"^[0-9]{{{CARD_MIN_DIGITS},{CARD_MAX_DIGITS}}}\Z", write_only=True
+    )
     exp_month = serializers.IntegerField(min_value=1, max_value=12)
     exp_year = serializers.IntegerField(min_value=2000, max_value=2100)
     cvc = serializers.RegexField(r"^[0-9]{3,4}\Z", write_only=True)

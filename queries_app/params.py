@@ -61,7 +61,8 @@ class ReadQuery(serializers.Serializer):
         max_value=BIGINT,
         help_text="Answer only once the read model has applied this global "
         "position (a command's `position`); wait a bounded time, else 503 "
-        "`read_model_behind`.",
+        "`read_model_behind`. A position beyond the event store's head is "
+        "refused at once: 400 `position_beyond_head`.",
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
