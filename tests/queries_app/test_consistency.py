@@ -112,9 +112,7 @@ def test_details_are_behind_too_when_the_position_is_not_applied(
     order = f.order(alice)
     _tx_id, position = f.append_event()
     with override_settings(READ_MIN_POSITION_WAIT_SECONDS=0.1):
-        response = alice_api.get(
-            f"/api/orders/{order.id}/", {"min_position": position}
-        )
+        response = alice_api.get(f"/api/orders/{order.id}/", {"min_position": position})
     assert (response.status_code, response.json()["code"]) == (503, "read_model_behind")
 
 
