@@ -19,12 +19,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import services
+from . import openapi, services
 from .errors import ApiError
 from .models import CommandRecord
 from .payments import get_gateway
 from .registry import COMMANDS, CommandSpec, Who, to_json
-from .serializers import CommandAcceptedOutput, CommandStatusOutput, ErrorOutput
+from .serializers import CommandAcceptedOutput, CommandStatusOutput
 from .status import status_object, status_url
 from .throttling import CommandSubmitThrottle
 
@@ -178,7 +178,7 @@ class CommandStatusApi(APIView):
     @extend_schema(
         operation_id="command_status",
         summary="A command's status",
-        responses={200: CommandStatusOutput, 404: ErrorOutput, 401: ErrorOutput},
+        responses={200: CommandStatusOutput, **openapi.STATUS_REFUSALS},
     )
     def get(self, request: Request, command_id: UUID) -> Response:
         record = CommandRecord.objects.filter(pk=command_id).first()
@@ -209,7 +209,12 @@ def _submit_view(spec: CommandSpec) -> Any:
             description=description,
             request=spec.input,
             parameters=[
-                OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER),
+                OpenApiParameter(
+                    "Idempotency-Key",
+                    {"type": "string", "pattern": "^[!-~]{1,255}$"},
+                    OpenApiParameter.HEADER,
+                    description="1 to 255 printable ASCII characters; per user.",
+                ),
                 OpenApiParameter("Prefer", str, OpenApiParameter.HEADER),
             ],
             responses={
@@ -217,14 +222,7 @@ def _submit_view(spec: CommandSpec) -> Any:
                 200: OpenApiResponse(
                     CommandStatusOutput, "Finished within `Prefer: wait`."
                 ),
-                400: ErrorOutput,
-                401: ErrorOutput,
-                403: ErrorOutput,
-                404: ErrorOutput,
-                422: ErrorOutput,
-                429: OpenApiResponse(
-                    ErrorOutput, "Too many commands; retry after `Retry-After`."
-                ),
+                **openapi.SUBMIT_REFUSALS,
             },
         )
     )(view_class)

@@ -72,6 +72,17 @@ class ReadQuery(serializers.Serializer):
             raise serializers.ValidationError(
                 {name[:64]: ["Unknown query parameter."] for name in unknown[:10]}
             )
+        # DRF reads an empty optional parameter as an absent one; the schema
+        # says a value is required when the parameter is sent.
+        blank = sorted(
+            name
+            for name in known - {"cursor"}
+            if name in self.initial_data and self.initial_data.get(name) == ""
+        )
+        if blank:
+            raise serializers.ValidationError(
+                {name: ["This parameter may not be blank."] for name in blank}
+            )
         return attrs
 
 
