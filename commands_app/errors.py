@@ -10,7 +10,6 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler
 
 
 class ApiError(exceptions.APIException):
@@ -54,7 +53,8 @@ def cap_errors(detail: Any, limit: int = MAX_ERRORS) -> Any:
 
     The messages past the first `limit` (depth first, in the body's order) are
     left out and counted under `omitted_errors`, so that a body with many bad
-    items gets an answer of bounded size.
+    items gets an answer of bounded size. A serializer that already left some
+    out says how many under the same key, at any depth.
     """
     budget = [limit]
     omitted = [0]
@@ -63,6 +63,9 @@ def cap_errors(detail: Any, limit: int = MAX_ERRORS) -> Any:
         if isinstance(node, dict):
             kept = {}
             for key, value in node.items():
+                if key == OMITTED_KEY and not isinstance(value, list | dict):
+                    omitted[0] += int(value)  # counted where it was raised
+                    continue
                 capped = walk(value)
                 if capped != {} and capped != []:
                     kept[key] = capped
@@ -114,6 +117,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             http_status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             details={"max_bytes": limit},
         )
+    # Imported here: rest_framework.views imports the parser, which imports
+    # this module, so a top-level import fails when this module loads first.
+    from rest_framework.views import exception_handler
+
     response = exception_handler(exc, context)
     if response is None:
         return None

@@ -14,6 +14,8 @@ from rest_framework import serializers
 
 from observability.logs import CARD_MAX_DIGITS, CARD_MIN_DIGITS, luhn_valid
 
+from .errors import MAX_ERRORS, OMITTED_KEY
+
 MAX_LINES = 100
 MAX_QUANTITY = 10_000
 MAX_PRICE_CENTS = 100_000_000
@@ -55,9 +57,14 @@ class StrictSerializer(serializers.Serializer):
                 raise serializers.ValidationError(too_long)
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
-                raise serializers.ValidationError(
-                    {name: ["This field is not allowed."] for name in unknown}
-                )
+                # Named up to the answer's cap; the rest are only counted.
+                refused: dict[str, Any] = {
+                    name: ["This field is not allowed."]
+                    for name in unknown[:MAX_ERRORS]
+                }
+                if len(unknown) > MAX_ERRORS:
+                    refused[OMITTED_KEY] = len(unknown) - MAX_ERRORS
+                raise serializers.ValidationError(refused)
             mistyped = {
                 name: [f"Expected {label}."]
                 for name, value in data.items()
