@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import importlib
 import json
 from typing import Any
 from uuid import uuid4
@@ -400,3 +401,25 @@ def test_a_command_id_that_is_not_a_uuid_answers_404_with_the_error_body(alice_a
             "message": "No such command.",
             "details": {},
         }
+
+
+def test_stored_payment_hashes_are_rehashed_without_the_card(alice, alice_api):
+    from django.apps import apps
+
+    from commands_app import services
+
+    migration = importlib.import_module(
+        "commands_app.migrations.0005_pay_order_hash_without_card"
+    )
+    order_id = alices_order(alice)
+    body = {"order_id": order_id, "card": GOOD_CARD}
+    key = {"Idempotency-Key": "pay-3"}
+    first = submit(alice_api, "pay-order", body, **key)
+    raw = json.dumps(["pay-order", body], sort_keys=True, separators=(",", ":"))
+    old = hmac.new(settings.SECRET_KEY.encode(), raw.encode(), hashlib.sha256)
+    CommandRecord.objects.update(request_hash=old.hexdigest())
+    migration.rehash(apps, None)
+    record = CommandRecord.objects.get()
+    assert record.request_hash == services.request_hash("pay-order", body)
+    again = submit(alice_api, "pay-order", body, **key)
+    assert again.json()["id"] == first.json()["id"]
