@@ -118,26 +118,57 @@ def test_every_list_of_every_command_is_bounded_and_checked_before_its_items(
     ]
 
 
+def test_a_list_that_is_not_a_bounded_items_field_is_refused_at_definition() -> None:
+    from commands_app.serializers import ItemsField, StrictSerializer
+
+    with pytest.raises(TypeError, match="ItemsField"):
+        type(
+            "Unbounded",
+            (StrictSerializer,),
+            {"tags": serializers.ListField(child=serializers.CharField())},
+        )
+    with pytest.raises(TypeError, match="max_length"):
+        type(
+            "NoMax",
+            (StrictSerializer,),
+            {"tags": ItemsField(child=serializers.CharField())},
+        )
+
+
 def test_an_answer_holds_at_most_20_errors_and_counts_the_rest(alice_api):
     body = json.dumps({"lines": [BAD_LINE] * 100, "shipping_address": {}})
     details = refused(post(alice_api, "place-order", body), 400, "validation_error")[
         "details"
     ]
     assert messages(details) == MAX_ERRORS
-    # 100 lines with 2 errors each, and 5 missing address fields.
-    assert details[OMITTED_KEY] == 100 * 2 + 5 - MAX_ERRORS
+    # Lines stop being checked at the 21st invalid one (2 errors each), then
+    # the 5 missing address fields.
+    assert details[OMITTED_KEY] == (MAX_ERRORS + 1) * 2 + 5 - MAX_ERRORS
     assert details["lines"]["0"] == {
         "product_id": ["Must be a valid UUID."],
         "quantity": ["Ensure this value is greater than or equal to 1."],
     }
 
 
-def test_a_staff_import_of_50000_invalid_products_answers_20_errors(staff_api):
+def test_a_staff_import_of_50000_invalid_products_stops_at_the_21st(
+    staff_api, monkeypatch
+):
+    from commands_app.serializers import ImportItemInput
+
+    checked: list[Any] = []
+    validate = ImportItemInput.run_validation
+
+    def counting(self: Any, data: Any = None) -> Any:
+        checked.append(data)
+        return validate(self, data)
+
+    monkeypatch.setattr(ImportItemInput, "run_validation", counting)
     body = json.dumps({"products": [BAD_PRODUCT] * 50_000})
     response = post(staff_api, "import-products", body)
     details = refused(response, 400, "validation_error")["details"]
+    assert len(checked) == MAX_ERRORS + 1
     assert messages(details) == MAX_ERRORS
-    assert details[OMITTED_KEY] == 50_000 * 4 - MAX_ERRORS
+    assert details[OMITTED_KEY] == (MAX_ERRORS + 1) * 4 - MAX_ERRORS
     assert len(response.content) < 5_000
 
 
