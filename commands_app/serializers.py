@@ -43,7 +43,7 @@ class ItemsField(serializers.ListField):
 
     def run_child_validation(self, data: list[Any]) -> list[Any]:
         result: list[Any] = []
-        errors: dict[int, Any] = {}
+        errors: dict[Any, Any] = {}
         for index, item in enumerate(data):
             try:
                 result.append(self.child.run_validation(item))
