@@ -19,12 +19,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import services
+from . import openapi, services
 from .errors import ApiError
 from .models import CommandRecord
 from .payments import get_gateway
 from .registry import COMMANDS, CommandSpec, Who, to_json
-from .serializers import CommandAcceptedOutput, CommandStatusOutput, ErrorOutput
+from .serializers import CommandAcceptedOutput, CommandStatusOutput
 from .status import status_object, status_url
 from .throttling import CommandSubmitThrottle, ReadThrottle
 
@@ -51,9 +51,11 @@ class SubmitCommandApi(APIView):
                 404,
                 commands=sorted(COMMANDS),
             )
+        # The role is checked before the body is even parsed: a customer's
+        # body for a staff command (up to 50,000 import items) costs nothing.
+        self.check_role(spec, request)
         serializer = spec.input(data=request.data)
         serializer.is_valid(raise_exception=True)
-        self.check_role(spec, request)
         payload = to_json(serializer.validated_data)
         if spec.creates:
             payload.setdefault(spec.creates, services.new_id())
@@ -164,7 +166,10 @@ class SubmitCommandApi(APIView):
 
 @extend_schema(exclude=True)
 class UnknownCommandApi(SubmitCommandApi):
-    """Answer 404 unknown_command for a name that is not registered."""
+    """Answer 404 for a name that is neither a command nor a command's id."""
+
+    def get(self, request: Request, name: str) -> Response:
+        raise _error("not_found", "No such command.", 404)
 
 
 class CommandStatusApi(APIView):
@@ -175,7 +180,7 @@ class CommandStatusApi(APIView):
     @extend_schema(
         operation_id="command_status",
         summary="A command's status",
-        responses={200: CommandStatusOutput, 404: ErrorOutput, 401: ErrorOutput},
+        responses={200: CommandStatusOutput, **openapi.STATUS_REFUSALS},
     )
     def get(self, request: Request, command_id: UUID) -> Response:
         record = CommandRecord.objects.filter(pk=command_id).first()
@@ -206,7 +211,12 @@ def _submit_view(spec: CommandSpec) -> Any:
             description=description,
             request=spec.input,
             parameters=[
-                OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER),
+                OpenApiParameter(
+                    "Idempotency-Key",
+                    {"type": "string", "pattern": "^[!-~]{1,255}$"},
+                    OpenApiParameter.HEADER,
+                    description="1 to 255 printable ASCII characters; per user.",
+                ),
                 OpenApiParameter("Prefer", str, OpenApiParameter.HEADER),
             ],
             responses={
@@ -214,14 +224,7 @@ def _submit_view(spec: CommandSpec) -> Any:
                 200: OpenApiResponse(
                     CommandStatusOutput, "Finished within `Prefer: wait`."
                 ),
-                400: ErrorOutput,
-                401: ErrorOutput,
-                403: ErrorOutput,
-                404: ErrorOutput,
-                422: ErrorOutput,
-                429: OpenApiResponse(
-                    ErrorOutput, "Too many commands; retry after `Retry-After`."
-                ),
+                **openapi.SUBMIT_REFUSALS,
             },
         )
     )(view_class)

@@ -10,7 +10,6 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler
 
 
 class ApiError(exceptions.APIException):
@@ -45,6 +44,51 @@ _CODES = {
 }
 
 
+MAX_ERRORS = 20
+OMITTED_KEY = "omitted_errors"
+
+
+def cap_errors(detail: Any, limit: int = MAX_ERRORS) -> Any:
+    """Return validation details holding at most `limit` messages.
+
+    The messages past the first `limit` (depth first, in the body's order) are
+    left out and counted under `omitted_errors`, so that a body with many bad
+    items gets an answer of bounded size. A serializer that already left some
+    out says how many under the same key, at any depth.
+    """
+    budget = [limit]
+    omitted = [0]
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            kept = {}
+            for key, value in node.items():
+                if key == OMITTED_KEY and not isinstance(value, list | dict):
+                    omitted[0] += int(value)  # counted where it was raised
+                    continue
+                capped = walk(value)
+                if capped != {} and capped != []:
+                    kept[key] = capped
+            return kept
+        if isinstance(node, list):
+            items = [walk(item) for item in node]
+            while items and items[-1] in ({}, []):
+                items.pop()
+            return items
+        if budget[0] > 0:
+            budget[0] -= 1
+            return node
+        omitted[0] += 1
+        return {}
+
+    capped = walk(detail)
+    if omitted[0]:
+        if not isinstance(capped, dict):
+            capped = {"non_field_errors": capped}
+        capped[OMITTED_KEY] = omitted[0]
+    return capped
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"code": code, "message": message, "details": details or {}}
 
@@ -73,6 +117,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             http_status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             details={"max_bytes": limit},
         )
+    # Imported here: rest_framework.views imports the parser, which imports
+    # this module, so a top-level import fails when this module loads first.
+    from rest_framework.views import exception_handler
+
     response = exception_handler(exc, context)
     if response is None:
         return None
@@ -89,7 +137,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return response
     if isinstance(exc, exceptions.ValidationError):
         response.data = error_body(
-            "validation_error", "The request body is not valid.", exc.detail
+            "validation_error", "The request body is not valid.", cap_errors(exc.detail)
         )
         return response
     code = next((code for cls, code in _CODES.items() if isinstance(exc, cls)), "error")

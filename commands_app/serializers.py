@@ -7,12 +7,17 @@ the domain and is decided by a worker.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
+from rest_framework.fields import get_error_detail
 
-from observability.logs import luhn_valid
+from observability.logs import CARD_MAX_DIGITS, CARD_MIN_DIGITS, luhn_valid
+
+from .errors import MAX_ERRORS, OMITTED_KEY
 
 MAX_LINES = 100
 MAX_QUANTITY = 10_000
@@ -29,16 +34,77 @@ _JSON_TYPES: tuple[tuple[type[serializers.Field], type, str], ...] = (
 )
 
 
+class ItemsField(serializers.ListField):
+    """A list whose items stop being checked past the answer's error cap.
+
+    DRF checks every item, so a list of 50,000 invalid items costs 50,000
+    failed validations for an answer that shows 20 of them.
+    """
+
+    def run_child_validation(self, data: list[Any]) -> list[Any]:
+        result: list[Any] = []
+        errors: dict[Any, Any] = {}
+        for index, item in enumerate(data):
+            try:
+                result.append(self.child.run_validation(item))
+            except serializers.ValidationError as exc:
+                errors[index] = exc.detail
+                if len(errors) > MAX_ERRORS:
+                    break
+            except DjangoValidationError as exc:
+                errors[index] = get_error_detail(exc)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return result
+
+
 class StrictSerializer(serializers.Serializer):
-    """Refuse fields the serializer does not declare and values of another type."""
+    """Refuse fields the serializer does not declare and values of another type.
+
+    A list's length is checked before its items: DRF validates every item of a
+    `ListField` before its `max_length` applies, so one body with a million
+    invalid items would cost a million validations and errors. Every list is
+    an `ItemsField` with a `max_length`; a subclass declaring another is
+    refused when it is defined.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, field in getattr(cls, "_declared_fields", {}).items():
+            if isinstance(field, serializers.ListField) and (
+                not isinstance(field, ItemsField) or field.max_length is None
+            ):
+                raise TypeError(
+                    f"{cls.__name__}.{name}: a list must be an ItemsField "
+                    "with a max_length"
+                )
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
+            too_long = {
+                name: [
+                    field.error_messages["max_length"].format(
+                        max_length=field.max_length
+                    )
+                ]
+                for name, field in self.fields.items()
+                if isinstance(field, serializers.ListField)
+                and field.max_length is not None
+                and isinstance(value := data.get(name), list)
+                and len(value) > field.max_length
+            }
+            if too_long:
+                raise serializers.ValidationError(too_long)
+            unknown = set(data) - set(self.fields)
             if unknown:
-                raise serializers.ValidationError(
-                    {name: ["This field is not allowed."] for name in unknown}
-                )
+                # Named up to the answer's cap; the rest are only counted.
+                refused: dict[str, Any] = {
+                    name: ["This field is not allowed."]
+                    for name in heapq.nsmallest(MAX_ERRORS, unknown)
+                }
+                if len(unknown) > MAX_ERRORS:
+                    refused[OMITTED_KEY] = len(unknown) - MAX_ERRORS
+                raise serializers.ValidationError(refused)
             mistyped = {
                 name: [f"Expected {label}."]
                 for name, value in data.items()
@@ -85,7 +151,7 @@ class ImportItemInput(StrictSerializer):
 
 
 class ImportProductsInput(StrictSerializer):
-    products = serializers.ListField(
+    products = ItemsField(
         child=ImportItemInput(),
         min_length=1,
         max_length=settings.IMPORT_MAX_ITEMS,
@@ -110,12 +176,14 @@ class AddressInput(StrictSerializer):
 
 class PlaceOrderInput(StrictSerializer):
     order_id = serializers.UUIDField(required=False)
-    lines = serializers.ListField(child=LineInput(), min_length=1, max_length=MAX_LINES)
+    lines = ItemsField(child=LineInput(), min_length=1, max_length=MAX_LINES)
     shipping_address = AddressInput()
 
 
 class CardInput(StrictSerializer):
-    number = serializers.RegexField(r"^[0-9]{12,19}\Z", write_only=True)
+    number = serializers.RegexField(
+        rf"^[0-9]{{{CARD_MIN_DIGITS},{CARD_MAX_DIGITS}}}\Z", write_only=True
+    )
     exp_month = serializers.IntegerField(min_value=1, max_value=12)
     exp_year = serializers.IntegerField(min_value=2000, max_value=2100)
     cvc = serializers.RegexField(r"^[0-9]{3,4}\Z", write_only=True)

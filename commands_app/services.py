@@ -32,11 +32,27 @@ class IdempotencyMismatchError(Exception):
 
 
 def request_hash(name: str, body: Any) -> str:
-    """Return a keyed hash of a command body (never the raw card number)."""
-    canonical = json.dumps([name, body], sort_keys=True, separators=(",", ":"))
+    """Return a keyed hash that identifies a command body for idempotency.
+
+    A card enters the hash by its last four digits only: its number, CVC and
+    expiry must not be recoverable from the stored hash by trying candidates
+    with the secret key. A `pay-order` is thus identified by its order and the
+    card's last four digits.
+    """
+    canonical = json.dumps(
+        [name, without_card_secrets(body)], sort_keys=True, separators=(",", ":")
+    )
     return hmac.new(
         settings.SECRET_KEY.encode(), canonical.encode(), hashlib.sha256
     ).hexdigest()
+
+
+def without_card_secrets(body: Any) -> Any:
+    """Return a body whose `card` is reduced to its number's last four digits."""
+    if not isinstance(body, dict) or not isinstance(body.get("card"), dict):
+        return body
+    number = str(body["card"].get("number", ""))
+    return {**body, "card": {"last4": number[-4:]}}
 
 
 def order_owner(order_id: UUID) -> int | None:

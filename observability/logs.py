@@ -51,7 +51,12 @@ _KEY_VALUE = re.compile(
 _SCHEME_CREDENTIALS = re.compile(
     r"\b(?P<scheme>Token|Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE
 )
-_DIGIT_RUN = re.compile(r"(?<![\d.])\d(?:[ -]?\d){12,18}(?![\d.])")
+# The lengths of card number the command API accepts; every one is masked.
+CARD_MIN_DIGITS = 12
+CARD_MAX_DIGITS = 19
+_DIGIT_RUN = re.compile(
+    rf"(?<![\d.])\d(?:[ -]?\d){{{CARD_MIN_DIGITS - 1},{CARD_MAX_DIGITS - 1}}}(?![\d.])"
+)
 
 # Attributes every LogRecord has; anything else was passed with `extra=`.
 _RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {

@@ -47,7 +47,7 @@ class ReadApi(GenericAPIView):
     def check_consistency(self, min_position: int | None) -> None:
         """Wait until the read model has applied `min_position`, else refuse."""
         if min_position is not None and not consistency.wait_for_position(
-            self.projections, min_position
+            self.projections, min_position, head=consistency.store_head
         ):
             raise ReadModelBehindError(
                 min_position=min_position,

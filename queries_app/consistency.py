@@ -19,6 +19,8 @@ from django.db import connections, router
 
 from projections.models import Checkpoint
 
+from .errors import PositionBeyondHeadError
+
 POLL_FIRST_SECONDS = 0.01
 POLL_MAX_SECONDS = 0.1
 
@@ -83,6 +85,18 @@ def position_applied(names: Sequence[str], position: int) -> bool:
     return target is not None and reflected_point(names) >= target
 
 
+def store_head() -> int:
+    """Return the highest committed position of the event store (0 if empty).
+
+    Like `event_point`, one index lookup on the write database; it is asked
+    only when a `min_position` is not applied yet.
+    """
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT coalesce(max(position), 0) FROM events")
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
 PositionApplied = Callable[[Sequence[str], int], bool]
 
 _waits_lock = threading.Lock()
@@ -109,15 +123,20 @@ def wait_for_position(
     *,
     timeout: float | None = None,
     applied: PositionApplied | None = None,
+    head: Callable[[], int] | None = None,
 ) -> bool:
     """Wait up to `timeout` seconds until `names` have applied `position`.
 
     Return whether they have. Sleeping requests hold a web thread, so only a
     bounded number wait at once; the others are answered after one check.
+    With `head`, a position beyond it is refused at once: no committed
+    command can have returned it, so waiting would only hold a slot.
     """
     check = applied or position_applied
     if check(names, position):
         return True
+    if head is not None and position > (top := head()):
+        raise PositionBeyondHeadError(min_position=position, head=top)
     slots = _wait_slots()
     if not slots.acquire(blocking=False):
         return False

@@ -54,6 +54,17 @@ class ReadModelBehindError(QueryError):
         )
 
 
+class PositionBeyondHeadError(QueryError):
+    """`min_position` is beyond the event store's head: no command returned it."""
+
+    def __init__(self, *, min_position: int, head: int) -> None:
+        super().__init__(
+            "position_beyond_head",
+            f"Position {min_position} is beyond the event store's head ({head}).",
+            details={"min_position": min_position, "head": head},
+        )
+
+
 class ReadErrorOutput(serializers.Serializer):
     """The body of every refusal."""
 

@@ -61,7 +61,8 @@ class ReadQuery(serializers.Serializer):
         max_value=BIGINT,
         help_text="Answer only once the read model has applied this global "
         "position (a command's `position`); wait a bounded time, else 503 "
-        "`read_model_behind`.",
+        "`read_model_behind`. A position beyond the event store's head is "
+        "refused at once: 400 `position_beyond_head`.",
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -70,6 +71,17 @@ class ReadQuery(serializers.Serializer):
         if unknown:
             raise serializers.ValidationError(
                 {name[:64]: ["Unknown query parameter."] for name in unknown[:10]}
+            )
+        # DRF reads an empty optional parameter as an absent one; the schema
+        # says a value is required when the parameter is sent.
+        blank = sorted(
+            name
+            for name in known - {"cursor"}
+            if name in self.initial_data and self.initial_data.get(name) == ""
+        )
+        if blank:
+            raise serializers.ValidationError(
+                {name: ["This parameter may not be blank."] for name in blank}
             )
         return attrs
 

@@ -45,7 +45,11 @@ def read_schema(
     """Describe one read: parameters, the answer and every refusal body."""
     responses: dict[int, Any] = {
         200: output,
-        400: error("A query parameter is not valid (`validation_error`)."),
+        400: error(
+            "A query parameter is not valid (`validation_error`), or "
+            "`min_position` is beyond the event store's head "
+            "(`position_beyond_head`)."
+        ),
         401: error("Not signed in (`not_authenticated`)."),
         503: OpenApiResponse(
             ReadBehindOutput,

@@ -7,11 +7,15 @@ row is written, so no worker is involved.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
+import importlib
 import json
 from typing import Any
 from uuid import uuid4
 
 import pytest
+from django.conf import settings
 
 from commands_app import eventstore
 from commands_app.eventstore import NewEvents
@@ -335,3 +339,87 @@ def test_values_of_the_wrong_json_type_are_refused_not_coerced(
         "details"
     ]
     assert details
+
+
+def test_a_payments_idempotency_hash_depends_on_no_card_secret(alice, alice_api):
+    """A same-key retry with the card's other digits, CVC or expiry changed is
+    the same command: the stored hash cannot be searched for the card number."""
+    order_id = alices_order(alice)
+    key = {"Idempotency-Key": "pay-1"}
+    first = submit(
+        alice_api, "pay-order", {"order_id": order_id, "card": GOOD_CARD}, **key
+    )
+    assert first.status_code == 202, first.content
+    same_last4 = {
+        "number": "4242000000004242",
+        "exp_month": 1,
+        "exp_year": 2040,
+        "cvc": "999",
+    }
+    again = submit(
+        alice_api, "pay-order", {"order_id": order_id, "card": same_last4}, **key
+    )
+    assert again.status_code == 202, again.content
+    assert again.json()["id"] == first.json()["id"]
+    record = CommandRecord.objects.get()
+    for card in (GOOD_CARD, same_last4):
+        raw = json.dumps(
+            ["pay-order", {"order_id": order_id, "card": card}],
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        assert (
+            record.request_hash
+            != hmac.new(
+                settings.SECRET_KEY.encode(), raw.encode(), hashlib.sha256
+            ).hexdigest()
+        )
+    assert "4242424242424242" not in json.dumps(record.payload)
+
+
+def test_a_payment_key_reused_for_another_order_or_card_is_refused(alice, alice_api):
+    order_id, other_order = alices_order(alice), alices_order(alice)
+    key = {"Idempotency-Key": "pay-2"}
+    body = {"order_id": order_id, "card": GOOD_CARD}
+    assert submit(alice_api, "pay-order", body, **key).status_code == 202
+    for other in (
+        {**body, "order_id": other_order},
+        {**body, "card": {**GOOD_CARD, "number": "4000000000000002"}},
+    ):
+        response = submit(alice_api, "pay-order", other, **key)
+        assert response.status_code == 422, response.content
+        assert response.json()["code"] == "idempotency_key_reused"
+    assert CommandRecord.objects.count() == 1
+
+
+def test_a_command_id_that_is_not_a_uuid_answers_404_with_the_error_body(alice_api):
+    for url in ("/api/commands/not-a-uuid/", "/api/commands/123/"):
+        response = alice_api.get(url)
+        assert response.status_code == 404, response.content
+        assert response.json() == {
+            "code": "not_found",
+            "message": "No such command.",
+            "details": {},
+        }
+
+
+def test_stored_payment_hashes_are_rehashed_without_the_card(alice, alice_api):
+    from django.apps import apps
+
+    from commands_app import services
+
+    migration = importlib.import_module(
+        "commands_app.migrations.0005_pay_order_hash_without_card"
+    )
+    order_id = alices_order(alice)
+    body = {"order_id": order_id, "card": GOOD_CARD}
+    key = {"Idempotency-Key": "pay-3"}
+    first = submit(alice_api, "pay-order", body, **key)
+    raw = json.dumps(["pay-order", body], sort_keys=True, separators=(",", ":"))
+    old = hmac.new(settings.SECRET_KEY.encode(), raw.encode(), hashlib.sha256)
+    CommandRecord.objects.update(request_hash=old.hexdigest())
+    migration.rehash(apps, None)
+    record = CommandRecord.objects.get()
+    assert record.request_hash == services.request_hash("pay-order", body)
+    again = submit(alice_api, "pay-order", body, **key)
+    assert again.json()["id"] == first.json()["id"]

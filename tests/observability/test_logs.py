@@ -16,6 +16,8 @@ from django.conf import settings
 
 from observability import context
 from observability.logs import (
+    CARD_MAX_DIGITS,
+    CARD_MIN_DIGITS,
     ContextFilter,
     JsonFormatter,
     MaskingFilter,
@@ -131,3 +133,23 @@ def test_log_lines_carry_the_request_correlation_and_command_ids(log) -> None:
     assert inside["logger"].startswith("tests.")
     assert "request_id" not in outside
     assert "command_id" not in outside
+
+
+def luhn_number(length: int) -> str:
+    """Return a Luhn-valid number of `length` digits starting with 4."""
+    body = "4" + "1" * (length - 2)
+    return next(body + d for d in "0123456789" if luhn_valid(body + d))
+
+
+def test_every_card_number_length_the_api_accepts_is_masked() -> None:
+    from commands_app.serializers import CardInput
+
+    number_field = CardInput().fields["number"]
+    for length in range(CARD_MIN_DIGITS, CARD_MAX_DIGITS + 1):
+        number = luhn_number(length)
+        assert number_field.run_validation(number) == number
+        assert mask_text(f"card {number} declined") == (
+            f"card {'*' * (length - 4)}{number[-4:]} declined"
+        )
+    assert luhn_number(12) == "411111111117"
+    assert mask_text("411111111117") == "********1117"

@@ -62,13 +62,14 @@ def test_an_applied_min_position_answers_at_once(request, who, url, names) -> No
 
 @override_settings(READ_MIN_POSITION_WAIT_SECONDS=0.3)
 @pytest.mark.parametrize(("who", "url", "names"), READS)
-def test_a_far_future_min_position_says_behind_within_the_bound(
+def test_an_unapplied_min_position_says_behind_within_the_bound(
     request, who, url, names
 ) -> None:
     client = request.getfixturevalue(who)
-    f.checkpoints(5, 5, names)
+    tx_id, position = f.append_event()
+    f.checkpoints(tx_id - 1, position - 1, names)
     started = time.monotonic()
-    response = client.get(url, {"min_position": 10**12})
+    response = client.get(url, {"min_position": position})
     elapsed = time.monotonic() - started
     assert 0.25 <= elapsed < 1.5
     assert response.status_code == 503
@@ -76,16 +77,42 @@ def test_a_far_future_min_position_says_behind_within_the_bound(
     assert response.json() == {
         "code": "read_model_behind",
         "message": response.json()["message"],
-        "details": {"min_position": 10**12, "position": 5},
+        "details": {"min_position": position, "position": position - 1},
     }
+
+
+@override_settings(READ_MIN_POSITION_WAIT_SECONDS=5)
+@pytest.mark.parametrize(("who", "url", "names"), READS)
+def test_a_min_position_beyond_the_head_is_refused_at_once_without_a_wait_slot(
+    request, monkeypatch, who, url, names
+) -> None:
+    client = request.getfixturevalue(who)
+    _tx_id, head = f.append_event()
+    f.checkpoints(5, 5, names)
+    taken: list[bool] = []
+    monkeypatch.setattr(consistency, "_wait_slots", lambda: taken.append(True))
+    started = time.monotonic()
+    response = client.get(url, {"min_position": head + 1})
+    assert time.monotonic() - started < 1
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": "position_beyond_head",
+        "message": response.json()["message"],
+        "details": {"min_position": head + 1, "head": head},
+    }
+    assert not taken
+    assert client.get(url, {"min_position": 10**12}).json()["code"] == (
+        "position_beyond_head"
+    )
 
 
 def test_details_are_behind_too_when_the_position_is_not_applied(
     alice, alice_api
 ) -> None:
     order = f.order(alice)
+    _tx_id, position = f.append_event()
     with override_settings(READ_MIN_POSITION_WAIT_SECONDS=0.1):
-        response = alice_api.get(f"/api/orders/{order.id}/", {"min_position": 10**9})
+        response = alice_api.get(f"/api/orders/{order.id}/", {"min_position": position})
     assert (response.status_code, response.json()["code"]) == (503, "read_model_behind")
 
 
