@@ -70,15 +70,30 @@ def claim() -> Effect | None:
     return claimed[0] if claimed else None
 
 
+# Relays drain under this advisory lock, shared; whoever holds it exclusively
+# (`pg_advisory_lock`, e.g. an operator or a test driving effects itself)
+# pauses every relay until it lets go.
+DRAIN_LOCK = 0x45464643  # "EFFC"
+
+
 def drain_once(*, limit: int = 500) -> int:
     """Deliver due effects until none is left (or `limit`); return how many ran."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock_shared(%s)", [DRAIN_LOCK])
+        row = cursor.fetchone()
+    if not (row and row[0]):
+        return 0
     count = 0
-    while count < limit:
-        effect = claim()
-        if effect is None:
-            break
-        deliver(effect)
-        count += 1
+    try:
+        while count < limit:
+            effect = claim()
+            if effect is None:
+                break
+            deliver(effect)
+            count += 1
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock_shared(%s)", [DRAIN_LOCK])
     return count
 
 

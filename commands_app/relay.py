@@ -110,9 +110,16 @@ class Relay:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread: wake it with a notification, then join it."""
         self.stopping.set()
-        if self.thread is not None:
-            self.thread.join(timeout)
+        if self.thread is None:
+            return
+        try:
+            with self.connect() as waker:
+                waker.execute("SELECT pg_notify(%s, 'stop')", [self.channel])
+        except Exception:  # it stops at its next poll anyway
+            logger.debug("relay %s: could not wake it", self.channel, exc_info=True)
+        self.thread.join(timeout)
 
     def close(self) -> None:
         if self._listener is not None:

@@ -10,6 +10,9 @@ sweeper (beat) and the projections to settle, then checks:
 - every projection's checkpoint reached the head, no dead letter is open, and a
   rebuild equals the live rows (`manage.py verify_projections`);
 - stock never went negative (product events folded in version order);
+- money: no effect left pending or parked; per order, what the (simulated)
+  gateway's ledger captured minus refunded equals what the events say; never
+  two captures for one order; never a capture without its PaymentCaptured;
 - no test card number appears in database dumps, Redis keys and values
   (Celery messages decoded), process logs, or admin pages.
 """
@@ -45,6 +48,16 @@ EVENTS_SQL = (
 )
 
 
+LEDGER_SQL = (
+    "SELECT order_id, kind, outcome, amount_cents, idempotency_key, reference "
+    "FROM gateway_ledger ORDER BY id"
+)
+OPEN_EFFECTS_SQL = (
+    "SELECT id, kind, stream_id, status, attempts, last_error FROM effects "
+    "WHERE status <> 'done' ORDER BY id"
+)
+
+
 class ReconcileError(AssertionError):
     """Raise with every broken invariant at once."""
 
@@ -60,9 +73,12 @@ def reconcile(
     accepted = set(accepted)
     problems: list[str] = []
     wait_for_commands(stack, settle_seconds, problems)
+    wait_for_effects(stack.dsn, settle_seconds)
     with psycopg.connect(stack.dsn) as db:
         commands = {str(row[0]): row[1:] for row in db.execute(COMMANDS_SQL)}
         events = list(db.execute(EVENTS_SQL))
+        ledger = list(db.execute(LEDGER_SQL))
+        open_effects = list(db.execute(OPEN_EFFECTS_SQL))
     missing = accepted - set(commands)
     if missing:
         problems.append(f"{len(missing)} commands answered 202 are missing: {missing}")
@@ -70,6 +86,9 @@ def reconcile(
     if open_:
         problems.append(f"{len(open_)} commands still open: {open_[:5]}")
     check_store(commands, events, stack.foreign_positions, problems)
+    if open_effects:
+        problems.append(f"effects not done: {open_effects[:5]}")
+    check_money(events, ledger, problems)
     if events:
         wait_for_projections(stack, events, settle_seconds, problems)
         check_rebuild_equals_live(stack, problems)
@@ -89,6 +108,72 @@ def wait_for_commands(stack: Stack, seconds: float, problems: list[str]) -> None
         if row is not None and row[0] == 0:
             return
         time.sleep(0.25)
+
+
+def wait_for_effects(dsn: str, seconds: float) -> None:
+    """Wait until no effect is pending (parked ones are reported, not awaited)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with psycopg.connect(dsn) as db:
+            row = db.execute(
+                "SELECT count(*) FROM effects WHERE status = 'pending'"
+            ).fetchone()
+        if row is not None and row[0] == 0:
+            return
+        time.sleep(0.1)
+
+
+def check_money(
+    events: list[tuple[Any, ...]],
+    ledger: list[tuple[Any, ...]],
+    problems: list[str],
+    *,
+    drained: bool = True,
+) -> None:
+    """The gateway's ledger against the events, per order.
+
+    Never two captures for one order, in the ledger or in the events; once the
+    effects have drained (`drained`), captured minus refunded is the same on
+    both sides and every captured charge has its PaymentCaptured. Stored
+    `order.paid.v1` events predate the ledger and are left out.
+    """
+    told: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    captured_ids: set[str] = set()
+    for event in events:
+        kind, data = event[4], event[5]
+        if kind == "order.payment_captured.v1":
+            told[data["order_id"]][0] += data["amount_cents"]
+            told[data["order_id"]][2] += 1
+            captured_ids.add(str(data["payment_id"]))
+        elif kind == "order.refunded.v1":
+            told[data["order_id"]][1] += data["amount_cents"]
+    done: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for order_id, kind, outcome, amount, key, _reference in ledger:
+        if outcome != "succeeded":
+            continue
+        order = str(order_id)
+        if kind == "charge":
+            done[order][0] += amount
+            done[order][2] += 1
+            if drained and key not in captured_ids:
+                problems.append(f"charge {key} of order {order} has no PaymentCaptured")
+        else:
+            done[order][1] += amount
+    for order in sorted(set(told) | set(done)):
+        if told[order][2] > 1:
+            problems.append(f"order {order} captured {told[order][2]} times (events)")
+        if done[order][2] > 1:
+            problems.append(f"order {order} charged {done[order][2]} times (gateway)")
+        if done[order][1] > done[order][0]:
+            problems.append(f"order {order} refunded more than it was charged")
+        net_done, net_told = (
+            done[order][0] - done[order][1],
+            told[order][0] - told[order][1],
+        )
+        if drained and net_done != net_told:
+            problems.append(
+                f"order {order}: the gateway kept {net_done}, the events say {net_told}"
+            )
 
 
 def check_store(
@@ -111,11 +196,16 @@ def check_events(
 ) -> None:
     """Events exist exactly for succeeded commands, appended once each."""
     by_command: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    # Events an effect appended (a payment's outcome) in a later transaction.
+    followed: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     for event in events:
         command_id = event[6].get("command_id")
         if command_id is None:
             if event[0] not in foreign:
                 problems.append(f"event {event[0]} names no command")
+            continue
+        if "effect_id" in event[6]:
+            followed[command_id].append(event)
             continue
         by_command[command_id].append(event)
     for command_id, appended in by_command.items():
@@ -124,11 +214,13 @@ def check_events(
             problems.append(f"events of unknown command {command_id}")
             continue
         kind, status, position = row[0], row[1], row[2]
-        if status != "succeeded":
+        declined = kind == "pay-order" and status in ("rejected", "running")
+        if status != "succeeded" and not declined:
             problems.append(f"{kind} {command_id} is {status} but has events")
         if kind != "import-products" and len({e[1] for e in appended}) != 1:
             problems.append(f"{kind} {command_id} appended in several transactions")
-        if position != max(e[0] for e in appended):
+        last = max(e[0] for e in appended + followed[command_id])
+        if status != "running" and position != last:
             problems.append(f"{command_id}: position {position} is not its last event")
         per_stream = count_by(appended)
         if any(count > 1 for count in per_stream.values()):
