@@ -235,11 +235,12 @@ def _dsn() -> str:
 
 def test_the_relay_drains_when_notified_and_coalesces_wake_ups() -> None:
     drained: list[float] = []
-    relay_ = relay.Relay(
-        "test_relay_channel",
-        lambda: drained.append(time.monotonic()) or 0,
-        poll_seconds=30,
-    )
+
+    def drain() -> int:
+        drained.append(time.monotonic())
+        return 0
+
+    relay_ = relay.Relay("test_relay_channel", drain, poll_seconds=30)
     relay_.start()
     try:
         wait_until(lambda: len(drained) >= 1, timeout=5)
