@@ -217,7 +217,7 @@ def test_an_event_failing_in_a_rebuild_stops_it_naming_the_event(store, monkeypa
     def fail(self, event, recorded):
         raise RuntimeError("disk full (simulated)")
 
-    monkeypatch.setattr(OrderSummaryProjector, "on_order_paid", fail)
+    monkeypatch.setattr(OrderSummaryProjector, "on_payment_captured", fail)
     with pytest.raises(rebuild.RebuildError) as raised:
         rebuild.rebuild_many()
 

@@ -21,12 +21,12 @@ pytestmark = [
 
 @pytest.fixture
 def broken_payment(monkeypatch):
-    """Make the order summary fail on every OrderPaid until the fault is removed."""
+    """Make the order summary fail on every captured payment until it is removed."""
 
     def fail(self, event, recorded):
         raise RuntimeError("disk full (simulated)")
 
-    monkeypatch.setattr(OrderSummaryProjector, "on_order_paid", fail)
+    monkeypatch.setattr(OrderSummaryProjector, "on_payment_captured", fail)
     return monkeypatch
 
 
