@@ -32,6 +32,7 @@ from typing import Any
 import psycopg
 import requests
 
+from commands_app.reconciliation import LEDGER_SQL, check_money
 from projections.registry import projector_names
 from tests.reliability.services import PG_BIN, Stack
 
@@ -48,10 +49,6 @@ EVENTS_SQL = (
 )
 
 
-LEDGER_SQL = (
-    "SELECT order_id, kind, outcome, amount_cents, idempotency_key, reference "
-    "FROM gateway_ledger ORDER BY id"
-)
 OPEN_EFFECTS_SQL = (
     "SELECT id, kind, stream_id, status, attempts, last_error FROM effects "
     "WHERE status <> 'done' ORDER BY id"
@@ -121,59 +118,6 @@ def wait_for_effects(dsn: str, seconds: float) -> None:
         if row is not None and row[0] == 0:
             return
         time.sleep(0.1)
-
-
-def check_money(
-    events: list[tuple[Any, ...]],
-    ledger: list[tuple[Any, ...]],
-    problems: list[str],
-    *,
-    drained: bool = True,
-) -> None:
-    """The gateway's ledger against the events, per order.
-
-    Never two captures for one order, in the ledger or in the events; once the
-    effects have drained (`drained`), captured minus refunded is the same on
-    both sides and every captured charge has its PaymentCaptured. Stored
-    `order.paid.v1` events predate the ledger and are left out.
-    """
-    told: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-    captured_ids: set[str] = set()
-    for event in events:
-        kind, data = event[4], event[5]
-        if kind == "order.payment_captured.v1":
-            told[data["order_id"]][0] += data["amount_cents"]
-            told[data["order_id"]][2] += 1
-            captured_ids.add(str(data["payment_id"]))
-        elif kind == "order.refunded.v1":
-            told[data["order_id"]][1] += data["amount_cents"]
-    done: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for order_id, kind, outcome, amount, key, _reference in ledger:
-        if outcome != "succeeded":
-            continue
-        order = str(order_id)
-        if kind == "charge":
-            done[order][0] += amount
-            done[order][2] += 1
-            if drained and key not in captured_ids:
-                problems.append(f"charge {key} of order {order} has no PaymentCaptured")
-        else:
-            done[order][1] += amount
-    for order in sorted(set(told) | set(done)):
-        if told[order][2] > 1:
-            problems.append(f"order {order} captured {told[order][2]} times (events)")
-        if done[order][2] > 1:
-            problems.append(f"order {order} charged {done[order][2]} times (gateway)")
-        if done[order][1] > done[order][0]:
-            problems.append(f"order {order} refunded more than it was charged")
-        net_done, net_told = (
-            done[order][0] - done[order][1],
-            told[order][0] - told[order][1],
-        )
-        if drained and net_done != net_told:
-            problems.append(
-                f"order {order}: the gateway kept {net_done}, the events say {net_told}"
-            )
 
 
 def check_store(
