@@ -197,7 +197,9 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 def _paid_as_captured(data: dict[str, Any]) -> dict[str, Any]:
     # Before payments became a process, the handler charged and appended
     # `order.paid.v1` at once: a captured payment whose gateway id is its own.
-    return {**data, "gateway_reference": data["payment_id"]}
+    # Tolerant: a malformed payload must fail where it is decoded (a projection
+    # parks it), not in the store's read of every event after it.
+    return {**data, "gateway_reference": data.get("payment_id", "")}
 
 
 UPCASTERS: dict[str, tuple[str, Upcaster]] = {
