@@ -280,3 +280,21 @@ def test_prefer_wait_answers_with_the_final_status_when_it_finishes_in_time(
     assert response.json()["status"] == "succeeded"
     assert response.headers["Preference-Applied"] == "wait=10"
     assert response.headers["Location"] == f"/api/commands/{response.json()['id']}/"
+
+
+def test_prefer_wait_on_a_payment_answers_once_the_charge_is_recorded(
+    worker, staff_api, alice_api
+):
+    """The simulated gateway charges after the request is appended."""
+    order = place_order(alice_api, register_product(staff_api, price=800))
+    response = submit(
+        alice_api,
+        "pay-order",
+        {"order_id": order["aggregate_id"], "card": GOOD_CARD},
+        Prefer="wait=10",
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["status"] == "succeeded", body
+    assert body["result"]["amount_cents"] == 800
+    assert [e.type for e in events_of(body)][-1] == "order.payment_captured.v1"
