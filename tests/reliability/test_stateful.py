@@ -269,6 +269,9 @@ class OrdersMachine(RuleBasedStateMachine):
         for product, stock in enumerate(stocks):
             self.register(product, SKUS[product], stock, keyed=False)
             self.run_command(self.submitted[-1].command_id)
+        # And one placed order, so that payments have something to pay.
+        self.place(0, 0, [(0, 1)], keyed=False)
+        self.run_command(self.submitted[-1].command_id)
 
     # --- Submitting, as the API does after its checks -----------------------------
 
@@ -369,6 +372,28 @@ class OrdersMachine(RuleBasedStateMachine):
         card = DECLINED_CARD if declined else GOOD_CARD
         body = {"order_id": str(self.order_ids[order]), "card": card}
         self.submit("pay-order", customer, body, keyed)
+
+    @rule(
+        order=st.integers(0, ORDERS - 1),
+        declined=st.booleans(),
+        deliver=st.booleans(),
+    )
+    def pay_now(self, order: int, declined: bool, deliver: bool) -> None:
+        """A payment run by a worker at once, its charge maybe delivered too."""
+        before = len(self.submitted)
+        self.pay(order, declined, keyed=False)
+        if len(self.submitted) > before:
+            self.run_command(self.submitted[-1].command_id)
+        if deliver:
+            self.deliver_effects()
+
+    @rule(order=st.integers(0, ORDERS - 1), by_staff=st.booleans())
+    def cancel_now(self, order: int, by_staff: bool) -> None:
+        """A cancellation run by a worker at once (a paid order owes a refund)."""
+        before = len(self.submitted)
+        self.cancel(order, by_staff, keyed=False)
+        if len(self.submitted) > before:
+            self.run_command(self.submitted[-1].command_id)
 
     @rule(order=st.integers(0, ORDERS - 1), by_staff=st.booleans(), keyed=st.booleans())
     def cancel(self, order: int, by_staff: bool, keyed: bool) -> None:
