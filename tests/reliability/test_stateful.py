@@ -640,8 +640,9 @@ def test_the_write_side_and_projections_keep_their_invariants(
             cursor.execute("SELECT pg_advisory_unlock(%s)", [effects.DRAIN_LOCK])
 
 
-# About 40 s on the 2-core machine. No shrinking: each step costs database round
-# trips, and shrinking a failure took minutes; the failing steps print unshrunk.
+# About 50 to 90 s on the 2-core machine (payments included). No shrinking:
+# each step costs database round trips, and shrinking a failure took minutes;
+# the failing steps print unshrunk.
 hypothesis_settings = hypothesis_config(
     max_examples=40,
     stateful_step_count=40,
