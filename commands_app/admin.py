@@ -11,7 +11,14 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 from knox.models import AuthToken
 
-from .models import CommandRecord, CommandStatus, StoredEvent
+from . import effects
+from .models import (
+    CommandRecord,
+    CommandStatus,
+    Effect,
+    GatewayLedgerEntry,
+    StoredEvent,
+)
 from .services import enqueue
 from .tokens import revoke_token
 
@@ -120,3 +127,60 @@ class ApiTokenAdmin(admin.ModelAdmin):
     ) -> None:
         for token in queryset.select_related("user"):
             revoke_token(token, request=request)
+
+
+@admin.register(Effect)
+class EffectAdmin(ReadOnlyAdmin):
+    """Effects (charges, refunds, ...): parked ones wait for an operator's retry."""
+
+    list_display = (
+        "id",
+        "kind",
+        "stream_id",
+        "status",
+        "attempts",
+        "due_at",
+        "created_at",
+        "short_error",
+    )
+    list_filter = ("status", "kind")
+    search_fields = ("=stream_id", "=idempotency_key")
+    actions = ("retry",)
+    show_full_result_count = False
+
+    @admin.display(description="last error")
+    def short_error(self, obj: Effect) -> str:
+        return obj.last_error[:120]
+
+    @admin.action(
+        description="Retry selected parked effects (attempts start again)",
+        permissions=["retry"],
+    )
+    def retry(self, request: HttpRequest, queryset: QuerySet[Effect]) -> None:
+        count = effects.retry(queryset.values_list("pk", flat=True))
+        self.message_user(
+            request, f"Retrying {count} parked effect(s).", messages.SUCCESS
+        )
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_superuser) or request.user.has_perm(
+            "commands_app.change_effect"
+        )
+
+
+@admin.register(GatewayLedgerEntry)
+class GatewayLedgerEntryAdmin(ReadOnlyAdmin):
+    """The simulated gateway's ledger, what the money invariant reconciles against."""
+
+    list_display = (
+        "id",
+        "kind",
+        "outcome",
+        "amount_cents",
+        "order_id",
+        "reference",
+        "created_at",
+    )
+    list_filter = ("kind", "outcome")
+    search_fields = ("=order_id", "=idempotency_key", "=reference")
+    show_full_result_count = False

@@ -19,3 +19,11 @@ class CommandsAppConfig(AppConfig):
             dispatch_uid="commands_app.revoke_tokens_on_password_change",
         )
         user_locked_out.connect(log_lockout, dispatch_uid="commands_app.log_lockout")
+
+        # Effect kinds are registered once per process, before any append:
+        # the event store schedules the effects that an appended event decides.
+        from . import integration, notifications, payment_process
+
+        payment_process.register()
+        notifications.register()
+        integration.register()

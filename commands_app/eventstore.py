@@ -20,6 +20,7 @@ from django.db import IntegrityError, connections, transaction
 
 from observability import metrics
 
+from . import outbox
 from .domain.events import Event, event_from_data, event_to_data, upcast
 
 DB_ALIAS = "default"
@@ -76,21 +77,28 @@ def append(batches: Iterable[NewEvents], *, metadata: dict[str, Any]) -> list[in
 
     Raise ConcurrencyError when another writer appended to one of the streams
     first: the unique (stream_id, version) constraint decides, not locks. The
-    caller must then roll back its transaction.
+    caller must then roll back its transaction. The effects that the events
+    decide (`outbox.schedule`) are inserted in the same transaction.
     """
     rows: list[Any] = []
     types: list[str] = []
+    decisive: list[tuple[int, str, str, dict[str, Any]]] = []
     meta = json.dumps(metadata, default=str)
     for batch in batches:
         version = batch.expected_version
         for event in batch.events:
             version += 1
             types.append(event.type_name)
+            data = event_to_data(event)
+            if outbox.kinds_for(event.type_name):
+                decisive.append(
+                    (len(types) - 1, batch.stream_id, event.type_name, data)
+                )
             rows += [
                 batch.stream_id,
                 version,
                 event.type_name,
-                json.dumps(event_to_data(event)),
+                json.dumps(data),
                 meta,
             ]
     if not rows:
@@ -101,6 +109,15 @@ def append(batches: Iterable[NewEvents], *, metadata: dict[str, Any]) -> list[in
         if isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
             raise ConcurrencyError(str(exc.__cause__)) from exc
         raise
+    if decisive:
+        outbox.schedule(
+            [
+                outbox.Appended(positions[index], stream_id, type_name, data)
+                for index, stream_id, type_name, data in decisive
+            ],
+            traceparent=str(metadata.get("traceparent") or ""),
+            using=DB_ALIAS,
+        )
     transaction.on_commit(lambda: metrics.events_appended(types), using=DB_ALIAS)
     return positions
 
@@ -190,6 +207,19 @@ READ_AFTER_SQL = (
     "AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) "
     "ORDER BY events.tx_id, events.position LIMIT %s"
 )
+
+
+def read_position(position: int) -> RecordedEvent:
+    """Return the committed event at `position` (an effect's deciding event)."""
+    with connections[DB_ALIAS].cursor() as cursor:
+        cursor.execute(
+            f"SELECT {_COLUMNS} FROM events WHERE position = %s",  # noqa: S608
+            [position],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise LookupError(f"no event at position {position}")
+    return _recorded(row)
 
 
 def checkpoint_of(position: int) -> Checkpoint | None:

@@ -134,6 +134,9 @@ def _decide_and_commit(record: CommandRecord, attempt: int) -> None:
                     )
                 reserve_skus(outcome.new_skus)
                 snapshots.save_due(outcome.changed)
+                if outcome.awaits_effect:
+                    await_effect(record, attempt, position=max(positions))
+                    return
                 finish(
                     record,
                     attempt,
@@ -182,13 +185,38 @@ def event_metadata(record: CommandRecord) -> dict[str, Any]:
     }
 
 
+# A final command keeps no card token (pay-order's, read by its charge).
 _FINISH_SQL = """
 UPDATE commands SET status = %s, result = %s::jsonb, error = %s::jsonb,
     position = %s, progress = %s, finished_at = %s, lease_expires_at = NULL,
-    status_seq = status_seq + 1
+    status_seq = status_seq + 1,
+    payload = CASE WHEN payload->'card' ? 'token' THEN payload #- '{card,token}'
+        ELSE payload END
 WHERE id = %s AND attempt = %s AND status = 'running'
 RETURNING status_seq
 """
+
+_AWAIT_SQL = """
+UPDATE commands SET lease_expires_at = NULL, position = %s
+WHERE id = %s AND attempt = %s AND status = 'running'
+RETURNING id
+"""
+
+
+def await_effect(record: CommandRecord, attempt: int, *, position: int) -> None:
+    """Leave the command running, without a lease, until an effect finishes it.
+
+    Called in the appending transaction, and fenced like `finish`. With no
+    lease, neither the sweeper nor a redelivered task claims it again: the
+    effect (delivered at least once from the committed events) finishes it.
+    """
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(_AWAIT_SQL, [position, record.id, attempt])
+        if cursor.fetchone() is None:
+            raise LostClaimError(str(record.id))
+    record.lease_expires_at = None
+    record.position = position
+    transaction.on_commit(push.wake_projections)
 
 
 def finish(

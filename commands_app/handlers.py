@@ -6,7 +6,7 @@ result for the command's status; refusals are raised as `DomainError`.
 
 from __future__ import annotations
 
-import dataclasses
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +16,7 @@ from . import eventstore, snapshots
 from .domain import decisions
 from .domain.commands import (
     CancelOrder,
+    PayOrder,
     PlaceOrder,
     RegisterProduct,
     RequestedLine,
@@ -23,12 +24,10 @@ from .domain.commands import (
     ShipOrder,
 )
 from .domain.decisions import Aggregate
-from .domain.errors import OrderNotFoundError
 from .domain.events import Address
 from .domain.order import Order, order_stream
 from .domain.product import Product
 from .models import ProductSku
-from .payments import get_gateway
 
 
 @dataclass
@@ -45,6 +44,9 @@ class Outcome:
     changed: list[Aggregate]
     result: dict[str, Any] = field(default_factory=dict)
     new_skus: dict[str, UUID] = field(default_factory=dict)
+    # True: the command stays running after the append, until an effect the
+    # events decided finishes it (pay-order: the charge's outcome).
+    awaits_effect: bool = False
 
 
 Handler = Callable[[dict[str, Any], Context], Outcome]
@@ -125,21 +127,19 @@ def place_order(payload: dict[str, Any], context: Context) -> Outcome:
 
 
 def pay_order(payload: dict[str, Any], context: Context) -> Outcome:
+    """Request the payment; the `charge` effect calls the gateway after commit."""
     order = load_order(UUID(payload["order_id"]), context)
-    if order.customer_id != context.user_id:
-        raise OrderNotFoundError("No such order.", order_id=str(order.id))
-    order.check_payable()
-    # The gateway is idempotent by command id: a retried attempt never charges twice.
-    charge = get_gateway().charge(
-        token=payload["card"]["token"],
-        amount_cents=order.total_cents,
-        idempotency_key=str(context.command_id),
+    command = PayOrder(
+        order_id=order.id,
+        payment_id=uuid.uuid4(),
+        paid_by=context.user_id,
+        card_last4=payload["card"]["last4"],
     )
-    charge = dataclasses.replace(charge, card_last4=payload["card"]["last4"])
-    changed = decisions.pay_order(order, charge)
+    changed = decisions.pay_order(command, order=order)
     return Outcome(
         changed,
-        result={"payment_id": charge.payment_id, "amount_cents": charge.amount_cents},
+        result={"payment_id": str(command.payment_id)},
+        awaits_effect=True,
     )
 
 

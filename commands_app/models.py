@@ -180,3 +180,98 @@ class StreamSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stream_id}@{self.version}"
+
+
+class GatewayLedgerEntry(models.Model):
+    """The simulated payment gateway's own record of a charge or a refund.
+
+    It stands in for the provider's records, which the system reconciles
+    against: one row per idempotency key, written by the gateway in a
+    connection of its own (autocommit), never in the caller's transaction.
+    """
+
+    KINDS = (("charge", "charge"), ("refund", "refund"))
+    OUTCOMES = (("succeeded", "succeeded"), ("declined", "declined"))
+
+    id = models.BigAutoField(primary_key=True)
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    kind = models.CharField(max_length=8, choices=KINDS)
+    outcome = models.CharField(max_length=16, choices=OUTCOMES)
+    reference = models.CharField(
+        max_length=64, unique=True, help_text="The gateway's id (ch_…, re_…)."
+    )
+    charge_reference = models.CharField(
+        max_length=64, blank=True, default="", help_text="A refund's charge."
+    )
+    order_id = models.UUIDField(
+        null=True, blank=True, db_index=True, help_text="The merchant's reference."
+    )
+    amount_cents = models.BigIntegerField()
+    decline_code = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+
+    class Meta:
+        db_table = "gateway_ledger"
+        ordering = ("id",)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.reference} {self.amount_cents} ({self.outcome})"
+
+
+class EffectStatus(models.TextChoices):
+    PENDING = "pending"
+    DONE = "done"
+    PARKED = "parked"
+
+
+class Effect(models.Model):
+    """Something to do outside the store, decided by a committed event (an outbox row).
+
+    Inserted in the transaction that appends the event, delivered at least once
+    by the relay (`commands_app.effects`), made safe by `idempotency_key`; in
+    order per (kind, stream): a later one waits while an earlier one is
+    pending or parked. Parked after EFFECTS_MAX_ATTEMPTS failures, until an
+    operator retries it.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    kind = models.CharField(max_length=32)
+    stream_id = models.CharField(max_length=100)
+    event_position = models.BigIntegerField(help_text="The event that decided it.")
+    idempotency_key = models.CharField(
+        max_length=255, help_text="Sent to the other side, which must honour it."
+    )
+    status = models.CharField(
+        max_length=8, choices=EffectStatus.choices, default=EffectStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    due_at = models.DateTimeField(db_default=Now())
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    traceparent = models.CharField(max_length=55, blank=True, default="")
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "effects"
+        ordering = ("id",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=("kind", "idempotency_key"), name="effects_unique_kind_key"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=("due_at",),
+                name="effects_due_idx",
+                condition=models.Q(status="pending"),
+            ),
+            models.Index(
+                fields=("kind", "stream_id", "id"),
+                name="effects_open_idx",
+                condition=models.Q(status__in=["pending", "parked"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.id} {self.stream_id} ({self.status})"

@@ -26,7 +26,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.template import TemplateDoesNotExist
 from django.template.loader import render_to_string
 
-from . import eventstore
+from . import eventstore, outbox
 from .domain.events import OrderPlaced, event_to_data
 from .eventstore import RecordedEvent
 
@@ -60,7 +60,19 @@ EMAILS: dict[str, Email] = {
 }
 
 ORDER_STREAM_PREFIX = "order-"
+EFFECT_KIND = "email"
 CURRENCY = "EUR"
+
+
+def register() -> None:
+    """Register the `email` effect kind: one e-mail per event that warrants one."""
+    outbox.register(
+        outbox.EffectKind(
+            name=EFFECT_KIND,
+            event_types=frozenset(EMAILS),
+            perform=lambda effect, event: send_for_event(event),
+        )
+    )
 
 
 def send_for_event(event: RecordedEvent) -> None:

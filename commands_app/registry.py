@@ -81,17 +81,27 @@ COMMANDS: dict[str, CommandSpec] = {
             who=Who.ORDER_OWNER,
             summary=(
                 "Pay a placed order by card (the order's customer). The card "
-                "number is tokenised before anything is stored."
+                "number is tokenised before anything is stored. The payment is "
+                "requested first and charged afterwards: the command stays "
+                "running until the gateway's answer is recorded."
             ),
-            refusals=("order_not_found", "invalid_state", "payment_declined"),
+            refusals=(
+                "order_not_found",
+                "invalid_state",
+                "payment_in_progress",
+                "payment_declined",
+            ),
             refers_to="order_id",
         ),
         CommandSpec(
             name="cancel-order",
             input=inputs.CancelOrderInput,
             who=Who.ORDER_OWNER_OR_STAFF,
-            summary="Cancel an order and release its stock; refused once shipped.",
-            refusals=("order_not_found", "invalid_state"),
+            summary=(
+                "Cancel an order and release its stock; refused once shipped or "
+                "while a payment runs. A paid order is refunded afterwards."
+            ),
+            refusals=("order_not_found", "invalid_state", "payment_in_progress"),
             refers_to="order_id",
         ),
         CommandSpec(

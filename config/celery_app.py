@@ -16,6 +16,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 app = Celery("cqrs_orders")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# The effects relay runs as a thread of each worker that consumes `commands`.
+app.steps["worker"].add("commands_app.relay:RelayStep")
 # JSON logs with task ids, heartbeats for /readyz, metrics files of dead children.
 workers.install()
 

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
+from commands_app.effects import EffectsCollector
 from observability import metrics
 from projections.monitoring import ProjectionCollector
 
@@ -25,6 +26,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     body = metrics.render(
         [
             ("projections", ProjectionCollector()),
+            ("effects", EffectsCollector()),
             (
                 "queues",
                 metrics.QueueDepthCollector(settings.CELERY_BROKER_URL, QUEUES),

@@ -106,6 +106,11 @@ WEBSOCKETS = Gauge(
     "Open WebSocket connections (live web processes only).",
     multiprocess_mode="livesum",
 )
+EFFECTS = Counter(
+    "cqrs_effects_delivered_total",
+    "Effect delivery attempts by kind and outcome: done, failed, parked, fenced.",
+    ["kind", "outcome"],
+)
 PUSHES = Counter(
     "cqrs_pushes_total",
     "Pushes to the channel layer by message type, sent or dropped.",
@@ -153,6 +158,10 @@ def projection_read(projection: str, count: int) -> None:
 def sweeper_redrove(count: int) -> None:
     if count:
         SWEEPER_REDRIVES.inc(count)
+
+
+def effect_delivered(kind: str, outcome: str) -> None:
+    EFFECTS.labels(kind, outcome).inc()
 
 
 def websocket_opened() -> None:

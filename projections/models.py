@@ -61,6 +61,9 @@ class OrderSummary(ProjectedRow):
     lines = models.JSONField(default=list)
     shipping_address = models.JSONField(default=dict)
     total_cents = models.BigIntegerField()
+    refunded_cents = models.BigIntegerField(
+        db_default=0, help_text="What the gateway refunded (OrderRefunded events)."
+    )
     history = models.JSONField(
         default=list, help_text="Timeline: [{event, at, position, ...}] in order."
     )

@@ -18,9 +18,12 @@ from typing import Any
 
 from commands_app.domain.events import (
     OrderCancelled,
-    OrderPaid,
     OrderPlaced,
+    OrderRefunded,
     OrderShipped,
+    PaymentCaptured,
+    PaymentDeclined,
+    PaymentRequested,
     ProductRegistered,
     ProductRestocked,
     StockReleased,
@@ -148,7 +151,21 @@ class OrderSummaryProjector(Projector):
             },
         )
 
-    def on_order_paid(self, event: OrderPaid, recorded: RecordedEvent) -> None:
+    def on_payment_requested(
+        self, event: PaymentRequested, recorded: RecordedEvent
+    ) -> None:
+        entry = timeline_entry(
+            "payment_requested",
+            recorded,
+            amount_cents=event.amount_cents,
+            card_last4=event.card_last4,
+        )
+        self._move(event.order_id, "payment_pending", entry, recorded)
+
+    def on_payment_captured(
+        self, event: PaymentCaptured, recorded: RecordedEvent
+    ) -> None:
+        # Stored `order.paid.v1` events are read as captured payments.
         entry = timeline_entry(
             "paid",
             recorded,
@@ -156,6 +173,20 @@ class OrderSummaryProjector(Projector):
             card_last4=event.card_last4,
         )
         self._move(event.order_id, "paid", entry, recorded)
+
+    def on_payment_declined(
+        self, event: PaymentDeclined, recorded: RecordedEvent
+    ) -> None:
+        entry = timeline_entry(
+            "payment_declined", recorded, decline_code=event.decline_code
+        )
+        self._move(event.order_id, "placed", entry, recorded)
+
+    def on_order_refunded(self, event: OrderRefunded, recorded: RecordedEvent) -> None:
+        entry = timeline_entry("refunded", recorded, amount_cents=event.amount_cents)
+        self._move(
+            event.order_id, "cancelled", entry, recorded, refunded=event.amount_cents
+        )
 
     def on_order_cancelled(
         self, event: OrderCancelled, recorded: RecordedEvent
@@ -176,7 +207,13 @@ class OrderSummaryProjector(Projector):
         self._move(event.order_id, "shipped", entry, recorded)
 
     def _move(
-        self, order_id: Any, status: str, entry: dict[str, Any], recorded: RecordedEvent
+        self,
+        order_id: Any,
+        status: str,
+        entry: dict[str, Any],
+        recorded: RecordedEvent,
+        *,
+        refunded: int = 0,
     ) -> None:
         self.staged.update(
             "moved",
@@ -186,6 +223,7 @@ class OrderSummaryProjector(Projector):
                 "id": str(order_id),
                 "status": status,
                 "entry": entry,
+                "refunded": refunded,
                 "at": recorded.recorded_at.isoformat(),
                 "position": recorded.position,
             },
@@ -207,13 +245,14 @@ class OrderSummaryProjector(Projector):
         self.sql_rows(
             "UPDATE {read_orders} AS t SET status = c.status, "
             "history = t.history || c.entries, updated_at = c.at, "
+            "refunded_cents = t.refunded_cents + c.refunded, "
             "position = c.position FROM ("
             "SELECT e.id, (array_agg(e.status ORDER BY e.position DESC))[1] AS status, "
             "jsonb_agg(e.entry ORDER BY e.position) AS entries, "
             "(array_agg(e.at ORDER BY e.position DESC))[1] AS at, "
-            "max(e.position) AS position "
+            "sum(e.refunded)::bigint AS refunded, max(e.position) AS position "
             "FROM jsonb_to_recordset(%s::jsonb) AS e(id uuid, status text, "
-            "entry jsonb, at timestamptz, position bigint) "
+            "entry jsonb, refunded bigint, at timestamptz, position bigint) "
             "JOIN {read_orders} AS o ON o.id = e.id AND e.position > o.position "
             "GROUP BY e.id) AS c WHERE t.id = c.id",
             staged.updates("moved"),
@@ -240,8 +279,20 @@ class CustomerOrderHistoryProjector(Projector):
             },
         )
 
-    def on_order_paid(self, event: OrderPaid, recorded: RecordedEvent) -> None:
+    def on_payment_requested(
+        self, event: PaymentRequested, recorded: RecordedEvent
+    ) -> None:
+        self._move(event.order_id, "payment_pending", recorded)
+
+    def on_payment_captured(
+        self, event: PaymentCaptured, recorded: RecordedEvent
+    ) -> None:
         self._move(event.order_id, "paid", recorded)
+
+    def on_payment_declined(
+        self, event: PaymentDeclined, recorded: RecordedEvent
+    ) -> None:
+        self._move(event.order_id, "placed", recorded)
 
     def on_order_cancelled(
         self, event: OrderCancelled, recorded: RecordedEvent

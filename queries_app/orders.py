@@ -20,7 +20,7 @@ from .params import BIGINT, InstantField, ReadQuery, ordering_field
 from .schema import read_schema
 
 PROJECTIONS = ("order_summary",)
-STATUSES = ["placed", "paid", "shipped", "cancelled"]
+STATUSES = ["placed", "payment_pending", "paid", "shipped", "cancelled"]
 
 
 class OrderLineOutput(serializers.Serializer):
@@ -33,7 +33,10 @@ class OrderLineOutput(serializers.Serializer):
 
 
 class TimelineEntryOutput(serializers.Serializer):
-    event = serializers.CharField(help_text="placed, paid, shipped or cancelled.")
+    event = serializers.CharField(
+        help_text="placed, payment_requested, paid, payment_declined, shipped, "
+        "cancelled or refunded."
+    )
     at = serializers.DateTimeField()
     position = serializers.IntegerField(help_text="The event's global position.")
     details = serializers.JSONField(help_text="What the event says, e.g. a reason.")
@@ -62,6 +65,7 @@ class OrderOutput(serializers.ModelSerializer):
             "lines",
             "shipping_address",
             "total_cents",
+            "refunded_cents",
             "created_at",
             "updated_at",
             "history",

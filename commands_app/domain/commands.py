@@ -52,11 +52,12 @@ class PlaceOrder:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Charge:
-    """A successful charge at the payment gateway."""
+class PayOrder:
+    """Ask to pay an order: the card is charged afterwards, as an effect."""
 
-    payment_id: str
-    amount_cents: int
+    order_id: UUID
+    payment_id: UUID
+    paid_by: int
     card_last4: str
 
 

@@ -13,7 +13,7 @@ from uuid import UUID
 
 from .commands import (
     CancelOrder,
-    Charge,
+    PayOrder,
     PlaceOrder,
     RegisterProduct,
     RestockProduct,
@@ -22,7 +22,7 @@ from .commands import (
 from .errors import (
     DuplicateIdError,
     DuplicateSkuError,
-    InvalidStateError,
+    OrderNotFoundError,
     ProductNotFoundError,
 )
 from .events import Event, OrderLine
@@ -109,15 +109,11 @@ def place_order(
     return [order, *changed]
 
 
-def pay_order(order: Order, charge: Charge) -> list[Aggregate]:
-    if charge.amount_cents != order.total_cents:
-        raise InvalidStateError(
-            "The charge does not match the order total.",
-            order_id=str(order.id),
-            total_cents=order.total_cents,
-            charged_cents=charge.amount_cents,
-        )
-    order.pay(charge)
+def pay_order(command: PayOrder, *, order: Order) -> list[Aggregate]:
+    """Record the payment request; a second one waits for the first's outcome."""
+    if order.customer_id != command.paid_by:
+        raise OrderNotFoundError("No such order.", order_id=str(order.id))
+    order.request_payment(payment_id=command.payment_id, card_last4=command.card_last4)
     return [order]
 
 

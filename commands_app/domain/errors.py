@@ -39,6 +39,12 @@ class PaymentDeclinedError(DomainError):
     code = "payment_declined"
 
 
+class PaymentInProgressError(DomainError):
+    """Refuse a payment or a cancellation while the order's charge is running."""
+
+    code = "payment_in_progress"
+
+
 class DuplicateSkuError(DomainError):
     code = "duplicate_sku"
 

@@ -1,4 +1,11 @@
-"""The Order aggregate: placed, paid, shipped or cancelled."""
+"""The Order aggregate: placed, payment pending, paid, shipped or cancelled.
+
+Paying is a process: `request_payment` records `PaymentRequested` (the order is
+`payment_pending`), the charge runs afterwards as an effect, and its outcome
+comes back as `PaymentCaptured` (paid) or `PaymentDeclined` (placed again).
+Cancelling a paid order records the refund it owes; `OrderRefunded` records
+what the gateway refunded.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from .commands import Charge
-from .errors import InvalidStateError, OrderNotFoundError
+from .errors import InvalidStateError, OrderNotFoundError, PaymentInProgressError
 from .events import (
     Address,
     Event,
@@ -15,10 +21,15 @@ from .events import (
     OrderLine,
     OrderPaid,
     OrderPlaced,
+    OrderRefunded,
     OrderShipped,
+    PaymentCaptured,
+    PaymentDeclined,
+    PaymentRequested,
 )
 
 PLACED, PAID, SHIPPED, CANCELLED = "placed", "paid", "shipped", "cancelled"
+PAYMENT_PENDING = "payment_pending"
 
 
 def order_stream(order_id: UUID) -> str:
@@ -33,6 +44,10 @@ class Order:
     lines: tuple[OrderLine, ...] = ()
     total_cents: int = 0
     paid_cents: int = 0
+    payment_id: str = ""
+    payment_reference: str = ""
+    pending_payment_id: str = ""
+    refunded_cents: int = 0
     version: int = 0
     pending_events: list[Event] = field(default_factory=list)
 
@@ -91,20 +106,51 @@ class Order:
             raise OrderNotFoundError("No such order.", order_id=str(self.id))
 
     def check_payable(self) -> None:
+        self._check_not_paying()
         self._check_status(PLACED, action="paid")
 
-    def pay(self, charge: Charge) -> None:
+    def request_payment(self, *, payment_id: UUID, card_last4: str) -> PaymentRequested:
+        """Record that the customer asked to pay; the charge runs as an effect."""
         self.check_payable()
+        event = PaymentRequested(
+            order_id=self.id,
+            payment_id=payment_id,
+            amount_cents=self.total_cents,
+            card_last4=card_last4,
+        )
+        self._record(event)
+        return event
+
+    def is_awaiting(self, payment_id: str) -> bool:
+        """Tell whether `payment_id` is the charge this order is waiting for."""
+        return self.status == PAYMENT_PENDING and self.pending_payment_id == str(
+            payment_id
+        )
+
+    def capture(
+        self, *, payment_id: str, amount_cents: int, card_last4: str, reference: str
+    ) -> None:
+        self._check_awaiting(payment_id)
         self._record(
-            OrderPaid(
+            PaymentCaptured(
                 order_id=self.id,
-                amount_cents=charge.amount_cents,
-                payment_id=charge.payment_id,
-                card_last4=charge.card_last4,
+                payment_id=payment_id,
+                amount_cents=amount_cents,
+                card_last4=card_last4,
+                gateway_reference=reference,
+            )
+        )
+
+    def decline(self, *, payment_id: str, decline_code: str) -> None:
+        self._check_awaiting(payment_id)
+        self._record(
+            PaymentDeclined(
+                order_id=self.id, payment_id=payment_id, decline_code=decline_code
             )
         )
 
     def cancel(self, *, reason: str, cancelled_by: int) -> None:
+        self._check_not_paying()
         self._check_status(PLACED, PAID, action="cancelled")
         self._record(
             OrderCancelled(
@@ -112,6 +158,26 @@ class Order:
                 reason=reason,
                 cancelled_by=cancelled_by,
                 refund_cents=self.paid_cents,
+            )
+        )
+
+    def refund(self, *, refund_id: str, amount_cents: int, reference: str) -> None:
+        """Record what the gateway refunded of a cancelled order's payment."""
+        self._check_status(CANCELLED, action="refunded")
+        if amount_cents > self.paid_cents - self.refunded_cents:
+            raise InvalidStateError(
+                "The refund exceeds what was paid.",
+                order_id=str(self.id),
+                paid_cents=self.paid_cents,
+                refunded_cents=self.refunded_cents,
+            )
+        self._record(
+            OrderRefunded(
+                order_id=self.id,
+                refund_id=refund_id,
+                payment_id=self.payment_id,
+                amount_cents=amount_cents,
+                gateway_reference=reference,
             )
         )
 
@@ -126,13 +192,46 @@ class Order:
                 self.lines = event.lines
                 self.total_cents = event.total_cents
                 self.status = PLACED
-            case OrderPaid():
+            case PaymentRequested():
+                self.pending_payment_id = str(event.payment_id)
+                self.status = PAYMENT_PENDING
+            case PaymentCaptured():
                 self.paid_cents = event.amount_cents
+                self.payment_id = event.payment_id
+                self.payment_reference = event.gateway_reference
+                self.pending_payment_id = ""
                 self.status = PAID
+            case OrderPaid():  # built in memory; stored ones load as captured
+                self.paid_cents = event.amount_cents
+                self.payment_id = self.payment_reference = event.payment_id
+                self.pending_payment_id = ""
+                self.status = PAID
+            case PaymentDeclined():
+                self.pending_payment_id = ""
+                self.status = PLACED
+            case OrderRefunded():
+                self.refunded_cents += event.amount_cents
             case OrderCancelled():
                 self.status = CANCELLED
             case OrderShipped():
                 self.status = SHIPPED
+
+    def _check_not_paying(self) -> None:
+        if self.status == PAYMENT_PENDING:
+            raise PaymentInProgressError(
+                "A payment for this order is in progress; wait for its outcome.",
+                order_id=str(self.id),
+                status=self.status,
+            )
+
+    def _check_awaiting(self, payment_id: str) -> None:
+        if not self.is_awaiting(payment_id):
+            raise InvalidStateError(
+                "The order is not waiting for this payment.",
+                order_id=str(self.id),
+                status=self.status,
+                payment_id=payment_id,
+            )
 
     def _check_status(self, *allowed: str, action: str) -> None:
         if self.status not in allowed:

@@ -201,6 +201,25 @@ READ_MAX_CONCURRENT_WAITS = env.int("READ_MAX_CONCURRENT_WAITS", default=8)
 IMPORT_CHUNK_SIZE = env.int("IMPORT_CHUNK_SIZE", default=500)
 IMPORT_MAX_ITEMS = 50_000
 PAYMENT_GATEWAY_LATENCY_MS = env.int("PAYMENT_GATEWAY_LATENCY_MS", default=300)
+# A gateway call slower than this has an unknown outcome: retried with its key.
+PAYMENT_GATEWAY_TIMEOUT_SECONDS = env.float(
+    "PAYMENT_GATEWAY_TIMEOUT_SECONDS", default=10.0
+)
+# Test-only: the simulated gateway pauses this long after recording a call.
+PAYMENT_GATEWAY_PAUSE_AFTER_CALL_MS = env.int(
+    "PAYMENT_GATEWAY_PAUSE_AFTER_CALL_MS", default=0
+)
+
+# --- Effects (commands_app/effects.py) --------------------------------------------
+# The relay in each command worker: woken by NOTIFY on commit, polling as a
+# safety net. A delivery holds its effect for the lease; a failure is retried
+# after a backoff doubling from BASE up to MAX; after MAX_ATTEMPTS it is parked.
+EFFECTS_RELAY_ENABLED = env.bool("EFFECTS_RELAY_ENABLED", default=True)
+EFFECTS_POLL_SECONDS = env.float("EFFECTS_POLL_SECONDS", default=1.0)
+EFFECTS_LEASE_SECONDS = env.int("EFFECTS_LEASE_SECONDS", default=60)
+EFFECTS_MAX_ATTEMPTS = env.int("EFFECTS_MAX_ATTEMPTS", default=8)
+EFFECTS_BACKOFF_BASE_SECONDS = env.float("EFFECTS_BACKOFF_BASE_SECONDS", default=1.0)
+EFFECTS_BACKOFF_MAX_SECONDS = env.float("EFFECTS_BACKOFF_MAX_SECONDS", default=300.0)
 
 # --- REST framework -------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from uuid import UUID, uuid4
 
-from commands_app.domain.commands import Charge
+from commands_app.domain.commands import PayOrder
 from commands_app.domain.events import (
     Address,
     Event,
@@ -85,8 +85,13 @@ def order(*events: Event) -> Order:
     return Order.from_events(first.order_id, events)
 
 
-def charge(amount: int) -> Charge:
-    return Charge(payment_id="ch_1", amount_cents=amount, card_last4="4242")
+PAYMENT = UUID("00000000-0000-4000-8000-0000000000a1")
+
+
+def pay(order_id: UUID, *, by: int = ALICE) -> PayOrder:
+    return PayOrder(
+        order_id=order_id, payment_id=PAYMENT, paid_by=by, card_last4="4242"
+    )
 
 
 def appended(aggregates: Iterable[object]) -> list[Event]:

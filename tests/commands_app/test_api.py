@@ -409,7 +409,7 @@ def test_stored_payment_hashes_are_rehashed_without_the_card(alice, alice_api):
     from commands_app import services
 
     migration = importlib.import_module(
-        "commands_app.migrations.0005_pay_order_hash_without_card"
+        "commands_app.migrations.0006_pay_order_hash_without_card"
     )
     order_id = alices_order(alice)
     body = {"order_id": order_id, "card": GOOD_CARD}

@@ -23,17 +23,23 @@ from commands_app.domain.errors import (
     DuplicateSkuError,
     InsufficientStockError,
     InvalidStateError,
+    OrderNotFoundError,
+    PaymentInProgressError,
     ProductNotFoundError,
 )
 from commands_app.domain.events import (
     OrderCancelled,
     OrderLine,
-    OrderPaid,
     OrderPlaced,
+    OrderRefunded,
     OrderShipped,
+    PaymentCaptured,
+    PaymentRequested,
     ProductRegistered,
     ProductRestocked,
     StockReleased,
+    event_from_data,
+    event_to_data,
 )
 from commands_app.domain.order import Order
 from commands_app.domain.product import Product
@@ -41,10 +47,11 @@ from commands_app.domain.product import Product
 from .given import (
     ADDRESS,
     ALICE,
+    PAYMENT,
     appended,
-    charge,
     order,
     paid,
+    pay,
     placed,
     product,
     registered,
@@ -279,36 +286,106 @@ def test_placing_an_order_with_an_id_already_used_is_refused():
 # --- pay-order -----------------------------------------------------------------
 
 
-def test_paying_a_placed_order_records_the_charge():
+def test_paying_a_placed_order_requests_the_payment_and_charges_nothing_yet():
     mug = registered(price=700)
     history = placed(uuid4(), [(mug, 2)])
-    changed = decisions.pay_order(order(history), charge(1400))
+    changed = decisions.pay_order(pay(history.order_id), order=order(history))
     assert appended(changed) == [
-        OrderPaid(
+        PaymentRequested(
             order_id=history.order_id,
+            payment_id=PAYMENT,
             amount_cents=1400,
-            payment_id="ch_1",
             card_last4="4242",
         )
     ]
     assert changed[0].version == 1
+    assert isinstance(changed[0], Order)
+    assert changed[0].status == "payment_pending"
 
 
-def test_paying_with_a_charge_other_than_the_total_is_refused():
+def test_paying_another_customers_order_is_refused_as_not_found():
     history = placed(uuid4(), [(registered(price=700), 2)])
-    with pytest.raises(InvalidStateError) as refusal:
-        decisions.pay_order(order(history), charge(1399))
-    assert refusal.value.details["total_cents"] == 1400
-    assert refusal.value.details["charged_cents"] == 1399
+    with pytest.raises(OrderNotFoundError):
+        decisions.pay_order(pay(history.order_id, by=ALICE + 1), order=order(history))
 
 
 @pytest.mark.parametrize("later", ["paid", "shipped", "cancelled"])
 def test_paying_an_order_that_is_not_placed_is_refused(later):
     history = _order_history(later)
     with pytest.raises(InvalidStateError) as refusal:
-        decisions.pay_order(order(*history), charge(history[0].total_cents))
+        decisions.pay_order(pay(history[0].order_id), order=order(*history))
     assert refusal.value.code == "invalid_state"
     assert refusal.value.details["status"] == later
+
+
+def _pending(price: int = 700) -> tuple[OrderPlaced, PaymentRequested]:
+    history = placed(uuid4(), [(registered(price=price), 2)])
+    requested = PaymentRequested(
+        order_id=history.order_id,
+        payment_id=PAYMENT,
+        amount_cents=history.total_cents,
+        card_last4="4242",
+    )
+    return history, requested
+
+
+def test_a_second_payment_while_one_is_pending_is_refused_as_in_progress():
+    history, requested = _pending()
+    with pytest.raises(PaymentInProgressError) as refusal:
+        decisions.pay_order(pay(history.order_id), order=order(history, requested))
+    assert refusal.value.code == "payment_in_progress"
+
+
+def test_cancelling_while_a_payment_is_pending_is_refused_as_in_progress():
+    history, requested = _pending()
+    with pytest.raises(PaymentInProgressError):
+        order(history, requested).cancel(reason="", cancelled_by=ALICE)
+
+
+def test_a_captured_payment_makes_the_order_paid():
+    history, requested = _pending()
+    loaded = order(history, requested)
+    loaded.capture(
+        payment_id=str(PAYMENT), amount_cents=1400, card_last4="4242", reference="ch_x"
+    )
+    assert loaded.status == "paid"
+    assert loaded.paid_cents == 1400
+    assert loaded.payment_reference == "ch_x"
+
+
+def test_a_declined_payment_makes_the_order_payable_again():
+    history, requested = _pending()
+    loaded = order(history, requested)
+    loaded.decline(payment_id=str(PAYMENT), decline_code="card_declined")
+    assert loaded.status == "placed"
+    loaded.check_payable()
+
+
+def test_an_outcome_for_another_payment_is_refused():
+    history, requested = _pending()
+    with pytest.raises(InvalidStateError):
+        order(history, requested).capture(
+            payment_id=str(uuid4()), amount_cents=1400, card_last4="", reference="ch"
+        )
+
+
+def test_a_stored_paid_event_loads_as_a_captured_payment():
+    history = placed(uuid4(), [(registered(price=700), 2)])
+    event = event_from_data("order.paid.v1", event_to_data(paid(history)))
+    assert isinstance(event, PaymentCaptured)
+    assert event.gateway_reference == "ch_1"
+    assert order(history, event).status == "paid"
+
+
+def test_a_cancelled_paid_order_records_its_refund_once():
+    history = placed(uuid4(), [(registered(price=700), 2)])
+    loaded = order(history, paid(history))
+    loaded.cancel(reason="", cancelled_by=ALICE)
+    loaded.refund(refund_id="r1", amount_cents=1400, reference="re_1")
+    assert isinstance(loaded.pending_events[-1], OrderRefunded)
+    assert loaded.refunded_cents == 1400
+    with pytest.raises(InvalidStateError):
+        loaded.refund(refund_id="r2", amount_cents=1, reference="re_2")
 
 
 # --- cancel-order --------------------------------------------------------------

@@ -11,7 +11,7 @@ from datetime import datetime
 import pytest
 
 from commands_app import services
-from commands_app.models import CommandRecord, StoredEvent
+from commands_app.models import CommandRecord, GatewayLedgerEntry, StoredEvent
 from tests.support.commands import (
     ADDRESS,
     DECLINED_CARD,
@@ -142,7 +142,10 @@ def test_placing_an_order_for_an_unknown_product_is_rejected(worker, alice_api):
     assert status["error"]["code"] == "product_not_found"
 
 
-def test_paying_an_order_records_the_payment(worker, staff_api, alice_api):
+def test_paying_an_order_requests_the_payment_then_records_its_capture(
+    worker, staff_api, alice_api
+):
+    """The gateway is the simulated one (outside the system)."""
     product_id = register_product(staff_api, price=1500)
     order = place_order(alice_api, product_id, quantity=2)
     status = run(
@@ -150,20 +153,34 @@ def test_paying_an_order_records_the_payment(worker, staff_api, alice_api):
     )
     assert status["status"] == "succeeded", status
     assert status["result"]["amount_cents"] == 3000
-    (event,) = events_of(status)
-    assert event.type == "order.paid.v1"
-    assert event.data["amount_cents"] == 3000
-    assert event.data["card_last4"] == "4242"
+    requested, captured = events_of(status)
+    assert requested.type == "order.payment_requested.v1"
+    assert captured.type == "order.payment_captured.v1"
+    assert requested.metadata["recorded_by"] == "commands.execute"
+    assert captured.metadata["recorded_by"] == "effects.charge"
+    assert captured.data["amount_cents"] == 3000
+    assert captured.data["card_last4"] == "4242"
+    assert status["result"]["payment_id"] == requested.data["payment_id"]
+    assert status["position"] == captured.position
+    ledger = GatewayLedgerEntry.objects.get(idempotency_key=captured.data["payment_id"])
+    assert (ledger.kind, ledger.outcome, ledger.amount_cents) == (
+        "charge",
+        "succeeded",
+        3000,
+    )
+    assert captured.data["gateway_reference"] == ledger.reference
     again = run(
         alice_api, "pay-order", {"order_id": order["aggregate_id"], "card": GOOD_CARD}
     )
     assert again["status"] == "rejected"
     assert again["error"]["code"] == "invalid_state"
+    assert "token" not in CommandRecord.objects.get(pk=status["id"]).payload["card"]
 
 
 def test_paying_with_a_declined_card_is_rejected_as_payment_declined(
     worker, staff_api, alice_api
 ):
+    """The gateway is the simulated one: a declined test card declines."""
     order = place_order(alice_api, register_product(staff_api))
     status = run(
         alice_api,
@@ -172,7 +189,14 @@ def test_paying_with_a_declined_card_is_rejected_as_payment_declined(
     )
     assert status["status"] == "rejected"
     assert status["error"]["code"] == "payment_declined"
-    assert events_of(status) == []
+    assert types_of(status) == [
+        "order.payment_requested.v1",
+        "order.payment_declined.v1",
+    ]
+    again = run(
+        alice_api, "pay-order", {"order_id": order["aggregate_id"], "card": GOOD_CARD}
+    )
+    assert again["status"] == "succeeded", again
 
 
 def test_cancelling_an_order_releases_its_stock_for_the_next_order(
@@ -256,3 +280,21 @@ def test_prefer_wait_answers_with_the_final_status_when_it_finishes_in_time(
     assert response.json()["status"] == "succeeded"
     assert response.headers["Preference-Applied"] == "wait=10"
     assert response.headers["Location"] == f"/api/commands/{response.json()['id']}/"
+
+
+def test_prefer_wait_on_a_payment_answers_once_the_charge_is_recorded(
+    worker, staff_api, alice_api
+):
+    """The simulated gateway charges after the request is appended."""
+    order = place_order(alice_api, register_product(staff_api, price=800))
+    response = submit(
+        alice_api,
+        "pay-order",
+        {"order_id": order["aggregate_id"], "card": GOOD_CARD},
+        Prefer="wait=10",
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["status"] == "succeeded", body
+    assert body["result"]["amount_cents"] == 800
+    assert [e.type for e in events_of(body)][-1] == "order.payment_captured.v1"

@@ -10,7 +10,7 @@ from commands_app.domain.errors import InvalidStateError, OrderNotFoundError
 from commands_app.domain.events import OrderCancelled, OrderShipped
 from commands_app.domain.order import Order
 
-from .given import ALICE, charge, order, paid, placed, registered
+from .given import ALICE, PAYMENT, order, paid, placed, registered
 
 
 def test_loading_an_order_without_events_is_refused_as_not_found():
@@ -48,15 +48,18 @@ def test_another_customers_order_is_invisible_but_staff_see_it():
 def test_an_order_goes_placed_paid_shipped_and_then_refuses_everything():
     history = placed(uuid4(), [(registered(price=100), 1)])
     loaded = order(history)
-    loaded.pay(charge(100))
+    loaded.request_payment(payment_id=PAYMENT, card_last4="4242")
+    loaded.capture(
+        payment_id=str(PAYMENT), amount_cents=100, card_last4="4242", reference="ch_1"
+    )
     loaded.ship(tracking_number="TRK")
     assert loaded.status == "shipped"
     assert isinstance(loaded.pending_events[-1], OrderShipped)
     with pytest.raises(InvalidStateError):
         loaded.cancel(reason="", cancelled_by=ALICE)
     with pytest.raises(InvalidStateError):
-        loaded.pay(charge(100))
-    assert len(loaded.pending_events) == 2
+        loaded.request_payment(payment_id=PAYMENT, card_last4="4242")
+    assert len(loaded.pending_events) == 3
 
 
 def test_a_cancelled_order_cannot_be_cancelled_again():

@@ -23,6 +23,7 @@ def defined_metrics() -> set[str]:
     sources = [
         ROOT / "observability" / "metrics.py",
         ROOT / "projections" / "monitoring.py",
+        ROOT / "commands_app" / "effects.py",
     ]
     names: set[str] = set()
     for source in sources:

@@ -211,13 +211,14 @@ def test_an_event_failing_in_a_rebuild_stops_it_naming_the_event(store, monkeypa
     paid = [
         recorded.position
         for recorded in stored_events(store)
-        if recorded.type == "order.paid.v1"
+        # Stored as order.paid.v1, read as a captured payment (its upcaster).
+        if recorded.type == "order.payment_captured.v1"
     ]
 
     def fail(self, event, recorded):
         raise RuntimeError("disk full (simulated)")
 
-    monkeypatch.setattr(OrderSummaryProjector, "on_order_paid", fail)
+    monkeypatch.setattr(OrderSummaryProjector, "on_payment_captured", fail)
     with pytest.raises(rebuild.RebuildError) as raised:
         rebuild.rebuild_many()
 

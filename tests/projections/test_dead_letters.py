@@ -21,12 +21,12 @@ pytestmark = [
 
 @pytest.fixture
 def broken_payment(monkeypatch):
-    """Make the order summary fail on every OrderPaid until the fault is removed."""
+    """Make the order summary fail on every captured payment until it is removed."""
 
     def fail(self, event, recorded):
         raise RuntimeError("disk full (simulated)")
 
-    monkeypatch.setattr(OrderSummaryProjector, "on_order_paid", fail)
+    monkeypatch.setattr(OrderSummaryProjector, "on_payment_captured", fail)
     return monkeypatch
 
 
@@ -49,9 +49,10 @@ def test_a_failing_event_parks_and_later_events_of_its_order_wait(
         for letter in DeadLetter.objects.all()
     }
     assert letters == {
-        (f"order-{stuck}", "order.paid.v1"): "parked",
+        # Stored as order.paid.v1, read (and parked) as a captured payment.
+        (f"order-{stuck}", "order.payment_captured.v1"): "parked",
         (f"order-{stuck}", "order.shipped.v1"): "waiting",
-        (f"order-{other}", "order.paid.v1"): "parked",
+        (f"order-{other}", "order.payment_captured.v1"): "parked",
     }
     parked = DeadLetter.objects.filter(status="parked").first()
     assert parked is not None
@@ -123,7 +124,10 @@ def test_a_replay_that_fails_again_keeps_the_order(store, broken_payment):
     assert results["order_summary"].still_parked == 1
     assert results["order_summary"].replayed == 0
     statuses = dict(DeadLetter.objects.values_list("event_type", "status"))
-    assert statuses == {"order.paid.v1": "parked", "order.shipped.v1": "waiting"}
+    assert statuses == {
+        "order.payment_captured.v1": "parked",
+        "order.shipped.v1": "waiting",
+    }
 
 
 def test_discarding_a_parked_event_lets_a_replay_apply_the_waiting_ones(

@@ -77,7 +77,7 @@ def test_admin_shows_lag_and_dead_letters(store, admin_client, monkeypatch, sett
     settings.PROJECTION_RETRY_DELAYS = ()
     monkeypatch.setattr(
         OrderSummaryProjector,
-        "on_order_paid",
+        "on_payment_captured",
         lambda self, event, recorded: 1 / 0,
     )
     seed_history(store)

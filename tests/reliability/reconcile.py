@@ -10,6 +10,9 @@ sweeper (beat) and the projections to settle, then checks:
 - every projection's checkpoint reached the head, no dead letter is open, and a
   rebuild equals the live rows (`manage.py verify_projections`);
 - stock never went negative (product events folded in version order);
+- money: no effect left pending or parked; per order, what the (simulated)
+  gateway's ledger captured minus refunded equals what the events say; never
+  two captures for one order; never a capture without its PaymentCaptured;
 - no test card number appears in database dumps, Redis keys and values
   (Celery messages decoded), process logs, or admin pages.
 """
@@ -29,6 +32,7 @@ from typing import Any
 import psycopg
 import requests
 
+from commands_app.reconciliation import LEDGER_SQL, check_money
 from projections.registry import projector_names
 from tests.reliability.services import PG_BIN, Stack
 
@@ -42,6 +46,12 @@ COMMANDS_SQL = "SELECT id, type, status, position, payload FROM commands"
 EVENTS_SQL = (
     "SELECT position, tx_id::text::bigint, stream_id, version, type, "
     "data, metadata FROM events ORDER BY position"
+)
+
+
+OPEN_EFFECTS_SQL = (
+    "SELECT id, kind, stream_id, status, attempts, last_error FROM effects "
+    "WHERE status <> 'done' ORDER BY id"
 )
 
 
@@ -60,9 +70,12 @@ def reconcile(
     accepted = set(accepted)
     problems: list[str] = []
     wait_for_commands(stack, settle_seconds, problems)
+    wait_for_effects(stack.dsn, settle_seconds)
     with psycopg.connect(stack.dsn) as db:
         commands = {str(row[0]): row[1:] for row in db.execute(COMMANDS_SQL)}
         events = list(db.execute(EVENTS_SQL))
+        ledger = list(db.execute(LEDGER_SQL))
+        open_effects = list(db.execute(OPEN_EFFECTS_SQL))
     missing = accepted - set(commands)
     if missing:
         problems.append(f"{len(missing)} commands answered 202 are missing: {missing}")
@@ -70,6 +83,9 @@ def reconcile(
     if open_:
         problems.append(f"{len(open_)} commands still open: {open_[:5]}")
     check_store(commands, events, stack.foreign_positions, problems)
+    if open_effects:
+        problems.append(f"effects not done: {open_effects[:5]}")
+    check_money(events, ledger, problems)
     if events:
         wait_for_projections(stack, events, settle_seconds, problems)
         check_rebuild_equals_live(stack, problems)
@@ -89,6 +105,19 @@ def wait_for_commands(stack: Stack, seconds: float, problems: list[str]) -> None
         if row is not None and row[0] == 0:
             return
         time.sleep(0.25)
+
+
+def wait_for_effects(dsn: str, seconds: float) -> None:
+    """Wait until no effect is pending (parked ones are reported, not awaited)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with psycopg.connect(dsn) as db:
+            row = db.execute(
+                "SELECT count(*) FROM effects WHERE status = 'pending'"
+            ).fetchone()
+        if row is not None and row[0] == 0:
+            return
+        time.sleep(0.1)
 
 
 def check_store(
@@ -111,11 +140,16 @@ def check_events(
 ) -> None:
     """Events exist exactly for succeeded commands, appended once each."""
     by_command: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    # Events an effect appended (a payment's outcome) in a later transaction.
+    followed: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     for event in events:
         command_id = event[6].get("command_id")
         if command_id is None:
             if event[0] not in foreign:
                 problems.append(f"event {event[0]} names no command")
+            continue
+        if "effect_id" in event[6]:
+            followed[command_id].append(event)
             continue
         by_command[command_id].append(event)
     for command_id, appended in by_command.items():
@@ -124,11 +158,15 @@ def check_events(
             problems.append(f"events of unknown command {command_id}")
             continue
         kind, status, position = row[0], row[1], row[2]
-        if status != "succeeded":
+        declined = kind == "pay-order" and status in ("rejected", "running")
+        if status != "succeeded" and not declined:
             problems.append(f"{kind} {command_id} is {status} but has events")
         if kind != "import-products" and len({e[1] for e in appended}) != 1:
             problems.append(f"{kind} {command_id} appended in several transactions")
-        if position != max(e[0] for e in appended):
+        # A pay-order's charge finishes it: its position is its outcome's.
+        finisher = followed[command_id] if kind == "pay-order" else []
+        last = max(e[0] for e in appended + finisher)
+        if status != "running" and position != last:
             problems.append(f"{command_id}: position {position} is not its last event")
         per_stream = count_by(appended)
         if any(count > 1 for count in per_stream.values()):

@@ -4,10 +4,13 @@ In-process against the real PostgreSQL test databases, without Celery: a rule
 submits a command (as the API would, through `services.submit`), another runs
 one worker step (`execution.execute`), another "kills" a worker (claims a
 command and abandons it with its lease run out), and a stale attempt wakes up
-late and must be fenced off. Projections catch up one at a time, and rebuilds
-must equal the live rows. A plain-Python model predicts each command's outcome
-and the stock; after every step the store is checked against the model and the
-invariants of DESIGN.md.
+late and must be fenced off. Payments are a process: a pay-order command stays
+running after its request, until a rule delivers the effects (charges and
+refunds through the simulated gateway, which stands in for the real one).
+Projections catch up one at a time, and rebuilds must equal the live rows. A
+plain-Python model predicts each command's outcome and the stock; after every
+step the store is checked against the model and the invariants of DESIGN.md,
+the money invariant among them.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from uuid import UUID, uuid4
 import pytest
 from django.conf import settings as django_settings
 from django.db import connections
+from django.db.models import QuerySet
 from django.utils import timezone
 from hypothesis import HealthCheck, Phase
 from hypothesis import settings as hypothesis_config
@@ -35,8 +39,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from commands_app import execution, push, services, sweeper
-from commands_app.models import CommandRecord, CommandStatus
+from commands_app import effects, execution, push, services, sweeper
+from commands_app.models import CommandRecord, CommandStatus, Effect
 from commands_app.payments import get_gateway
 from commands_app.registry import COMMANDS
 from projections import rebuild
@@ -45,13 +49,19 @@ from projections.registry import PROJECTOR_NAMES
 from projections.runner import catch_up
 from tests.conftest import make_user
 from tests.projections.conftest import rows, settle
-from tests.reliability.reconcile import COMMANDS_SQL, EVENTS_SQL, check_store
+from tests.reliability.reconcile import (
+    COMMANDS_SQL,
+    EVENTS_SQL,
+    LEDGER_SQL,
+    check_money,
+    check_store,
+)
 from tests.support.commands import ADDRESS, DECLINED_CARD, GOOD_CARD
 from tests.support.projections import projections_held_here
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
-WRITE_TABLES = ("events", "commands", "product_skus")
+WRITE_TABLES = ("events", "commands", "product_skus", "effects", "gateway_ledger")
 READ_TABLES = (
     "read_products",
     "read_orders",
@@ -141,9 +151,20 @@ class Model:
         order = self.orders.get(UUID(payload["order_id"]))
         if order is None or order["customer"] != user.pk:
             return "order_not_found"
+        if order["status"] == "payment_pending":
+            return "payment_in_progress"
         if order["status"] != "placed":
             return "invalid_state"
-        if payload["card"]["token"].startswith("tok_declined_"):
+        order["status"] = "payment_pending"
+        order["declined"] = payload["card"]["token"].startswith("tok_declined_")
+        return None
+
+    def charged(self, order_id: UUID) -> str | None:
+        """The charge of the order's pending payment ran: its command's outcome."""
+        order = self.orders[order_id]
+        assert order["status"] == "payment_pending"
+        if order["declined"]:
+            order["status"] = "placed"
             return "payment_declined"
         order["status"] = "paid"
         return None
@@ -153,6 +174,8 @@ class Model:
         order = self.orders.get(order_id)
         if order is None or (not user.is_staff and order["customer"] != user.pk):
             return "order_not_found"
+        if order["status"] == "payment_pending":
+            return "payment_in_progress"
         if order["status"] not in ("placed", "paid"):
             return "invalid_state"
         order["status"] = "cancelled"
@@ -179,6 +202,16 @@ def truncate() -> None:
 
 def load(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
+
+
+def money_effects() -> QuerySet[Effect]:
+    return Effect.objects.filter(kind__in=("charge", "refund"))
+
+
+def ledger_rows() -> list[tuple[Any, ...]]:
+    with connections["default"].cursor() as cursor:
+        cursor.execute(LEDGER_SQL)
+        return list(cursor.fetchall())
 
 
 def store_rows() -> tuple[dict[str, tuple[Any, ...]], list[tuple[Any, ...]]]:
@@ -226,6 +259,8 @@ class OrdersMachine(RuleBasedStateMachine):
         self.attempts: dict[str, int] = defaultdict(int)
         self.zombies: list[tuple[str, int]] = []
         self.done: set[str] = set()
+        # pay-order commands waiting for their charge: command id → order id.
+        self.paying: dict[str, UUID] = {}
         self.keys = 0
 
     @initialize(stocks=st.lists(st.integers(1, 4), min_size=2, max_size=2))
@@ -234,6 +269,9 @@ class OrdersMachine(RuleBasedStateMachine):
         for product, stock in enumerate(stocks):
             self.register(product, SKUS[product], stock, keyed=False)
             self.run_command(self.submitted[-1].command_id)
+        # And one placed order, so that payments have something to pay.
+        self.place(0, 0, [(0, 1)], keyed=False)
+        self.run_command(self.submitted[-1].command_id)
 
     # --- Submitting, as the API does after its checks -----------------------------
 
@@ -335,6 +373,28 @@ class OrdersMachine(RuleBasedStateMachine):
         body = {"order_id": str(self.order_ids[order]), "card": card}
         self.submit("pay-order", customer, body, keyed)
 
+    @rule(
+        order=st.integers(0, ORDERS - 1),
+        declined=st.booleans(),
+        deliver=st.booleans(),
+    )
+    def pay_now(self, order: int, declined: bool, deliver: bool) -> None:
+        """A payment run by a worker at once, its charge maybe delivered too."""
+        before = len(self.submitted)
+        self.pay(order, declined, keyed=False)
+        if len(self.submitted) > before:
+            self.run_command(self.submitted[-1].command_id)
+        if deliver:
+            self.deliver_effects()
+
+    @rule(order=st.integers(0, ORDERS - 1), by_staff=st.booleans())
+    def cancel_now(self, order: int, by_staff: bool) -> None:
+        """A cancellation run by a worker at once (a paid order owes a refund)."""
+        before = len(self.submitted)
+        self.cancel(order, by_staff, keyed=False)
+        if len(self.submitted) > before:
+            self.run_command(self.submitted[-1].command_id)
+
     @rule(order=st.integers(0, ORDERS - 1), by_staff=st.booleans(), keyed=st.booleans())
     def cancel(self, order: int, by_staff: bool, keyed: bool) -> None:
         owner = self.owner(self.order_ids[order])
@@ -410,11 +470,41 @@ class OrdersMachine(RuleBasedStateMachine):
     def run_command(self, command_id: str) -> None:
         execution.execute(UUID(command_id))
         self.attempts[command_id] += 1
-        assert (
-            CommandRecord.objects.get(pk=command_id).attempt
-            == (self.attempts[command_id])
-        )
+        record = CommandRecord.objects.get(pk=command_id)
+        assert record.attempt == self.attempts[command_id]
+        if record.type == "pay-order" and not record.is_final:
+            self.expect_payment_requested(record)
+            return
         self.expect_outcome(command_id)
+
+    def expect_payment_requested(self, record: CommandRecord) -> None:
+        """A pay-order that requested its payment waits, unclaimable, for it."""
+        sent = next(s for s in self.submitted if s.command_id == str(record.id))
+        assert record.attempt <= django_settings.COMMAND_MAX_ATTEMPTS
+        assert self.model.decide(sent.name, sent.payload, sent.user) is None
+        assert record.status == CommandStatus.RUNNING
+        assert record.lease_expires_at is None
+        assert execution.claim(record.id) is None
+        assert str(record.id) not in {str(r.pk) for r in sweeper.stuck_commands()}
+        self.paying[str(record.id)] = UUID(sent.payload["order_id"])
+        self.done.add(str(record.id))
+
+    @rule()
+    def deliver_effects(self) -> None:
+        """The relay drains: charges and refunds run, outcomes are appended."""
+        effects.drain_once()
+        assert not money_effects().exclude(status="done").exists()
+        for command_id, order_id in list(self.paying.items()):
+            del self.paying[command_id]
+            code = self.model.charged(order_id)
+            self.expected[command_id] = code
+            record = CommandRecord.objects.get(pk=command_id)
+            if code is None:
+                assert record.status == CommandStatus.SUCCEEDED, record.error
+            else:
+                assert record.status == CommandStatus.REJECTED, record
+                assert (record.error or {}).get("code") == code
+            assert "token" not in record.payload["card"]
 
     @precondition(lambda self: bool(self.claimable()))
     @rule(index=INDEX)
@@ -496,6 +586,8 @@ class OrdersMachine(RuleBasedStateMachine):
         commands, events = store_rows()
         problems: list[str] = []
         check_store(commands, events, set(), problems)
+        drained = not money_effects().exclude(status="done").exists()
+        check_money(events, ledger_rows(), problems, drained=drained)
         assert not problems, problems
         # One command per submission: duplicates never made a second.
         assert set(commands) == {s.command_id for s in self.submitted}
@@ -535,15 +627,22 @@ def test_the_write_side_and_projections_keep_their_invariants(
     monkeypatch.setattr(push, "wake_projections", lambda: None)
     OrdersMachine.staff = make_user("sm-staff", staff=True)
     OrdersMachine.customers = (make_user("sm-alice"), make_user("sm-bob"))
+    # Effects too: a shared worker's relay pauses while this process holds the
+    # drain lock (its own drains take it again, in the same session).
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [effects.DRAIN_LOCK])
     try:
         with projections_held_here():
             run_state_machine_as_test(OrdersMachine, settings=hypothesis_settings)
     finally:
         truncate()
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [effects.DRAIN_LOCK])
 
 
-# About 40 s on the 2-core machine. No shrinking: each step costs database round
-# trips, and shrinking a failure took minutes; the failing steps print unshrunk.
+# About 50 to 90 s on the 2-core machine (payments included). No shrinking:
+# each step costs database round trips, and shrinking a failure took minutes;
+# the failing steps print unshrunk.
 hypothesis_settings = hypothesis_config(
     max_examples=40,
     stateful_step_count=40,

@@ -6,6 +6,8 @@ import os
 import signal
 import time
 
+import psycopg
+
 from tests.reliability.driver import Driver
 from tests.reliability.reconcile import reconcile
 from tests.support.commands import GOOD_CARD
@@ -94,18 +96,20 @@ def test_an_import_whose_worker_is_killed_mid_way_resumes_and_registers_once(
 def test_a_worker_paused_past_its_lease_cannot_commit_after_another_finished(
     driver: Driver,
 ) -> None:
+    """The charge's effect, paused mid-gateway-call (the simulated gateway)."""
     product = driver.register_product(stock=5)
     placed = driver.place_order("customer1", product)
     assert placed.command_id is not None
     order = driver.final("customer1", placed.command_id)["aggregate_id"]
     slow = driver.replace_commands_worker(
-        PAYMENT_GATEWAY_LATENCY_MS="2500", COMMAND_LEASE_SECONDS="2", concurrency="1"
+        PAYMENT_GATEWAY_LATENCY_MS="2500", EFFECTS_LEASE_SECONDS="2", concurrency="1"
     )
     answer = driver.send(
         "customer1", "pay-order", {"order_id": order, "card": GOOD_CARD}
     )
     command_id = str(answer.command_id)
     driver.wait_running(command_id)
+    wait_until(lambda: charge_attempts(driver, order) == 1, interval=0.02)
     assert slow.process is not None
     os.killpg(slow.process.pid, signal.SIGSTOP)  # mid-charge, the lease runs out
     try:
@@ -113,10 +117,20 @@ def test_a_worker_paused_past_its_lease_cannot_commit_after_another_finished(
         other = driver.replace_commands_worker()
         status = driver.final("customer1", command_id, timeout=30)
         assert status["status"] == "succeeded", status
-        assert driver.command_row(command_id)["attempt"] == 2
+        assert charge_attempts(driver, order) == 2
+        assert driver.command_row(command_id)["attempt"] == 1
     finally:
         os.killpg(slow.process.pid, signal.SIGCONT)
     wait_until(lambda: b"was fenced off" in slow.log_path.read_bytes(), timeout=15)
     assert driver.command_row(command_id)["status"] == "succeeded"
     assert other.log_path.exists()
     reconcile(driver.stack, accepted=driver.accepted)
+
+
+def charge_attempts(driver: Driver, order_id: str) -> int:
+    with psycopg.connect(driver.stack.dsn) as db:
+        row = db.execute(
+            "SELECT attempts FROM effects WHERE kind = 'charge' AND stream_id = %s",
+            [f"order-{order_id}"],
+        ).fetchone()
+    return int(row[0]) if row else 0

@@ -11,6 +11,7 @@
   const MESSAGES = {
     insufficient_stock: "Sorry, there is not enough stock for one of these products. Lower the quantity and try again.",
     payment_declined: "Your card was declined. Please try another card.",
+    payment_in_progress: "A payment for this order is in progress: wait for its outcome, then try again.",
     invalid_state: "This order can no longer be changed that way: it may already be paid, shipped or cancelled.",
     product_not_found: "One of these products no longer exists.",
     order_not_found: "This order does not exist.",
@@ -345,7 +346,9 @@
   function timeline(order) {
     return el("ol", { class: "timeline", "aria-label": `Timeline of order ${short(order.id)}` },
       (order.history || []).map((entry) => {
-        const extra = entry.details && (entry.details.reason || entry.details.tracking_number || entry.details.last4);
+        const details = entry.details || {};
+        const extra = entry.event === "refunded" ? money(details.amount_cents)
+          : details.reason || details.tracking_number || details.last4 || details.decline_code;
         return el("li", { "data-event": entry.event },
           el("span", { class: "event", text: entry.event }), " ",
           el("time", { datetime: entry.at, text: when(entry.at) }),
@@ -362,6 +365,7 @@
       el("ul", { class: "lines" }, (order.lines || []).map((line) =>
         el("li", {}, `${line.quantity} × ${line.name} `, el("span", { class: "muted", text: money(line.total_cents) })))),
       el("p", { class: "total" }, "Total ", el("strong", { text: money(order.total_cents) })),
+      order.refunded_cents ? el("p", { class: "refund" }, "Refunded ", el("strong", { text: money(order.refunded_cents) })) : null,
       timeline(order),
       actions(order, status),
       status);

@@ -36,7 +36,7 @@ def rehash(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("commands_app", "0004_stream_snapshots"),
+        ("commands_app", "0005_gateway_ledger_and_effects"),
     ]
 
     operations = [

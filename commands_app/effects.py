@@ -1,0 +1,271 @@
+"""Deliver effects: claim a due row with a lease, perform it, complete or retry.
+
+The rows come from `commands_app.outbox` (written with the events that decide
+them). Delivery is at least once; a kind's `perform` makes it safe with the
+effect's idempotency key. Rules:
+
+- A claim takes one due row with `FOR UPDATE SKIP LOCKED`, bumps its
+  `attempts` and sets a lease, in one statement: two relays never run one
+  effect at once, and a relay that died leaves its effect claimable again when
+  the lease runs out.
+- Effects of one kind for one stream are delivered in order: a row is not due
+  while an earlier row of the same kind and stream is pending or parked.
+- `complete()` marks the row done only if the attempt still holds it (a
+  fence); a perform that appends events calls it inside the appending
+  transaction, so that the event and "done" commit together.
+- A failure is retried after a backoff (doubling, capped); after
+  EFFECTS_MAX_ATTEMPTS attempts the row is parked until an operator retries it
+  (Django admin, or `retry()`).
+
+`drain_once()` delivers until nothing is due; the relay (`commands_app.relay`)
+calls it when woken by NOTIFY, and every EFFECTS_POLL_SECONDS as a safety net.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from observability import metrics, tracing
+
+from . import eventstore, outbox
+from .models import Effect, EffectStatus
+
+logger = logging.getLogger(__name__)
+
+
+class LostLeaseError(Exception):
+    """Raise when another attempt took the effect over (this one is fenced)."""
+
+
+_CLAIM_SQL = """
+UPDATE effects AS e SET attempts = e.attempts + 1,
+    lease_expires_at = now() + make_interval(secs => %s)
+WHERE e.id = (
+    SELECT c.id FROM effects AS c
+    WHERE c.status = 'pending' AND c.due_at <= now() AND c.kind = ANY(%s)
+      AND (c.lease_expires_at IS NULL OR c.lease_expires_at < now())
+      AND NOT EXISTS (
+          SELECT 1 FROM effects AS b
+          WHERE b.kind = c.kind AND b.stream_id = c.stream_id AND b.id < c.id
+            AND b.status IN ('pending', 'parked'))
+    ORDER BY c.due_at, c.id LIMIT 1 FOR UPDATE SKIP LOCKED)
+RETURNING e.*
+"""
+
+
+def claim() -> Effect | None:
+    """Claim the next due effect of a registered kind; return it, or None."""
+    kinds = sorted(outbox.KINDS)
+    if not kinds:
+        return None
+    claimed = list(
+        Effect.objects.raw(_CLAIM_SQL, [settings.EFFECTS_LEASE_SECONDS, kinds])
+    )
+    return claimed[0] if claimed else None
+
+
+# Relays drain under this advisory lock, shared; whoever holds it exclusively
+# (`pg_advisory_lock`, e.g. an operator or a test driving effects itself)
+# pauses every relay until it lets go.
+DRAIN_LOCK = 0x45464643  # "EFFC"
+
+
+def drain_once(*, limit: int = 500) -> int:
+    """Deliver due effects until none is left (or `limit`); return how many ran."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock_shared(%s)", [DRAIN_LOCK])
+        row = cursor.fetchone()
+    if not (row and row[0]):
+        return 0
+    count = 0
+    try:
+        while count < limit:
+            effect = claim()
+            if effect is None:
+                break
+            deliver(effect)
+            count += 1
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock_shared(%s)", [DRAIN_LOCK])
+    return count
+
+
+def deliver(effect: Effect) -> bool:
+    """Perform one claimed effect; return True if it is done."""
+    kind = outbox.KINDS[effect.kind]
+    attributes = {
+        "effect.id": effect.id,
+        "effect.kind": effect.kind,
+        "effect.attempt": effect.attempts,
+        "effect.stream": effect.stream_id,
+    }
+    with tracing.span(
+        f"effect.{effect.kind}",
+        parent=effect.traceparent or None,
+        attributes=attributes,
+    ):
+        try:
+            event = eventstore.read_position(effect.event_position)
+            kind.perform(effect, event)
+            if effect.status != EffectStatus.DONE:
+                complete(effect)
+        except LostLeaseError:
+            logger.warning(
+                "effect %s attempt %s was fenced off", effect.id, effect.attempts
+            )
+            metrics.effect_delivered(effect.kind, "fenced")
+            return False
+        except Exception as exc:
+            logger.warning(
+                "effect %s (%s) attempt %s failed: %r",
+                effect.id,
+                effect.kind,
+                effect.attempts,
+                exc,
+                exc_info=not isinstance(exc, ConnectionError),
+            )
+            outcome = fail(effect, exc)
+            metrics.effect_delivered(effect.kind, outcome)
+            return False
+    metrics.effect_delivered(effect.kind, "done")
+    return True
+
+
+_COMPLETE_SQL = """
+UPDATE effects SET status = 'done', done_at = now(), lease_expires_at = NULL,
+    last_error = ''
+WHERE id = %s AND attempts = %s AND status = 'pending'
+RETURNING id
+"""
+
+
+def complete(effect: Effect) -> None:
+    """Mark the effect done if this attempt still holds it; else LostLeaseError.
+
+    Inside a transaction, the row stays locked until it commits: call it in the
+    transaction that records the effect's outcome, so both commit or neither.
+    """
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(_COMPLETE_SQL, [effect.id, effect.attempts])
+        if cursor.fetchone() is None:
+            raise LostLeaseError(str(effect.id))
+    effect.status = EffectStatus.DONE
+
+
+_FAIL_SQL = """
+UPDATE effects SET last_error = %s, lease_expires_at = NULL,
+    due_at = now() + make_interval(secs => %s),
+    status = CASE WHEN attempts >= %s THEN 'parked' ELSE 'pending' END
+WHERE id = %s AND attempts = %s AND status = 'pending'
+RETURNING status
+"""
+
+
+def backoff(attempts: int) -> float:
+    """Return the delay before the next attempt, doubling from the base."""
+    base = settings.EFFECTS_BACKOFF_BASE_SECONDS
+    return float(
+        min(base * 2 ** max(attempts - 1, 0), settings.EFFECTS_BACKOFF_MAX_SECONDS)
+    )
+
+
+def fail(effect: Effect, exc: BaseException) -> str:
+    """Record a failed attempt: retry later, or park; return the new status."""
+    error = f"{type(exc).__name__}: {exc}"[:2000]
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _FAIL_SQL,
+                [
+                    error,
+                    backoff(effect.attempts),
+                    settings.EFFECTS_MAX_ATTEMPTS,
+                    effect.id,
+                    effect.attempts,
+                ],
+            )
+            row = cursor.fetchone()
+    except Exception:  # the database may be why it failed: the lease will lapse
+        logger.warning("could not record effect %s failing", effect.id, exc_info=True)
+        return "failed"
+    if row is None:
+        return "fenced"
+    effect.status = row[0]
+    if row[0] == EffectStatus.PARKED:
+        logger.error(
+            "effect %s (%s) parked after %s attempts",
+            effect.id,
+            effect.kind,
+            effect.attempts,
+        )
+        return "parked"
+    return "failed"
+
+
+def retry(effect_ids: Iterable[int]) -> int:
+    """Put parked effects back to pending, due now (an operator's action)."""
+    with transaction.atomic():
+        count = Effect.objects.filter(
+            pk__in=list(effect_ids), status=EffectStatus.PARKED
+        ).update(
+            status=EffectStatus.PENDING,
+            attempts=0,
+            due_at=timezone.now(),
+            lease_expires_at=None,
+        )
+        if count:
+            notify()
+    return count
+
+
+def notify() -> None:
+    """Wake the relays when the current transaction commits."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, '')", [outbox.CHANNEL])
+
+
+_STATS_SQL = """
+SELECT kind, status, count(*), extract(epoch FROM now() - min(created_at))
+FROM effects WHERE status IN ('pending', 'parked') GROUP BY kind, status
+"""
+
+
+def stats() -> list[tuple[str, str, int, float]]:
+    """Return (kind, status, count, age of the oldest in seconds) of open effects."""
+    with connection.cursor() as cursor:
+        cursor.execute(_STATS_SQL)
+        return [(k, s, int(n), float(age or 0)) for k, s, n, age in cursor.fetchall()]
+
+
+class EffectsCollector:
+    """Report open effects per kind: pending, parked, and the oldest's age."""
+
+    def collect(self) -> Iterator[Metric]:
+        counts = GaugeMetricFamily(
+            "cqrs_effects_open",
+            "Effects not done yet, per kind and status (pending or parked).",
+            labels=["kind", "status"],
+        )
+        oldest = GaugeMetricFamily(
+            "cqrs_effects_oldest_pending_seconds",
+            "Age of the oldest pending effect per kind (0: none).",
+            labels=["kind"],
+        )
+        rows = {(kind, status): (n, age) for kind, status, n, age in stats()}
+        for kind in sorted(set(outbox.KINDS) | {k for k, _ in rows}):
+            for status in (EffectStatus.PENDING, EffectStatus.PARKED):
+                counts.add_metric(
+                    [kind, status], float(rows.get((kind, status), (0, 0))[0])
+                )
+            oldest.add_metric(
+                [kind], rows.get((kind, EffectStatus.PENDING), (0, 0.0))[1]
+            )
+        yield counts
+        yield oldest

@@ -1,0 +1,279 @@
+"""Effects: written with their events, delivered in order, retried, parked, retried
+by an operator; and the LISTEN/NOTIFY relay that drains them.
+
+On the real PostgreSQL. The kinds here are test kinds on product events: the
+shared worker's relay does not know them, so only this process delivers them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+from uuid import uuid4
+
+import psycopg
+import pytest
+from django.db import connection, transaction
+from django.test import Client
+from django.utils import timezone
+
+from commands_app import effects, eventstore, outbox, relay
+from commands_app.domain.events import ProductRegistered, ProductRestocked
+from commands_app.eventstore import NewEvents, RecordedEvent
+from commands_app.models import Effect, EffectStatus
+from tests.conftest import make_user
+from tests.support.processes import wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+RESTOCKED = ProductRestocked.type_name
+
+
+class Recorder:
+    """A perform function that records its calls and fails while told to."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+        self.failing: set[int] = set()
+
+    def __call__(self, effect: Effect, event: RecordedEvent) -> None:
+        self.calls.append((effect.stream_id, event.data["quantity"]))
+        if event.data["quantity"] in self.failing:
+            raise ConnectionError("the other side is down")
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
+    recording = Recorder()
+    monkeypatch.setattr(outbox, "KINDS", {})
+    outbox.register(
+        outbox.EffectKind(
+            name="test-note",
+            event_types=frozenset({RESTOCKED}),
+            perform=recording,
+            applies=lambda data: data["quantity"] < 100,
+        )
+    )
+    return recording
+
+
+def restock(product_id: Any, *quantities: int) -> list[int]:
+    """Register a product if needed and append restocks, one transaction each."""
+    stream = f"product-{product_id}"
+    version = len(eventstore.load_streams([stream])[stream])
+    positions = []
+    if not version:
+        with transaction.atomic():
+            eventstore.append(
+                [
+                    NewEvents(
+                        stream,
+                        0,
+                        (
+                            ProductRegistered(
+                                product_id=product_id,
+                                sku=f"S-{product_id}",
+                                name="x",
+                                price_cents=1,
+                                initial_stock=0,
+                            ),
+                        ),
+                    )
+                ],
+                metadata={},
+            )
+        version = 1
+    for quantity in quantities:
+        with transaction.atomic():
+            positions += eventstore.append(
+                [
+                    NewEvents(
+                        stream,
+                        version,
+                        (ProductRestocked(product_id=product_id, quantity=quantity),),
+                    )
+                ],
+                metadata={"traceparent": ""},
+            )
+        version += 1
+    return positions
+
+
+def due_now() -> None:
+    Effect.objects.filter(status=EffectStatus.PENDING).update(due_at=timezone.now())
+
+
+def test_an_effect_is_written_with_its_event_and_never_for_a_rolled_back_one(
+    recorder: Recorder,
+) -> None:
+    product = uuid4()
+    (position,) = restock(product, 3)
+    with contextlib.suppress(RuntimeError), transaction.atomic():
+        restock(product, 4)
+        raise RuntimeError("rolled back")
+    restock(product, 500)  # not an effect: `applies` says no
+    (effect,) = Effect.objects.all()
+    assert (effect.kind, effect.event_position, effect.status) == (
+        "test-note",
+        position,
+        EffectStatus.PENDING,
+    )
+    assert effect.idempotency_key == f"test-note:event:{position}"
+    assert effects.drain_once() == 1
+    assert recorder.calls == [(f"product-{product}", 3)]
+    effect.refresh_from_db()
+    assert effect.status == EffectStatus.DONE
+    assert effects.drain_once() == 0
+
+
+def test_effects_of_one_stream_wait_behind_a_failing_one_while_others_go_on(
+    recorder: Recorder,
+) -> None:
+    first, second = uuid4(), uuid4()
+    restock(first, 1, 2, 3)
+    restock(second, 7)
+    recorder.failing = {1}
+    effects.drain_once()
+    # The first product's later effects wait; the second product's ran.
+    assert recorder.calls == [(f"product-{first}", 1), (f"product-{second}", 7)]
+    recorder.failing = set()
+    due_now()
+    effects.drain_once()
+    assert [q for s, q in recorder.calls if s == f"product-{first}"] == [1, 1, 2, 3]
+
+
+def test_a_failing_effect_backs_off_then_parks_and_an_operator_retries_it(
+    recorder: Recorder, settings: Any
+) -> None:
+    settings.EFFECTS_MAX_ATTEMPTS = 3
+    settings.EFFECTS_BACKOFF_BASE_SECONDS = 30
+    settings.EFFECTS_BACKOFF_MAX_SECONDS = 600
+    product = uuid4()
+    restock(product, 5, 6)
+    recorder.failing = {5}
+    assert effects.drain_once() == 1
+    failed = Effect.objects.order_by("id").first()
+    assert failed is not None
+    assert failed.status == EffectStatus.PENDING
+    assert failed.attempts == 1
+    assert "ConnectionError" in failed.last_error
+    delay = (failed.due_at - timezone.now()).total_seconds()
+    assert 25 < delay <= 30
+    assert effects.drain_once() == 0  # not due yet, and the next one waits
+    for attempts in (2, 3):
+        due_now()
+        effects.drain_once()
+        failed.refresh_from_db()
+        assert failed.attempts == attempts
+    assert failed.status == EffectStatus.PARKED
+    assert effects.backoff(2) == 60
+    due_now()
+    assert effects.drain_once() == 0  # parked: it and the one behind it wait
+    assert [q for _, q in recorder.calls] == [5, 5, 5]
+
+    recorder.failing = set()
+    staff = make_user("effects-operator", staff=True)
+    staff.is_superuser = True
+    staff.save()
+    client = Client()
+    client.force_login(staff)
+    listing = client.get("/admin/commands_app/effect/?status=parked")
+    assert listing.status_code == 200
+    assert str(failed.pk) in listing.content.decode()
+    response = client.post(
+        "/admin/commands_app/effect/",
+        {"action": "retry", "_selected_action": [failed.pk]},
+    )
+    assert response.status_code == 302
+    failed.refresh_from_db()
+    assert (failed.status, failed.attempts) == (EffectStatus.PENDING, 0)
+    effects.drain_once()
+    assert [q for _, q in recorder.calls] == [5, 5, 5, 5, 6]
+    assert set(Effect.objects.values_list("status", flat=True)) == {"done"}
+
+
+def test_a_claimed_effect_is_not_claimed_again_until_its_lease_runs_out(
+    recorder: Recorder,
+) -> None:
+    restock(uuid4(), 8)
+    effect = effects.claim()
+    assert effect is not None
+    assert effect.attempts == 1
+    assert effects.claim() is None
+    Effect.objects.filter(pk=effect.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    again = effects.claim()
+    assert again is not None
+    assert again.attempts == 2
+    # The first attempt wakes up late: fenced off, and the row stays pending.
+    with pytest.raises(effects.LostLeaseError):
+        effects.complete(effect)
+    assert effects.deliver(again)
+    assert Effect.objects.get(pk=effect.pk).status == EffectStatus.DONE
+
+
+def test_holding_the_drain_lock_pauses_every_relay(recorder: Recorder) -> None:
+    restock(uuid4(), 9)
+    with psycopg.connect(_dsn(), autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", [effects.DRAIN_LOCK])
+        assert effects.drain_once() == 0
+        other.execute("SELECT pg_advisory_unlock(%s)", [effects.DRAIN_LOCK])
+    assert effects.drain_once() == 1
+
+
+def _dsn() -> str:
+    params = connection.get_connection_params()
+    return (
+        f"host={params['host']} port={params['port']} "
+        f"dbname={params['dbname']} user={params['user']}"
+    )
+
+
+def test_the_relay_drains_when_notified_and_coalesces_wake_ups() -> None:
+    drained: list[float] = []
+
+    def drain() -> int:
+        drained.append(time.monotonic())
+        return 0
+
+    relay_ = relay.Relay("test_relay_channel", drain, poll_seconds=30)
+    relay_.start()
+    try:
+        wait_until(lambda: len(drained) >= 1, timeout=5)
+        time.sleep(0.2)
+        before = len(drained)
+        with (
+            psycopg.connect(_dsn(), autocommit=True) as other,
+            other.transaction(),
+        ):
+            for _ in range(5):
+                other.execute("SELECT pg_notify('test_relay_channel', '')")
+        wait_until(lambda: len(drained) > before, timeout=5)
+        time.sleep(0.3)
+        # Five notifications of one commit: one or two drains, not five.
+        assert len(drained) - before <= 2
+    finally:
+        relay_.stop()
+    assert relay_.thread is not None
+    assert not relay_.thread.is_alive()
+
+
+def test_the_relay_polls_when_no_notification_comes() -> None:
+    drained = threading.Event()
+    calls: list[int] = []
+
+    def drain() -> int:
+        calls.append(1)
+        if len(calls) >= 3:
+            drained.set()
+        return 0
+
+    relay_ = relay.Relay("test_relay_quiet", drain, poll_seconds=0.1).start()
+    try:
+        assert drained.wait(5)
+    finally:
+        relay_.stop()
