@@ -123,7 +123,8 @@ test: venv test-services lint types contracts migrations-check ## Everything: li
 # of its own per run (created and deleted by tests/conftest.py with rabbitmqctl).
 RABBITMQ_URL ?= amqp://guest:guest@127.0.0.1:5672
 BROKER_TESTS := tests/test_smoke_pipeline.py tests/commands_app/test_execution.py \
-                tests/commands_app/test_imports.py tests/commands_app/test_consumers.py \
+                tests/commands_app/test_imports.py tests/commands_app/test_import_isolation.py \
+                tests/commands_app/test_consumers.py \
                 tests/observability/test_metrics.py tests/reliability/test_worker_faults.py \
                 tests/reliability/test_redis_faults.py tests/reliability/test_broker_faults.py
 
