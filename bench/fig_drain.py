@@ -16,6 +16,7 @@ they are left out with a note.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -75,7 +76,7 @@ def drain(ctx: Context, products: list[str], workers: int, **env: str) -> float:
             procs.append(proc.start())
             system.procs.append(proc)
         for proc in procs:
-            common.wait_until(lambda p=proc: system.is_ready(p), timeout=60)
+            common.wait_until(functools.partial(system.is_ready, proc), timeout=60)
         started = time.perf_counter()
         before = common.succeeded()
         common.wait_until(
