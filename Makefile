@@ -121,15 +121,18 @@ test: venv test-services lint types contracts migrations-check ## Everything: li
 # --- The broker-sensitive tests again, on RabbitMQ ------------------------------
 # The first pass runs on the Redis broker; this one on RabbitMQ, in a virtual host
 # of its own per run (created and deleted by tests/conftest.py with rabbitmqctl).
-RABBITMQ_URL ?= amqp://guest:guest@127.0.0.1:5672
+RABBITMQ_TEST_URL ?= amqp://guest:guest@127.0.0.1:5672
 BROKER_TESTS := tests/test_smoke_pipeline.py tests/commands_app/test_execution.py \
                 tests/commands_app/test_imports.py tests/commands_app/test_import_isolation.py \
                 tests/commands_app/test_consumers.py \
-                tests/observability/test_metrics.py tests/reliability/test_worker_faults.py \
-                tests/reliability/test_redis_faults.py tests/reliability/test_broker_faults.py
+                tests/observability/test_metrics.py::test_a_scrape_reports_every_projection_and_queue \
+                tests/observability/test_metrics.py::test_metrics_move_while_commands_flow_through_the_real_worker \
+                tests/reliability/test_worker_faults.py \
+                tests/reliability/test_redis_faults.py::test_a_redis_that_loses_the_queue_mid_burst_loses_no_command \
+                tests/reliability/test_broker_faults.py
 
 test-rabbitmq: venv test-services ## The broker-sensitive tests on RabbitMQ (part of test)
-	CELERY_BROKER_URL="$(RABBITMQ_URL)/cqrs-test-$$(hostname -s)-$$$$" \
+	CELERY_BROKER_URL="$(RABBITMQ_TEST_URL)/cqrs-test-$$(hostname -s)-$$$$" \
 		DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(VENV)/bin/pytest $(BROKER_TESTS) $(PYTEST_ARGS)
 
 bench: venv ensure-services ## Run the benchmarks (bench/run.py; BENCH_ARGS="--quick", "--full", "--only accept,reads")
