@@ -3,11 +3,12 @@ import finishes within its usual time.
 
 The web server and the workers are started as `make run` starts them (queues and
 concurrency read from the Makefile's COMMANDS_WORKER_CMD and IMPORTS_WORKER_CMD),
-on a broker of their own (a private Redis, or a virtual host of their own on a
-RabbitMQ run), so that no other worker of the session takes their tasks. Two
-imports are queued: on a single worker serving both queues they would hold all
-its processes and the order would wait for one of them to end. (No projection worker: an
-order's final status does not wait for the read models.)
+on a Redis and a broker of their own (a private Redis; on a RabbitMQ run, a
+virtual host of their own), so that no other process of the session takes their
+tasks or shares their flags. Two imports are queued: on a single worker serving
+both queues they would hold all its processes and the order would wait for one
+of them to end. (No projection worker: an order's final status does not wait
+for the read models.)
 
 The usual time is measured in the same test first, and the bound is generous
 (3x + 1 s): the machine is shared; this checks isolation, not speed.
@@ -52,23 +53,31 @@ def run_worker_args(variable: str) -> tuple[str, int]:
 
 
 @pytest.fixture
-def own_broker(output_dir: Path) -> Iterator[str]:
-    """A broker no other worker of the test session consumes from."""
+def own_services(output_dir: Path) -> Iterator[dict[str, str]]:
+    """A Redis and a broker no other process of the test session uses.
+
+    Redis too, not only the broker: it holds the projections' coalesced wake-up
+    flag, which a wake-up left in this test's broker would hold for the session.
+    """
+    private = PrivateRedis(output_dir).start()
+    env = {"REDIS_URL": private.url, "CHANNEL_LAYER_URL": private.url}
     session = str(settings.CELERY_BROKER_URL)
-    if rabbitmq.is_rabbitmq(session):
-        url = rabbitmq.with_vhost(session, f"{rabbitmq.vhost_of(session)}-isolation")
-        rabbitmq.add_vhost(url)
-        yield url
-        rabbitmq.delete_vhost(url)
-    else:
-        private = PrivateRedis(output_dir).start()
-        yield private.url
+    try:
+        if rabbitmq.is_rabbitmq(session):
+            vhost = f"{rabbitmq.vhost_of(session)}-isolation"
+            url = rabbitmq.with_vhost(session, vhost)
+            rabbitmq.add_vhost(url)
+            yield {**env, "CELERY_BROKER_URL": url}
+            rabbitmq.delete_vhost(url)
+        else:
+            yield {**env, "CELERY_BROKER_URL": private.url}
+    finally:
         private.stop()
 
 
 @pytest.fixture
-def system(own_broker: str, output_dir: Path) -> Iterator[dict[str, Any]]:
-    env = {"CELERY_BROKER_URL": own_broker}
+def system(own_services: dict[str, str], output_dir: Path) -> Iterator[dict[str, Any]]:
+    env = own_services
     started: list[Any] = []
     try:
         started.append(WebServer(log_dir=output_dir, **env).start())
