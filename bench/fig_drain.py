@@ -10,8 +10,8 @@ worker (an order's status does not wait for the read models).
 Rows: two workers against one on Redis (the scaling of adding a worker on the
 same host), and the RabbitMQ broker (quorum queues, publisher confirms) against
 Redis with one worker. The RabbitMQ rows need a local RabbitMQ and rabbitmqctl
-(a virtual host named after the bench database, emptied per run); without them
-they are left out with a note.
+(a virtual host named after the bench database, recreated per run and deleted
+after); without them they are left out with a note.
 """
 
 from __future__ import annotations
@@ -98,6 +98,12 @@ def run(ctx: Context) -> list[Row]:
         if have_rabbit and fresh_vhost():
             rates["rabbitmq 1"].append(drain(ctx, products, 1, **rabbit))
     common.reset_state()
+    if have_rabbit:
+        subprocess.run(
+            ["rabbitmqctl", "-q", "delete_vhost", RABBITMQ_URL.rsplit("/", 1)[1]],
+            capture_output=True,
+            timeout=60,
+        )
     one = common.median(rates["redis 1"])
     rows = [
         Row(
