@@ -126,6 +126,7 @@ BROKER_TESTS := tests/test_smoke_pipeline.py tests/commands_app/test_execution.p
                 tests/commands_app/test_imports.py tests/commands_app/test_import_isolation.py \
                 tests/commands_app/test_consumers.py \
                 tests/observability/test_metrics.py::test_a_scrape_reports_every_projection_and_queue \
+                tests/observability/test_metrics.py::test_the_queue_depth_counts_the_messages_waiting_on_either_broker \
                 tests/observability/test_metrics.py::test_metrics_move_while_commands_flow_through_the_real_worker \
                 tests/reliability/test_worker_faults.py \
                 tests/reliability/test_redis_faults.py::test_a_redis_that_loses_the_queue_mid_burst_loses_no_command \
