@@ -22,15 +22,17 @@ export PORT
 MANAGE      := DJANGO_SETTINGS_MODULE=$(RUN_SETTINGS) $(PY) manage.py
 TEST_MANAGE := DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(PY) manage.py
 
-# The four processes of `make run`. docker-compose.yml runs the same commands
-# (tests/test_compose.py checks that they match).
+# The five processes of `make run`. docker-compose.yml runs the same commands
+# (tests/test_compose.py checks that they match). Imports have a worker of their
+# own, so that a long import never delays orders.
 WEB_CMD                := $(VENV)/bin/uvicorn config.asgi:application --host 127.0.0.1 --port $(PORT) --workers 2
-COMMANDS_WORKER_CMD    := $(VENV)/bin/celery -A config.celery_app worker -Q commands,imports -c 2 -n commands@%h --loglevel INFO
+COMMANDS_WORKER_CMD    := $(VENV)/bin/celery -A config.celery_app worker -Q commands -c 2 -n commands@%h --loglevel INFO
+IMPORTS_WORKER_CMD     := $(VENV)/bin/celery -A config.celery_app worker -Q imports -c 1 -n imports@%h --loglevel INFO
 PROJECTIONS_WORKER_CMD := $(VENV)/bin/celery -A config.celery_app worker -Q projections -c 1 -n projections@%h --loglevel INFO
 BEAT_CMD               := $(VENV)/bin/celery -A config.celery_app beat --loglevel INFO --schedule .run/celerybeat-schedule
 
 .PHONY: help venv lock services ensure-services test-services migrate seed run \
-        lint types contracts migrations-check test bench
+        lint types contracts migrations-check test test-rabbitmq bench
 
 help: ## Show this help
 	@echo "Usage: make TARGET   (PORT=$(PORT), RUN_SETTINGS=$(RUN_SETTINGS))"
@@ -93,6 +95,7 @@ run: venv services migrate seed ## Run web, both workers and beat in the foregro
 		$(PY) scripts/run_all.py \
 		"web=$(WEB_CMD)" \
 		"commands=$(COMMANDS_WORKER_CMD)" \
+		"imports=$(IMPORTS_WORKER_CMD)" \
 		"projections=$(PROJECTIONS_WORKER_CMD)" \
 		"beat=$(BEAT_CMD)"
 
@@ -113,6 +116,25 @@ migrations-check: venv ## Fail if a model change has no migration
 
 test: venv test-services lint types contracts migrations-check ## Everything: lint, types, contracts, migrations, the whole suite
 	DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-rabbitmq
+
+# --- The broker-sensitive tests again, on RabbitMQ ------------------------------
+# The first pass runs on the Redis broker; this one on RabbitMQ, in a virtual host
+# of its own per run (created and deleted by tests/conftest.py with rabbitmqctl).
+RABBITMQ_TEST_URL ?= amqp://guest:guest@127.0.0.1:5672
+BROKER_TESTS := tests/test_smoke_pipeline.py tests/commands_app/test_execution.py \
+                tests/commands_app/test_imports.py tests/commands_app/test_import_isolation.py \
+                tests/commands_app/test_consumers.py \
+                tests/observability/test_metrics.py::test_a_scrape_reports_every_projection_and_queue \
+                tests/observability/test_metrics.py::test_the_queue_depth_counts_the_messages_waiting_on_either_broker \
+                tests/observability/test_metrics.py::test_metrics_move_while_commands_flow_through_the_real_worker \
+                tests/reliability/test_worker_faults.py \
+                tests/reliability/test_redis_faults.py::test_a_redis_that_loses_the_queue_mid_burst_loses_no_command \
+                tests/reliability/test_broker_faults.py
+
+test-rabbitmq: venv test-services ## The broker-sensitive tests on RabbitMQ (part of test)
+	CELERY_BROKER_URL="$(RABBITMQ_TEST_URL)/cqrs-test-$$(hostname -s)-$$$$" \
+		DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(VENV)/bin/pytest $(BROKER_TESTS) $(PYTEST_ARGS)
 
 bench: venv ensure-services ## Run the benchmarks (bench/run.py; BENCH_ARGS="--quick", "--full", "--only accept,reads")
 	$(PY) bench/run.py $(BENCH_ARGS)

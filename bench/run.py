@@ -39,6 +39,7 @@ FIGURES = {
     "rebuild": "bench.fig_rebuild",
     "reads": "bench.fig_reads",
     "memory": "bench.fig_memory",
+    "drain": "bench.fig_drain",
 }
 REQUIREMENTS = common.ROOT / "bench" / "requirements.txt"
 

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import task_prerun
+from celery.signals import task_prerun, worker_init
 
 from observability import workers
 
@@ -32,3 +32,31 @@ def check_connections(**kwargs: Any) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+# --- RabbitMQ only -------------------------------------------------------------------
+
+
+@worker_init.connect
+def declare_every_queue(sender: Any = None, **kwargs: Any) -> None:
+    """On RabbitMQ, declare all the app's queues, not only those this worker consumes.
+
+    Celery binds every queue of the app to its delayed-delivery exchanges when a
+    worker starts on quorum queues, and logs a failure for each queue whose
+    exchange nobody declared yet (a commands-only worker on a new virtual host).
+    Declaring them all first also lets queue-depth metrics find each queue.
+    """
+    from django.conf import settings
+
+    if not settings.BROKER_IS_RABBITMQ:
+        return
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=3)
+            channel = connection.default_channel
+            for queue in app.amqp.queues.values():
+                queue(channel).declare()
+    except Exception as exc:  # the worker retries its own connection anyway
+        import logging
+
+        logging.getLogger(__name__).warning("declaring the queues failed: %r", exc)

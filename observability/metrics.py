@@ -209,33 +209,59 @@ class Collector(Protocol):
 
 
 class QueueDepthCollector:
-    """Report the length of each Celery queue's Redis list (LLEN)."""
+    """Report the tasks waiting in each Celery queue, on either broker.
 
-    def __init__(self, redis_url: str, queues: Sequence[str]) -> None:
-        self.redis_url = redis_url
+    Redis: the length of the queue's list (LLEN). RabbitMQ: the message count a
+    passive queue declare returns (ready messages, not those delivered and
+    unacknowledged); a queue not declared yet counts 0. Neither needs more than
+    the broker URL the workers use (no management plugin).
+    """
+
+    def __init__(self, broker_url: str, queues: Sequence[str]) -> None:
+        self.broker_url = broker_url
         self.queues = queues
 
     def collect(self) -> Iterator[Metric]:
+        if self.broker_url.startswith(("amqp://", "amqps://", "pyamqp://")):
+            depths = self.rabbitmq_depths()
+            help_text = "Tasks waiting in a Celery queue (RabbitMQ ready messages)."
+        else:
+            depths = self.redis_depths()
+            help_text = "Tasks waiting in a Celery queue (Redis list length)."
+        family = GaugeMetricFamily("cqrs_queue_depth", help_text, labels=["queue"])
+        for queue, depth in zip(self.queues, depths, strict=True):
+            family.add_metric([queue], float(depth))
+        yield family
+
+    def redis_depths(self) -> list[int]:
         import redis
 
         client = redis.Redis.from_url(
-            self.redis_url, socket_timeout=1, socket_connect_timeout=1
+            self.broker_url, socket_timeout=1, socket_connect_timeout=1
         )
         try:
             with client.pipeline(transaction=False) as pipe:
                 for queue in self.queues:
                     pipe.llen(queue)
-                depths = pipe.execute()
+                return [int(depth) for depth in pipe.execute()]
         finally:
             client.close()
-        family = GaugeMetricFamily(
-            "cqrs_queue_depth",
-            "Tasks waiting in a Celery queue (Redis list length).",
-            labels=["queue"],
-        )
-        for queue, depth in zip(self.queues, depths, strict=True):
-            family.add_metric([queue], float(depth))
-        yield family
+
+    def rabbitmq_depths(self) -> list[int]:
+        from kombu import Connection
+
+        depths = []
+        with Connection(self.broker_url, connect_timeout=1) as connection:
+            connection.ensure_connection(max_retries=1)
+            channel = connection.channel()
+            for queue in self.queues:
+                try:
+                    _, count, _ = channel.queue_declare(queue, passive=True)
+                except connection.channel_errors:
+                    count = 0  # 404: never declared; the error closed the channel
+                    channel = connection.channel()
+                depths.append(int(count))
+        return depths
 
 
 class _Scrape:

@@ -17,6 +17,7 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from commands_app.tokens import issue_token
+from tests.support import rabbitmq
 from tests.support.processes import WebServer, Worker
 
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
@@ -32,6 +33,22 @@ def output_dir() -> Path:
 def _clean_redis() -> None:
     """Start from an empty broker and channel layer (a test-only Redis database)."""
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _broker_vhost() -> Iterator[None]:
+    """On RabbitMQ, create the run's own virtual host (named in its URL), drop it after.
+
+    `make test` runs the broker-sensitive tests a second time with
+    CELERY_BROKER_URL=amqp://.../<a vhost of that run>; its queues start empty.
+    """
+    url = str(settings.CELERY_BROKER_URL)
+    if not rabbitmq.is_rabbitmq(url):
+        yield
+        return
+    rabbitmq.add_vhost(url)
+    yield
+    rabbitmq.delete_vhost(url)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -28,6 +28,7 @@ SCHEMA_PATH = Path(__file__).resolve().parent / "data" / "compose-spec.json"
 APP_SERVICES = {
     "web": "WEB_CMD",
     "worker-commands": "COMMANDS_WORKER_CMD",
+    "worker-imports": "IMPORTS_WORKER_CMD",
     "worker-projections": "PROJECTIONS_WORKER_CMD",
     "beat": "BEAT_CMD",
 }
@@ -179,7 +180,7 @@ def test_compose_runs_the_same_command_as_make_run(
     assert normalise(command) == make_run_process(variable)
 
 
-def test_make_run_starts_the_four_processes() -> None:
+def test_make_run_starts_the_five_processes() -> None:
     makefile = (ROOT / "Makefile").read_text()
     recipe = makefile.split("\nrun:", 1)[1].split("\n\n", 1)[0]
     assert "scripts/run_all.py" in recipe
@@ -192,7 +193,10 @@ def test_the_make_run_processes_are_those_of_the_design() -> None:
         "uvicorn config.asgi:application --host <host> --port <port> --workers 2"
     )
     assert make_run_process("COMMANDS_WORKER_CMD")[:6] == shlex.split(
-        "celery -A config.celery_app worker -Q commands,imports"
+        "celery -A config.celery_app worker -Q commands"
+    )
+    assert make_run_process("IMPORTS_WORKER_CMD")[:6] == shlex.split(
+        "celery -A config.celery_app worker -Q imports"
     )
     assert make_run_process("PROJECTIONS_WORKER_CMD")[:6] == shlex.split(
         "celery -A config.celery_app worker -Q projections"

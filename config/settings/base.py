@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -168,6 +169,42 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "retry_on_timeout": True,
     "health_check_interval": 10,
 }
+
+# --- Celery: broker-specific settings, chosen by the broker URL's scheme -----------
+# Redis (above) or RabbitMQ (amqp://). On RabbitMQ every queue is a quorum queue
+# (replicated, durable; global QoS off, which Celery detects, so the prefetch of
+# one above holds per consumer) and each publish waits for the broker's confirm.
+# acks_late leaves a task unacknowledged while it runs: RabbitMQ's delivery
+# acknowledgement timeout (consumer_timeout, 30 min by default) must exceed the
+# longest task, an import's hard limit (commands_app/tasks.py): see
+# docs/operations.md and RABBITMQ_CONSUMER_TIMEOUT_MS below.
+BROKER_IS_RABBITMQ = CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://"))
+RABBITMQ_CONSUMER_TIMEOUT_MS = env.int(
+    "RABBITMQ_CONSUMER_TIMEOUT_MS", default=CELERY_BROKER_VISIBILITY_TIMEOUT * 1000
+)
+if BROKER_IS_RABBITMQ:
+    CELERY_TASK_DEFAULT_QUEUE_TYPE = "quorum"
+    CELERY_TASK_CREATE_MISSING_QUEUE_TYPE = "quorum"
+    # Topic exchanges: Celery's native delayed delivery (ETA on quorum queues)
+    # binds only those.
+    CELERY_TASK_CREATE_MISSING_QUEUE_EXCHANGE_TYPE = "topic"
+    # The per-queue x-consumer-timeout is honoured from RabbitMQ 3.12 on and
+    # ignored before, where only the server-wide consumer_timeout counts.
+    CELERY_TASK_QUEUES = [
+        Queue(
+            name,
+            Exchange(name, "topic"),
+            routing_key=name,
+            queue_arguments={
+                "x-queue-type": "quorum",
+                "x-consumer-timeout": RABBITMQ_CONSUMER_TIMEOUT_MS,
+            },
+        )
+        for name in ("commands", "imports", "projections")
+    ]
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True, "connect_timeout": 5}
+    CELERY_BROKER_HEARTBEAT = env.int("CELERY_BROKER_HEARTBEAT", default=30)
+
 CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-commands": {
         "task": "commands.sweep",

@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+import uuid
 from typing import Any
 
 import pytest
 import requests
+from kombu import Connection, Exchange, Queue
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect
@@ -21,7 +23,11 @@ from websockets.sync.client import connect
 from commands_app import sweeper
 from commands_app.models import CommandRecord
 from commands_app.tokens import issue_token
-from observability.metrics import is_allowed, prune_dead_processes
+from observability.metrics import (
+    QueueDepthCollector,
+    is_allowed,
+    prune_dead_processes,
+)
 from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -115,6 +121,31 @@ def test_a_failing_collector_is_reported_not_a_500(client, settings) -> None:
     text = response.content.decode()
     assert value(text, "cqrs_scrape_error", collector="queues") == 1
     assert value(text, "cqrs_scrape_error", collector="projections") == 0
+
+
+def test_the_queue_depth_counts_the_messages_waiting_on_either_broker(
+    settings,
+) -> None:
+    """Redis: LLEN; RabbitMQ: a passive declare's message count (make test-rabbitmq)."""
+    url = str(settings.CELERY_BROKER_URL)
+    name = f"depth-probe-{uuid.uuid4().hex[:8]}"
+    queue = Queue(name, Exchange(name, "direct"), routing_key=name)
+    with Connection(url) as connection:
+        producer = connection.Producer()
+        for _ in range(3):
+            producer.publish(
+                {"n": 1}, exchange=queue.exchange, routing_key=name, declare=[queue]
+            )
+        try:
+            collector = QueueDepthCollector(url, [name, f"{name}-never-declared"])
+            depths = {
+                sample.labels["queue"]: sample.value
+                for family in collector.collect()
+                for sample in family.samples
+            }
+        finally:
+            queue(connection.default_channel).delete()
+    assert depths == {name: 3, f"{name}-never-declared": 0}
 
 
 def test_the_sweeper_counts_its_re_drives(alice, monkeypatch) -> None:

@@ -24,6 +24,7 @@ import psycopg
 import redis
 import requests
 
+from tests.support import rabbitmq
 from tests.support.processes import (
     BIN,
     ROOT,
@@ -307,6 +308,16 @@ print(json.dumps(tokens))
 USERS = [("staff", True)] + [(f"customer{i}", False) for i in range(8)]
 
 
+def stack_broker_url(private_redis: PrivateRedis) -> str:
+    """The private Redis, or on a RabbitMQ run a virtual host of the stack's own."""
+    session = os.environ.get("CELERY_BROKER_URL", "")
+    if not rabbitmq.is_rabbitmq(session):
+        return private_redis.url
+    url = rabbitmq.with_vhost(session, f"{rabbitmq.vhost_of(session)}-faults")
+    rabbitmq.add_vhost(url)
+    return url
+
+
 def start_stack(log_dir: Path) -> Stack:
     """Start private Redis and PostgreSQL, migrate, then the four processes."""
     pg = PrivatePostgres(log_dir).init()
@@ -315,7 +326,7 @@ def start_stack(log_dir: Path) -> Stack:
         "DATABASE_URL": pg.url(DB_NAME),
         "READ_DATABASE_URL": pg.url(READ_DB_NAME),
         "REDIS_URL": private_redis.url,
-        "CELERY_BROKER_URL": private_redis.url,
+        "CELERY_BROKER_URL": stack_broker_url(private_redis),
         "COMMAND_LEASE_SECONDS": "4",
         "COMMAND_REDRIVE_AFTER_SECONDS": "1",
         "SWEEP_INTERVAL_SECONDS": "1",
@@ -341,5 +352,7 @@ def start_stack(log_dir: Path) -> Stack:
 
 def stop_stack(stack: Stack) -> None:
     stack.stop()
+    if rabbitmq.is_rabbitmq(stack.env["CELERY_BROKER_URL"]):
+        rabbitmq.delete_vhost(stack.env["CELERY_BROKER_URL"])
     stack.redis.stop()
     stack.pg.destroy()

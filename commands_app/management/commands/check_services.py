@@ -204,10 +204,31 @@ def check_redis(url: str) -> None:
         client.close()
 
 
+def rabbitmq_address(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname or '127.0.0.1'}:{parts.port or 5672}"
+
+
+def check_rabbitmq(url: str) -> None:
+    """Open an AMQP connection to the broker at url, or raise with a one-line hint."""
+    from kombu import Connection
+
+    address = rabbitmq_address(url)
+    try:
+        with Connection(url, connect_timeout=REDIS_TIMEOUT_SECONDS) as connection:
+            connection.ensure_connection(max_retries=1)
+    except Exception as error:
+        raise ServiceUnavailableError(
+            f"RabbitMQ (CELERY_BROKER_URL) is not reachable at {address}: "
+            f"{one_line(error)}"
+        ) from error
+
+
 class Command(BaseCommand):
     help = (
-        "Check that PostgreSQL and Redis are reachable (exit 1 with a one-line hint "
-        "if not); with --create-databases, create the configured databases."
+        "Check that PostgreSQL, Redis and a RabbitMQ broker (if one) are reachable "
+        "(exit 1 with a one-line hint if not); with --create-databases, create the "
+        "configured databases."
     )
     requires_system_checks: list[str] = []
     requires_migrations_checks = False
@@ -245,6 +266,10 @@ class Command(BaseCommand):
             redis_urls.append(str(broker))
         for url in dict.fromkeys(redis_urls):
             check_redis(url)
+        rabbitmq = ""
+        if broker and str(broker).startswith(("amqp://", "amqps://", "pyamqp://")):
+            check_rabbitmq(str(broker))
+            rabbitmq = f" and RabbitMQ ({rabbitmq_address(str(broker))})"
         if create:
             for alias, db in databases.items():
                 self.create_database(servers[alias], str(db["NAME"]))
@@ -252,8 +277,8 @@ class Command(BaseCommand):
             names = ", ".join(str(db["NAME"]) for db in databases.values())
             self.stdout.write(
                 f"PostgreSQL ({names}) and Redis "
-                f"({', '.join(redis_address(u) for u in dict.fromkeys(redis_urls))}) "
-                "are reachable."
+                f"({', '.join(redis_address(u) for u in dict.fromkeys(redis_urls))})"
+                f"{rabbitmq} are reachable."
             )
 
     def create_database(self, server: PostgresServer, name: str) -> None:
