@@ -153,7 +153,7 @@ class EffectAdmin(ReadOnlyAdmin):
         return obj.last_error[:120]
 
     @admin.action(
-        description="Retry selected parked effects (attempts start again)",
+        description="Retry selected parked effects (a fresh attempt budget)",
         permissions=["retry"],
     )
     def retry(self, request: HttpRequest, queryset: QuerySet[Effect]) -> None:

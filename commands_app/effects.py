@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily, Metric
 
@@ -162,7 +163,8 @@ def complete(effect: Effect) -> None:
 _FAIL_SQL = """
 UPDATE effects SET last_error = %s, lease_expires_at = NULL,
     due_at = now() + make_interval(secs => %s),
-    status = CASE WHEN attempts >= %s THEN 'parked' ELSE 'pending' END
+    status = CASE WHEN attempts - retried_at_attempt >= %s THEN 'parked'
+        ELSE 'pending' END
 WHERE id = %s AND attempts = %s AND status = 'pending'
 RETURNING status
 """
@@ -210,13 +212,17 @@ def fail(effect: Effect, exc: BaseException) -> str:
 
 
 def retry(effect_ids: Iterable[int]) -> int:
-    """Put parked effects back to pending, due now (an operator's action)."""
+    """Put parked effects back to pending, due now (an operator's action).
+
+    `attempts` keeps counting (it is the fence of every earlier attempt's
+    relay); the retried effect gets a fresh budget of EFFECTS_MAX_ATTEMPTS.
+    """
     with transaction.atomic():
         count = Effect.objects.filter(
             pk__in=list(effect_ids), status=EffectStatus.PARKED
         ).update(
             status=EffectStatus.PENDING,
-            attempts=0,
+            retried_at_attempt=F("attempts"),
             due_at=timezone.now(),
             lease_expires_at=None,
         )

@@ -244,7 +244,14 @@ class Effect(models.Model):
     status = models.CharField(
         max_length=8, choices=EffectStatus.choices, default=EffectStatus.PENDING
     )
-    attempts = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(
+        default=0, help_text="Only goes up: it fences the relays of earlier attempts."
+    )
+    retried_at_attempt = models.PositiveIntegerField(
+        db_default=0,
+        help_text="`attempts` when an operator last retried it; the attempt budget "
+        "counts from here.",
+    )
     due_at = models.DateTimeField(db_default=Now())
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")

@@ -189,8 +189,16 @@ def test_a_failing_effect_backs_off_then_parks_and_an_operator_retries_it(
     )
     assert response.status_code == 302
     failed.refresh_from_db()
-    assert (failed.status, failed.attempts) == (EffectStatus.PENDING, 0)
+    # The attempt number only goes up (it fences earlier attempts); the
+    # budget starts again from the retry.
+    assert (failed.status, failed.attempts, failed.retried_at_attempt) == (
+        EffectStatus.PENDING,
+        3,
+        3,
+    )
     effects.drain_once()
+    failed.refresh_from_db()
+    assert failed.attempts == 4
     assert [q for _, q in recorder.calls] == [5, 5, 5, 5, 6]
     assert set(Effect.objects.values_list("status", flat=True)) == {"done"}
 
