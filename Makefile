@@ -25,7 +25,7 @@ TEST_MANAGE := DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(PY) manage.py
 # The four processes of `make run`. docker-compose.yml runs the same commands
 # (tests/test_compose.py checks that they match).
 WEB_CMD                := $(VENV)/bin/uvicorn config.asgi:application --host 127.0.0.1 --port $(PORT) --workers 2
-COMMANDS_WORKER_CMD    := $(VENV)/bin/celery -A config.celery_app worker -Q commands,imports -c 2 -n commands@%h --loglevel INFO
+COMMANDS_WORKER_CMD    := $(VENV)/bin/celery -A config.celery_app worker -Q commands,imports,maintenance -c 2 -n commands@%h --loglevel INFO
 PROJECTIONS_WORKER_CMD := $(VENV)/bin/celery -A config.celery_app worker -Q projections -c 1 -n projections@%h --loglevel INFO
 BEAT_CMD               := $(VENV)/bin/celery -A config.celery_app beat --loglevel INFO --schedule .run/celerybeat-schedule
 

@@ -192,7 +192,7 @@ def test_the_make_run_processes_are_those_of_the_design() -> None:
         "uvicorn config.asgi:application --host <host> --port <port> --workers 2"
     )
     assert make_run_process("COMMANDS_WORKER_CMD")[:6] == shlex.split(
-        "celery -A config.celery_app worker -Q commands,imports"
+        "celery -A config.celery_app worker -Q commands,imports,maintenance"
     )
     assert make_run_process("PROJECTIONS_WORKER_CMD")[:6] == shlex.split(
         "celery -A config.celery_app worker -Q projections"
