@@ -122,14 +122,14 @@ class CheckpointAdmin(ReadOnlyAdmin):
             if maintenance.queue_job(kind, checkpoint.name):
                 self.message_user(
                     request,
-                    f"{checkpoint.name}: {kind} queued; its progress shows in "
-                    "the last rebuild / verify column.",
+                    f"{kind.capitalize()} of {checkpoint.name} queued; its "
+                    "progress shows in the last rebuild / verify column.",
                 )
             else:
                 self.message_user(
                     request,
-                    f"{checkpoint.name}: a rebuild or verification is already "
-                    "queued or running.",
+                    f"A rebuild or verification of {checkpoint.name} is "
+                    "already queued or running.",
                     messages.WARNING,
                 )
 
