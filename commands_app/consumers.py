@@ -2,18 +2,21 @@
 
 Staff sockets also join the staff group, which carries import progress and the
 dashboard's figures; a customer's socket never joins it, and its handlers drop
-staff messages anyway should one ever be routed to it.
+staff messages anyway should one ever be routed to it. A socket opened with
+`?catalogue=1` (the shop's) also joins the catalogue group: the stock of
+products once the catalogue has applied it, public to every signed-in user.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from observability import metrics
 
-from .push import STAFF_GROUP, user_group
+from .push import CATALOGUE_GROUP, STAFF_GROUP, user_group
 
 UNAUTHENTICATED = 4401
 
@@ -33,6 +36,9 @@ class CommandStatusConsumer(AsyncJsonWebsocketConsumer):
             return
         self.is_staff = bool(user.is_staff)
         groups = [user_group(user.pk)] + ([STAFF_GROUP] if self.is_staff else [])
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        if query.get("catalogue") == ["1"]:
+            groups.append(CATALOGUE_GROUP)
         for group in groups:
             await self.channel_layer.group_add(group, self.channel_name)
             self.groups.append(group)
@@ -58,6 +64,11 @@ class CommandStatusConsumer(AsyncJsonWebsocketConsumer):
                 "seq": message["seq"],
                 "command": message["command"],
             }
+        )
+
+    async def catalogue_stock(self, message: dict[str, Any]) -> None:
+        await self.send_json(
+            {"type": "catalogue.stock", "products": message["products"]}
         )
 
     async def import_progress(self, message: dict[str, Any]) -> None:

@@ -317,3 +317,8 @@ WEB_THREADS = env.int("WEB_THREADS", default=16)
 # Serve /bench/baseline/, the accept figure's floor (config/bench_views.py); only
 # `make bench` turns it on, for its own server.
 BENCH_BASELINE_ENDPOINT = env.bool("BENCH_BASELINE_ENDPOINT", default=False)
+
+# --- Catalogue: live stock --------------------------------------------------------
+# Called by the projection runner after each round that changed the catalogue's
+# stock, with [{"id", "available", "position"}]: the write side pushes it to shoppers.
+PROJECTIONS_ON_STOCK = "commands_app.push.push_stock"
