@@ -2,15 +2,15 @@
 
 Staff sockets also join the staff group, which carries import progress and the
 dashboard's figures; a customer's socket never joins it, and its handlers drop
-staff messages anyway should one ever be routed to it. A socket opened with
-`?catalogue=1` (the shop's) also joins the catalogue group: the stock of
-products once the catalogue has applied it, public to every signed-in user.
+staff messages anyway should one ever be routed to it. A socket that sends
+`{"type": "catalogue.subscribe"}` (the shop's) also joins the catalogue group:
+the stock of products once the catalogue has applied it, public to every
+signed-in user.
 """
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
@@ -36,9 +36,6 @@ class CommandStatusConsumer(AsyncJsonWebsocketConsumer):
             return
         self.is_staff = bool(user.is_staff)
         groups = [user_group(user.pk)] + ([STAFF_GROUP] if self.is_staff else [])
-        query = parse_qs(self.scope.get("query_string", b"").decode())
-        if query.get("catalogue") == ["1"]:
-            groups.append(CATALOGUE_GROUP)
         for group in groups:
             await self.channel_layer.group_add(group, self.channel_name)
             self.groups.append(group)
@@ -54,8 +51,12 @@ class CommandStatusConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        if isinstance(content, dict) and content.get("type") == "ping":
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "ping":
             await self.send_json({"type": "pong"})
+        elif kind == "catalogue.subscribe" and CATALOGUE_GROUP not in self.groups:
+            await self.channel_layer.group_add(CATALOGUE_GROUP, self.channel_name)
+            self.groups.append(CATALOGUE_GROUP)
 
     async def command_status(self, message: dict[str, Any]) -> None:
         await self.send_json(

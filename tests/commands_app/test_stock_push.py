@@ -1,4 +1,4 @@
-"""The catalogue's stock reaches shop sockets (`?catalogue=1`) once projected."""
+"""The catalogue's stock reaches subscribed sockets (the shop's) once projected."""
 
 from __future__ import annotations
 
@@ -14,8 +14,16 @@ from tests.support.commands import register_product, run
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 
-def ws_url(web: Any, query: str = "") -> str:
-    return web.url.replace("http://", "ws://") + "/ws/commands/" + query
+def ws_url(web: Any) -> str:
+    return web.url.replace("http://", "ws://") + "/ws/commands/"
+
+
+def subscribed(ws: Any) -> Any:
+    ws.send(json.dumps({"type": "catalogue.subscribe"}))
+    ws.send(json.dumps({"type": "ping"}))
+    # Messages are handled in order: the pong says the group was joined.
+    assert json.loads(ws.recv(timeout=5)) == {"type": "pong"}
+    return ws
 
 
 def headers(user: Any) -> dict[str, str]:
@@ -46,11 +54,10 @@ def test_a_restock_reaches_shop_sockets_with_the_projected_stock(
 ):
     product_id = register_product(staff_api, sku="LIVE-1", stock=5)
     with (
-        connect(
-            ws_url(web, "?catalogue=1"), proxy=None, additional_headers=headers(alice)
-        ) as shop,
+        connect(ws_url(web), proxy=None, additional_headers=headers(alice)) as shop,
         connect(ws_url(web), proxy=None, additional_headers=headers(bob)) as api_only,
     ):
+        subscribed(shop)
         status = run(
             staff_api, "restock-product", {"product_id": product_id, "quantity": 7}
         )
