@@ -305,8 +305,17 @@
   }
 
   /* Stock pushed once the catalogue has applied it: patch what is on screen. */
+  let reloadTimer = null;
   function applyStock(message) {
     const changes = new Map((message.products || []).map((p) => [p.id, p.available]));
+    // A product never seen may be new, and belong on the pages shown: read them
+    // again (once for a burst, as an import announces products by hundreds).
+    if (Array.from(changes.keys()).some((id) => !known.has(id)) && !reloadTimer) {
+      reloadTimer = setTimeout(() => {
+        reloadTimer = null;
+        loadProducts();
+      }, 500);
+    }
     let touched = false;
     for (const list of [shopList, restockList]) {
       list.items = list.items.map((product) => {
