@@ -103,26 +103,24 @@ def run_verify(name: str) -> None:
 def _run(name: str, kind: str) -> None:
     _save(name, kind=kind, state="running", started_at=_now(), error="")
     try:
-        if kind == "rebuild":
-            rebuild.rebuild(name, progress=_progress(name))
-            _save(name, state="done", finished_at=_now())
-        else:
-            result = rebuild.verify(name, progress=_progress(name))
-            _save(
-                name,
-                state="done",
-                finished_at=_now(),
-                equal=result.equal,
-                live=result.live,
-                rebuilt=result.rebuilt,
-            )
+        outcome = _perform(name, kind)
     except BaseException as exc:
         # Also the soft time limit: say so in the admin, then let Celery know.
         logger.exception("%s of %s failed", kind, name)
+        cache.delete(_lock_key(name))
         _save(name, state="failed", finished_at=_now(), error=repr(exc)[:500])
         raise
-    finally:
-        cache.delete(_lock_key(name))
+    # Unlocked before it says so: once "done" shows, the next job is accepted.
+    cache.delete(_lock_key(name))
+    _save(name, state="done", finished_at=_now(), **outcome)
+
+
+def _perform(name: str, kind: str) -> dict[str, Any]:
+    if kind == "rebuild":
+        rebuild.rebuild(name, progress=_progress(name))
+        return {}
+    result = rebuild.verify(name, progress=_progress(name))
+    return {"equal": result.equal, "live": result.live, "rebuilt": result.rebuilt}
 
 
 def describe(status: dict[str, Any] | None) -> str:
