@@ -22,6 +22,9 @@ from .domain.events import EVENT_TYPES
 from .models import CommandRecord, CommandStatus, StoredEvent
 from .services import enqueue
 
+# Events listed on a command's page; the event list, filtered, has them all.
+EVENTS_SHOWN = 50
+
 
 def _pretty(value: Any) -> str:
     return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
@@ -108,19 +111,22 @@ class CommandRecordAdmin(ReadOnlyAdmin):
 
     @admin.display(description="events")
     def events(self, obj: CommandRecord) -> str:
+        events = explain.command_events(obj)
         rows = [
             (event_link(e.position), e.type, e.stream_id, e.version, e.recorded_at)
-            for e in explain.command_events(obj)
+            for e in events.defer("data")[:EVENTS_SHOWN]
         ]
         if not rows:
             return "No events (nothing appended)."
+        # An import appends one event per product: show the first, count them all.
+        count = len(rows) if len(rows) < EVENTS_SHOWN else events.count()
         url = reverse("admin:commands_app_storedevent_changelist")
         return format_html(
             '{}<p><a href="{}?command={}">All {} in the event list</a></p>',
             _table(("position", "type", "stream", "version", "recorded"), rows),
             url,
             obj.id,
-            len(rows),
+            count,
         )
 
     @admin.display(description="applied by the projections")

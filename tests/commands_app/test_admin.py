@@ -89,26 +89,41 @@ def test_a_commands_page_says_which_projections_have_not_applied_it_yet(
 ):
     from django.db import connections
 
+    from projections.locks import lock_key
+
     status = run(
         staff_api,
         "register-product",
         {"sku": "BEHIND-1", "name": "Cup", "price_cents": 900, "initial_stock": 4},
     )
     projected(staff_api, status["id"])
+    key = lock_key("daily_sales")
     with connections["read"].cursor() as cursor:
-        cursor.execute(
-            "UPDATE read_checkpoints SET tx_id = 0, position = 0 "
-            "WHERE name = 'daily_sales'"
-        )
-    try:
-        html = admin_client.get(
-            f"/admin/commands_app/commandrecord/{status['id']}/change/"
-        ).content.decode()
-        assert "<td>daily_sales</td><td>not yet</td>" in html
-        assert "<td>product_catalogue</td><td>yes</td>" in html
-    finally:
-        # The worker catches daily_sales up again (nothing in it to redo).
-        staff_api.get("/api/products/")
+        # Hold the projection's lock (session-level): no runner moves its
+        # checkpoint while it is set back.
+        cursor.execute("SELECT pg_advisory_lock(%s)", [key])
+        try:
+            cursor.execute(
+                "SELECT tx_id, position FROM read_checkpoints "
+                "WHERE name = 'daily_sales'"
+            )
+            saved = cursor.fetchone()
+            cursor.execute(
+                "UPDATE read_checkpoints SET tx_id = 0, position = 0 "
+                "WHERE name = 'daily_sales'"
+            )
+            html = admin_client.get(
+                f"/admin/commands_app/commandrecord/{status['id']}/change/"
+            ).content.decode()
+            cursor.execute(
+                "UPDATE read_checkpoints SET tx_id = %s, position = %s "
+                "WHERE name = 'daily_sales'",
+                list(saved),
+            )
+        finally:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+    assert "<td>daily_sales</td><td>not yet</td>" in html
+    assert "<td>product_catalogue</td><td>yes</td>" in html
 
 
 def test_an_events_page_links_to_the_command_that_caused_it(
@@ -206,3 +221,32 @@ def test_a_failed_command_is_redriven_from_the_admin_and_succeeds(
     assert done["status"] == "succeeded", done
     assert done["error"] is None
     assert [e.type for e in events_of(str(failed.pk))] == ["product.registered.v1"]
+
+
+def test_an_imports_page_lists_its_first_events_and_counts_them_all(
+    worker, staff_api, admin_client: Client
+):
+    from commands_app.admin import EVENTS_SHOWN
+
+    count = EVENTS_SHOWN + 10
+    products = [
+        {
+            "sku": f"BIG-{i:03d}",
+            "name": f"Big {i}",
+            "price_cents": 100,
+            "initial_stock": 1,
+        }
+        for i in range(count)
+    ]
+    status = run(staff_api, "import-products", {"products": products})
+    assert status["status"] == "succeeded", status
+
+    page = admin_client.get(f"/admin/commands_app/commandrecord/{status['id']}/change/")
+
+    assert page.status_code == 200
+    assert len(listed_positions(page)) == EVENTS_SHOWN
+    assert f"All {count} in the event list" in page.content.decode()
+    listing = admin_client.get(
+        f"/admin/commands_app/storedevent/?command={status['id']}"
+    )
+    assert len(listed_positions(listing)) == count

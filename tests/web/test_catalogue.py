@@ -20,6 +20,7 @@ from django.db import connections
 from playwright.sync_api import expect
 
 from tests.support.commands import register_product, run
+from tests.support.processes import wait_until
 
 from .conftest import sign_in
 
@@ -117,6 +118,11 @@ def test_stock_changes_reach_the_shop_pushed_without_a_poll(
 ):
     load_catalogue(2_000)
     product_id = register_product(staff_api, sku="LIVE-WEB", stock=5)
+    # Shown once the catalogue has it (not the subject here).
+    wait_until(
+        lambda: staff_api.get("/api/products/?sku=LIVE-WEB").json()["results"],
+        timeout=30,
+    )
     page = sign_in(browser, web, "alice")
     page.get_by_label("Search products").fill("LIVE-WEB")
     card = page.locator(f'[data-product-id="{product_id}"]')

@@ -199,7 +199,7 @@
 
   /* One browsable list of the catalogue: a search (name or SKU) and keyset pages. */
   function catalogueList(prefix) {
-    return { prefix, search: "", cursor: null, back: [], next: null, page: 1, items: [] };
+    return { prefix, search: "", cursor: null, back: [], next: null, page: 1, items: [], asked: 0 };
   }
   const shopList = catalogueList("products");
   const restockList = catalogueList("restock");
@@ -216,7 +216,11 @@
   }
 
   async function loadList(list, position) {
+    // Only the last request counts: an earlier one (another page, another
+    // search) may answer after it.
+    const asked = ++list.asked;
     const data = await read(listUrl(list), position);
+    if (asked !== list.asked) return;
     list.items = data.results;
     list.next = cursorOf(data.next);
     for (const product of data.results) known.set(product.id, product);
