@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 WAKE_KEY = "projections:wake-queued"
 # Every staff member's sockets: import progress and dashboard updates.
 STAFF_GROUP = "staff"
-# Every signed-in socket: the catalogue's stock changes (public data).
+# Sockets that subscribed (the shop's): the catalogue's stock changes (public data).
 CATALOGUE_GROUP = "catalogue"
 
 

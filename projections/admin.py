@@ -48,7 +48,7 @@ class CheckpointAdmin(ReadOnlyAdmin):
         "lag_seconds",
         "updated_at",
         "last_error",
-        "maintenance",
+        "last_job",
     )
     readonly_fields = (
         "name",
@@ -56,8 +56,8 @@ class CheckpointAdmin(ReadOnlyAdmin):
         "position",
         "updated_at",
         "last_error",
-        "maintenance",
-        "maintenance_details",
+        "last_job",
+        "last_job_details",
     )
     actions = ("rebuild", "verify", "replay")
 
@@ -80,11 +80,11 @@ class CheckpointAdmin(ReadOnlyAdmin):
         return round((timezone.now() - pending[0].recorded_at).total_seconds(), 1)
 
     @admin.display(description="last rebuild / verify")
-    def maintenance(self, obj: Checkpoint) -> str:
+    def last_job(self, obj: Checkpoint) -> str:
         return maintenance.describe(maintenance.job_status(obj.name))
 
     @admin.display(description="rebuild / verify details")
-    def maintenance_details(self, obj: Checkpoint) -> str:
+    def last_job_details(self, obj: Checkpoint) -> str:
         status = maintenance.job_status(obj.name)
         if not status:
             return "No rebuild or verification since the cache was last emptied."
