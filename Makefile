@@ -27,7 +27,7 @@ TEST_MANAGE := DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(PY) manage.py
 # own, so that a long import never delays orders.
 WEB_CMD                := $(VENV)/bin/uvicorn config.asgi:application --host 127.0.0.1 --port $(PORT) --workers 2
 COMMANDS_WORKER_CMD    := $(VENV)/bin/celery -A config.celery_app worker -Q commands -c 2 -n commands@%h --loglevel INFO
-IMPORTS_WORKER_CMD     := $(VENV)/bin/celery -A config.celery_app worker -Q imports -c 1 -n imports@%h --loglevel INFO
+IMPORTS_WORKER_CMD     := $(VENV)/bin/celery -A config.celery_app worker -Q imports,maintenance -c 1 -n imports@%h --loglevel INFO
 PROJECTIONS_WORKER_CMD := $(VENV)/bin/celery -A config.celery_app worker -Q projections -c 1 -n projections@%h --loglevel INFO
 BEAT_CMD               := $(VENV)/bin/celery -A config.celery_app beat --loglevel INFO --schedule .run/celerybeat-schedule
 

@@ -2,7 +2,10 @@
 
 Staff sockets also join the staff group, which carries import progress and the
 dashboard's figures; a customer's socket never joins it, and its handlers drop
-staff messages anyway should one ever be routed to it.
+staff messages anyway should one ever be routed to it. A socket that sends
+`{"type": "catalogue.subscribe"}` (the shop's) also joins the catalogue group:
+the stock of products once the catalogue has applied it, public to every
+signed-in user.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from observability import metrics
 
-from .push import STAFF_GROUP, user_group
+from .push import CATALOGUE_GROUP, STAFF_GROUP, user_group
 
 UNAUTHENTICATED = 4401
 
@@ -48,8 +51,12 @@ class CommandStatusConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        if isinstance(content, dict) and content.get("type") == "ping":
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "ping":
             await self.send_json({"type": "pong"})
+        elif kind == "catalogue.subscribe" and CATALOGUE_GROUP not in self.groups:
+            await self.channel_layer.group_add(CATALOGUE_GROUP, self.channel_name)
+            self.groups.append(CATALOGUE_GROUP)
 
     async def command_status(self, message: dict[str, Any]) -> None:
         await self.send_json(
@@ -58,6 +65,11 @@ class CommandStatusConsumer(AsyncJsonWebsocketConsumer):
                 "seq": message["seq"],
                 "command": message["command"],
             }
+        )
+
+    async def catalogue_stock(self, message: dict[str, Any]) -> None:
+        await self.send_json(
+            {"type": "catalogue.stock", "products": message["products"]}
         )
 
     async def import_progress(self, message: dict[str, Any]) -> None:

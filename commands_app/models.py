@@ -6,6 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.db.models.fields.json import KT
 from django.db.models.functions import Now
 
 
@@ -143,7 +144,12 @@ class StoredEvent(models.Model):
                 fields=("stream_id", "version"), name="events_unique_stream_version"
             )
         ]
-        indexes = [models.Index(fields=("tx_id", "position"), name="events_tx_pos_idx")]
+        indexes = [
+            models.Index(fields=("tx_id", "position"), name="events_tx_pos_idx"),
+            # The admin finds a command's events, and a request's, by these.
+            models.Index(KT("metadata__command_id"), name="events_command_idx"),
+            models.Index(KT("metadata__correlation_id"), name="events_correlation_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.position} {self.type} {self.stream_id}@{self.version}"

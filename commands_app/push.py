@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 WAKE_KEY = "projections:wake-queued"
 # Every staff member's sockets: import progress and dashboard updates.
 STAFF_GROUP = "staff"
+# Sockets that subscribed (the shop's): the catalogue's stock changes (public data).
+CATALOGUE_GROUP = "catalogue"
 
 
 def user_group(user_id: int) -> str:
@@ -127,6 +129,19 @@ def push_projection_lag(projections: list[dict[str, Any]]) -> bool:
     """Send the projections' lag to staff sockets (PROJECTIONS_ON_LAG)."""
     return send_to_group(
         STAFF_GROUP, {"type": "projection.lag", "projections": projections}
+    )
+
+
+def push_stock(products: list[dict[str, Any]]) -> bool:
+    """Send the catalogue's new stock to every shopper (PROJECTIONS_ON_STOCK).
+
+    One message per projection round: `products` holds each changed product
+    once, `[{id, available, position}]`, after the read model committed it.
+    """
+    if not products:
+        return False
+    return send_to_group(
+        CATALOGUE_GROUP, {"type": "catalogue.stock", "products": products}
     )
 
 

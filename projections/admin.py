@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.html import format_html
 
 from commands_app import eventstore
 
+from . import maintenance
 from .dead_letters import discard_dead_letters, replay_dead_letters
 from .models import (
     Checkpoint,
@@ -21,7 +24,6 @@ from .models import (
     ProductCatalogue,
     SalesOrder,
 )
-from .tasks import rebuild_task
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -46,9 +48,18 @@ class CheckpointAdmin(ReadOnlyAdmin):
         "lag_seconds",
         "updated_at",
         "last_error",
+        "last_job",
     )
-    readonly_fields = ("name", "tx_id", "position", "updated_at", "last_error")
-    actions = ("rebuild", "replay")
+    readonly_fields = (
+        "name",
+        "tx_id",
+        "position",
+        "updated_at",
+        "last_error",
+        "last_job",
+        "last_job_details",
+    )
+    actions = ("rebuild", "verify", "replay")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Checkpoint]:
         self._head = eventstore.head()
@@ -68,19 +79,59 @@ class CheckpointAdmin(ReadOnlyAdmin):
             return 0.0
         return round((timezone.now() - pending[0].recorded_at).total_seconds(), 1)
 
+    @admin.display(description="last rebuild / verify")
+    def last_job(self, obj: Checkpoint) -> str:
+        return maintenance.describe(maintenance.job_status(obj.name))
+
+    @admin.display(description="rebuild / verify details")
+    def last_job_details(self, obj: Checkpoint) -> str:
+        status = maintenance.job_status(obj.name)
+        if not status:
+            return "No rebuild or verification since the cache was last emptied."
+        return format_html(
+            "<pre>{}</pre>", json.dumps(status, indent=2, sort_keys=True)
+        )
+
     def has_rebuild_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("projections.change_checkpoint")
+
+    def has_verify_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("projections.change_checkpoint")
 
     def has_replay_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("projections.replay_deadletter")
 
-    @admin.action(description="Rebuild (aside, then swap)", permissions=["rebuild"])
+    @admin.action(
+        description="Rebuild (aside, then swap; on the maintenance queue)",
+        permissions=["rebuild"],
+    )
     def rebuild(self, request: HttpRequest, queryset: QuerySet[Checkpoint]) -> None:
+        self._queue("rebuild", request, queryset)
+
+    @admin.action(
+        description="Verify (replay aside, compare checksums)",
+        permissions=["verify"],
+    )
+    def verify(self, request: HttpRequest, queryset: QuerySet[Checkpoint]) -> None:
+        self._queue("verify", request, queryset)
+
+    def _queue(
+        self, kind: str, request: HttpRequest, queryset: QuerySet[Checkpoint]
+    ) -> None:
         for checkpoint in queryset:
-            rebuild_task.delay(checkpoint.name)
-        self.message_user(
-            request, f"Rebuild queued for {queryset.count()} projection(s)."
-        )
+            if maintenance.queue_job(kind, checkpoint.name):
+                self.message_user(
+                    request,
+                    f"{kind.capitalize()} of {checkpoint.name} queued; its "
+                    "progress shows in the last rebuild / verify column.",
+                )
+            else:
+                self.message_user(
+                    request,
+                    f"A rebuild or verification of {checkpoint.name} is "
+                    "already queued or running.",
+                    messages.WARNING,
+                )
 
     @admin.action(description="Replay dead letters", permissions=["replay"])
     def replay(self, request: HttpRequest, queryset: QuerySet[Checkpoint]) -> None:
@@ -140,7 +191,12 @@ class DeadLetterAdmin(ReadOnlyAdmin):
 @admin.register(ProductCatalogue)
 class ProductCatalogueAdmin(ReadOnlyAdmin):
     list_display = ("sku", "name", "price_cents", "available", "position")
+    # Trigram indexes on both (read_products_search_*): fast at any size.
     search_fields = ("sku", "name")
+    search_help_text = "Part of a SKU or of a name, any case."
+    list_per_page = 50
+    ordering = ("name", "id")
+    show_full_result_count = False
 
 
 @admin.register(OrderSummary)

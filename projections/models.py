@@ -46,6 +46,8 @@ class ProductCatalogue(ProjectedRow):
 
     class Meta:
         db_table = "read_products"
+        # Also trigram indexes on UPPER(name) and UPPER(sku), created by SQL in
+        # migration 0003 (pg_trgm): `search` is UPPER(column) LIKE '%…%'.
         indexes = [models.Index(fields=("name", "id"), name="read_products_name_idx")]
 
     def __str__(self) -> str:

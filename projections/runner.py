@@ -32,6 +32,7 @@ from .lag import report_lag
 from .locks import lock_key, projection_lock
 from .models import Checkpoint, DeadLetterStatus
 from .registry import projector_class, projector_names
+from .stock import changed_products, notify_stock
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class BatchResult:
     read: int = 0
     parked: bool = False
     locked_out: bool = False
+    products: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -60,6 +62,7 @@ class RoundResult:
     locked_out: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     announced: list[int] = field(default_factory=list)
+    products: set[str] = field(default_factory=set)
 
 
 def ensure_checkpoints(names: tuple[str, ...] | list[str]) -> None:
@@ -127,6 +130,7 @@ def _catch_up_alone(
             _record_error(result, projector.name, exc)
             return
         result.applied[projector.name] += batch.read
+        notify_stock(batch.products)
         if batch.read:
             announce_projected()
             report_lag()
@@ -176,6 +180,7 @@ def run_round(projectors: list[Projector], batch_size: int) -> RoundResult:
                 continue
             moved[projector.name] = (share[-1].checkpoint, parked)
             result.applied[projector.name] = len(share)
+            result.products |= changed_products(projector, share)
         save_checkpoints(moved)
         for name, (checkpoint, _error) in moved.items():
             checkpoints[name] = checkpoint
@@ -186,6 +191,7 @@ def run_round(projectors: list[Projector], batch_size: int) -> RoundResult:
     for name, count in result.applied.items():
         metrics.projection_read(name, count)
     notify_projected(result.announced)
+    notify_stock(result.products)
     if result.applied:
         report_lag()
     return result
@@ -306,7 +312,11 @@ def run_batch(projector: Projector, batch_size: int) -> BatchResult:
             fields.append("last_error")
         checkpoint.save(update_fields=fields)
     metrics.projection_read(projector.name, len(events))
-    return BatchResult(read=len(events), parked=bool(parked))
+    return BatchResult(
+        read=len(events),
+        parked=bool(parked),
+        products=changed_products(projector, events),
+    )
 
 
 def apply_events(projector: Projector, events: list[RecordedEvent]) -> str:

@@ -9,7 +9,7 @@ import redis
 from celery import shared_task
 from django.conf import settings
 
-from . import lag, rebuild, runner
+from . import lag, maintenance, runner
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,15 @@ def catch_up_task() -> None:
     lag.report_lag()
 
 
-@shared_task(name="projections.rebuild", acks_late=True, ignore_result=True)
+# Maintenance tasks: queued by maintenance.queue_job on the maintenance queue,
+# with long time limits, and acknowledged on receipt (see projections/maintenance.py).
+@shared_task(name="projections.rebuild", acks_late=False, ignore_result=True)
 def rebuild_task(name: str) -> None:
     """Rebuild one projection aside and swap it in."""
-    rebuild.rebuild(name)
+    maintenance.run_rebuild(name)
+
+
+@shared_task(name="projections.verify", acks_late=False, ignore_result=True)
+def verify_task(name: str) -> None:
+    """Verify one projection against a replay aside."""
+    maintenance.run_verify(name)

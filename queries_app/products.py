@@ -35,6 +35,12 @@ class ProductListApi(ReadApi):
         q = serializers.CharField(
             required=False, max_length=100, help_text="Part of the name, any case."
         )
+        search = serializers.CharField(
+            required=False,
+            max_length=100,
+            help_text="Part of the name or of the SKU, any case (what the shop's "
+            "search box sends).",
+        )
         min_available = serializers.IntegerField(
             required=False, min_value=0, max_value=2**63 - 1
         )
@@ -54,6 +60,7 @@ class ProductListApi(ReadApi):
         return selectors.product_list(
             sku=params.get("sku"),
             q=params.get("q"),
+            search=params.get("search"),
             min_available=params.get("min_available"),
         )
 

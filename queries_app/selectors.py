@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from projections.models import DailySales, OrderSummary, ProductCatalogue
 
@@ -12,14 +12,24 @@ PRODUCT_FIELDS = ("id", "sku", "name", "price_cents", "available")
 
 
 def product_list(
-    *, sku: str | None = None, q: str | None = None, min_available: int | None = None
+    *,
+    sku: str | None = None,
+    q: str | None = None,
+    search: str | None = None,
+    min_available: int | None = None,
 ) -> QuerySet[ProductCatalogue]:
-    """Return catalogue rows matching the filters (unordered)."""
+    """Return catalogue rows matching the filters (unordered).
+
+    `search` is a part of the name or of the SKU, any case: trigram indexes
+    on both (read_products_search_*) answer it without a scan.
+    """
     products = ProductCatalogue.objects.only(*PRODUCT_FIELDS)
     if sku is not None:
         products = products.filter(sku=sku)
     if q:
         products = products.filter(name__icontains=q)
+    if search:
+        products = products.filter(Q(name__icontains=search) | Q(sku__icontains=search))
     if min_available is not None:
         products = products.filter(available__gte=min_available)
     return products

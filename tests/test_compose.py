@@ -196,7 +196,7 @@ def test_the_make_run_processes_are_those_of_the_design() -> None:
         "celery -A config.celery_app worker -Q commands"
     )
     assert make_run_process("IMPORTS_WORKER_CMD")[:6] == shlex.split(
-        "celery -A config.celery_app worker -Q imports"
+        "celery -A config.celery_app worker -Q imports,maintenance"
     )
     assert make_run_process("PROJECTIONS_WORKER_CMD")[:6] == shlex.split(
         "celery -A config.celery_app worker -Q projections"

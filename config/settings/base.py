@@ -474,3 +474,8 @@ CONTENT_SECURITY_POLICY = env(
 CSP_EXEMPT_PATHS = ["/api/docs/"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+
+# --- Catalogue: live stock --------------------------------------------------------
+# Called by the projection runner after each round that changed the catalogue's
+# stock, with [{"id", "available", "position"}]: the write side pushes it to shoppers.
+PROJECTIONS_ON_STOCK = "commands_app.push.push_stock"

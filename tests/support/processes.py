@@ -86,7 +86,7 @@ class Worker:
 
     def __init__(
         self,
-        queues: str = "commands,imports,projections",
+        queues: str = "commands,imports,projections,maintenance",
         concurrency: int = 2,
         log_dir: Path | None = None,
         **env: str,

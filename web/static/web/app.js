@@ -194,7 +194,45 @@
   // --- Products and cart -----------------------------------------------------------------
 
   let products = [];
+  // Every product seen (a page, a push, a cart line): the cart's names and prices.
+  const known = new Map();
   const cart = loadCart();
+  const PAGE_SIZE = 24;
+
+  /* One browsable list of the catalogue: a search (name or SKU) and keyset pages. */
+  function catalogueList(prefix) {
+    return { prefix, search: "", cursor: null, back: [], next: null, page: 1, items: [], asked: 0 };
+  }
+  const shopList = catalogueList("products");
+  const restockList = catalogueList("restock");
+
+  function cursorOf(link) {
+    return link ? new URL(link, location.href).searchParams.get("cursor") : null;
+  }
+
+  function listUrl(list) {
+    let url = `/api/products/?page_size=${PAGE_SIZE}&ordering=name`;
+    if (list.search) url += `&search=${encodeURIComponent(list.search)}`;
+    if (list.cursor) url += `&cursor=${encodeURIComponent(list.cursor)}`;
+    return url;
+  }
+
+  async function loadList(list, position) {
+    // Only the last request counts: an earlier one (another page, another
+    // search) may answer after it.
+    const asked = ++list.asked;
+    const data = await read(listUrl(list), position);
+    if (asked !== list.asked) return;
+    list.items = data.results;
+    list.next = cursorOf(data.next);
+    for (const product of data.results) known.set(product.id, product);
+    const info = $(`#${list.prefix}-page`);
+    if (info) {
+      info.textContent = `Page ${list.page}` + (list.search ? ` of the results for “${list.search}”` : "");
+      $(`#${list.prefix}-prev`).disabled = !list.back.length;
+      $(`#${list.prefix}-next`).disabled = !list.next;
+    }
+  }
 
   function loadCart() {
     try {
@@ -210,8 +248,12 @@
 
   async function loadProducts(position) {
     try {
-      const data = await read("/api/products/?page_size=100", position);
-      products = data.results;
+      await Promise.all([
+        loadList(shopList, position),
+        $("#restock-list") ? loadList(restockList, position) : null,
+        loadCartProducts(position),
+      ]);
+      products = shopList.items;
       renderProducts();
       renderCart();
       renderRestock();
@@ -219,6 +261,84 @@
       signatures.delete($("#products"));
       $("#products").replaceChildren(el("p", { class: "alert error", text: describeError(error) }));
     }
+  }
+
+  /* Products in the cart but on no page seen yet (after a reload, another page). */
+  async function loadCartProducts(position) {
+    const missing = Object.keys(cart).filter((id) => !known.has(id));
+    await Promise.all(missing.map(async (id) => {
+      try {
+        known.set(id, await read(`/api/products/${encodeURIComponent(id)}/`, position));
+      } catch (error) {
+        /* shown as an unknown product */
+      }
+    }));
+  }
+
+  function setupCatalogueList(list, reload) {
+    const input = $(`#${list.prefix}-search`);
+    if (!input) return;
+    let timer = null;
+    const search = () => {
+      list.search = input.value.trim();
+      list.cursor = null;
+      list.back = [];
+      list.page = 1;
+      reload();
+    };
+    input.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(search, 250);
+    });
+    input.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      clearTimeout(timer);
+      search();
+    });
+    $(`#${list.prefix}-next`).addEventListener("click", () => {
+      if (!list.next) return;
+      list.back.push(list.cursor);
+      list.cursor = list.next;
+      list.page += 1;
+      reload();
+    });
+    $(`#${list.prefix}-prev`).addEventListener("click", () => {
+      if (!list.back.length) return;
+      list.cursor = list.back.pop();
+      list.page -= 1;
+      reload();
+    });
+  }
+
+  /* Stock pushed once the catalogue has applied it: patch what is on screen. */
+  let reloadTimer = null;
+  function applyStock(message) {
+    const changes = new Map((message.products || []).map((p) => [p.id, p.available]));
+    // A product never seen may be new, and belong on the pages shown: read them
+    // again (once for a burst, as an import announces products by hundreds).
+    if (Array.from(changes.keys()).some((id) => !known.has(id)) && !reloadTimer) {
+      reloadTimer = setTimeout(() => {
+        reloadTimer = null;
+        loadProducts();
+      }, 500);
+    }
+    let touched = false;
+    for (const list of [shopList, restockList]) {
+      list.items = list.items.map((product) => {
+        if (!changes.has(product.id) || changes.get(product.id) === product.available) return product;
+        touched = true;
+        return { ...product, available: changes.get(product.id) };
+      });
+    }
+    for (const [id, available] of changes) {
+      const product = known.get(id);
+      if (product) known.set(id, { ...product, available });
+    }
+    if (!touched) return;
+    products = shopList.items;
+    renderProducts();
+    renderCart();
+    renderRestock();
   }
 
   function renderProducts() {
@@ -253,7 +373,8 @@
               },
             }, "Add to cart"))));
     }
-    return [products.length ? list : el("p", { class: "muted", text: "No products yet." })];
+    const none = shopList.search ? `No product matches “${shopList.search}”.` : "No products yet.";
+    return [products.length ? list : el("p", { class: "muted", text: none })];
   }
 
   function renderCart() {
@@ -266,7 +387,7 @@
     let total = 0;
     const list = el("ul", { class: "cart-lines" });
     for (const [productId, quantity] of lines) {
-      const product = products.find((p) => p.id === productId);
+      const product = known.get(productId);
       const name = product ? product.name : "Unknown product";
       if (product) total += product.price_cents * quantity;
       const inputId = `cart-${productId}`;
@@ -477,12 +598,15 @@
 
   function renderRestock() {
     const box = $("#restock-list");
-    if (box) replaceKeeping(box, products, buildRestock);
+    if (box) replaceKeeping(box, restockList.items, buildRestock);
   }
 
   function buildRestock() {
     const list = el("ul", { class: "restock" });
-    for (const product of products) {
+    if (!restockList.items.length) {
+      return [el("p", { class: "muted", text: restockList.search ? `No product matches “${restockList.search}”.` : "No products yet." })];
+    }
+    for (const product of restockList.items) {
       const inputId = `restock-${product.id}`;
       const status = restore(el("span", { class: "status", role: "status", "aria-live": "polite", id: `restock-status-${product.id}` }));
       const button = restore(el("button", { type: "button", id: `restock-button-${product.id}`, "aria-label": `Restock ${product.name}` }, "Restock"));
@@ -783,10 +907,13 @@
 
   // --- Start -------------------------------------------------------------------------
 
+  let connectionState = "connecting";
+
   function setupConnection() {
     const badge = $("#connection");
     const text = { live: "live", connecting: "connecting…", offline: "offline: checking by polling" };
     on("connection", (state) => {
+      connectionState = state;
       badge.dataset.state = state;
       badge.textContent = text[state] || state;
     });
@@ -797,21 +924,31 @@
     setupCheckout();
     refreshers.shop = () => loadProducts();
     refreshers.orders = () => loadOrders();
+    setupCatalogueList(shopList, () => loadProducts());
+    on("catalogue.stock", applyStock);
     if (APP.isStaff) {
       setupRegister();
       setupImport();
       setupDashboard();
       refreshers.catalogue = () => loadProducts();
+      setupCatalogueList(restockList, () => loadProducts());
       refreshers.shipping = () => loadShipping();
     }
     window.addEventListener("hashchange", () => showTab(location.hash.slice(1)));
     showTab(location.hash.slice(1) || "shop", { focus: false });
     renderCart();
     loadOrders();
-    // Stock changes with other customers' orders: refresh it while it is on screen.
+    // Stock changes with other customers' orders: pushed (catalogue.stock) while
+    // the socket is live; polled every 5 s while it is down, and once a minute
+    // anyway, as pushes are at most once.
+    let lastPoll = Date.now();
     setInterval(() => {
       if (document.hidden) return;
-      if (!$("#shop").hidden || ($("#catalogue") && !$("#catalogue").hidden)) loadProducts();
+      if (connectionState === "live" && Date.now() - lastPoll < 60000) return;
+      if (!$("#shop").hidden || ($("#catalogue") && !$("#catalogue").hidden)) {
+        lastPoll = Date.now();
+        loadProducts();
+      }
     }, 5000);
     window.Live.start();
   }

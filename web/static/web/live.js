@@ -256,6 +256,8 @@
     ws.onopen = () => {
       if (socket !== ws) return;
       attempt = 0;
+      // The shop's stock, pushed once the catalogue has applied it.
+      ws.send(JSON.stringify({ type: "catalogue.subscribe" }));
       setState("live");
       schedulePolling();
       refreshAll();
