@@ -6,7 +6,7 @@ class Migration(migrations.Migration):
     """Index the events by the command and the request that wrote them (admin)."""
 
     dependencies = [
-        ("commands_app", "0004_stream_snapshots"),
+        ("commands_app", "0006_pay_order_hash_without_card"),
     ]
 
     operations = [

@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
     """Search products by part of a name or SKU with trigram indexes (pg_trgm)."""
 
     dependencies = [
-        ("projections", "0002_dead_letters"),
+        ("projections", "0003_order_refunded_cents"),
     ]
 
     operations = [
