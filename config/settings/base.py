@@ -6,6 +6,8 @@ from pathlib import Path
 
 import environ
 
+from config.database import session_options
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -90,6 +92,18 @@ for _db in DATABASES.values():
     _db["CONN_HEALTH_CHECKS"] = True
     _db.setdefault("OPTIONS", {})["connect_timeout"] = env.int(
         "DB_CONNECT_TIMEOUT", default=5
+    )
+    # A host that vanished (no FIN) loses its sessions, transactions and
+    # projection locks within a known time (config/database.py, docs/reliability.md).
+    _db["OPTIONS"].update(
+        session_options(
+            idle_in_transaction_seconds=env.float(
+                "DB_IDLE_IN_TRANSACTION_TIMEOUT", default=60.0
+            ),
+            keepalives_idle=env.int("DB_KEEPALIVES_IDLE", default=30),
+            keepalives_interval=env.int("DB_KEEPALIVES_INTERVAL", default=10),
+            keepalives_count=env.int("DB_KEEPALIVES_COUNT", default=3),
+        )
     )
 # Django turns psycopg's prepared statements off (for connection poolers). Its
 # own cursors bind on the client and are never prepared whatever this says; the
