@@ -10,8 +10,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from .models import CommandRecord, CommandStatus, StoredEvent
-from .services import enqueue
+from .models import CommandRecord, StoredEvent
+from .sweeper import redrive_failed
 
 
 def _pretty(value: Any) -> str:
@@ -57,14 +57,9 @@ class CommandRecordAdmin(ReadOnlyAdmin):
         description="Re-drive selected failed commands", permissions=["redrive"]
     )
     def redrive(self, request: HttpRequest, queryset: QuerySet[CommandRecord]) -> None:
-        failed = list(queryset.filter(status=CommandStatus.FAILED))
-        for record in failed:
-            CommandRecord.objects.filter(
-                pk=record.pk, status=CommandStatus.FAILED
-            ).update(status=CommandStatus.ACCEPTED, attempt=0, error=None)
-            enqueue(record)
+        count = redrive_failed(queryset.values_list("pk", flat=True))
         self.message_user(
-            request, f"Re-drove {len(failed)} failed command(s).", messages.SUCCESS
+            request, f"Re-drove {count} failed command(s).", messages.SUCCESS
         )
 
     def has_redrive_permission(self, request: HttpRequest) -> bool:
