@@ -162,6 +162,7 @@ CELERY_TASK_ROUTES = {
     "commands.execute_import": {"queue": "imports"},
     "commands.sweep": {"queue": "commands"},
     "commands.dashboard": {"queue": "commands"},
+    "commands.purge_finished": {"queue": "commands"},
     "projections.*": {"queue": "projections"},
 }
 # Time limits stay well below the broker's visibility timeout, so that a task is
@@ -193,6 +194,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("DASHBOARD_PUSH_SECONDS", default=2.0),
         "options": {"expires": 5},
     },
+    "purge-finished-commands": {
+        "task": "commands.purge_finished",
+        "schedule": env.float("COMMAND_PURGE_INTERVAL_SECONDS", default=3600.0),
+        "options": {"expires": 600},
+    },
 }
 
 # --- Command pipeline -----------------------------------------------------------
@@ -200,6 +206,10 @@ COMMAND_LEASE_SECONDS = env.int("COMMAND_LEASE_SECONDS", default=30)
 COMMAND_MAX_ATTEMPTS = env.int("COMMAND_MAX_ATTEMPTS", default=5)
 COMMAND_REDRIVE_AFTER_SECONDS = env.float("COMMAND_REDRIVE_AFTER_SECONDS", default=5.0)
 COMMAND_CONFLICT_RETRIES = env.int("COMMAND_CONFLICT_RETRIES", default=10)
+# A finished command's record is deleted this long after it finished, never
+# before its Idempotency-Key's lifetime (commands_app/retention.py).
+COMMAND_RETENTION_DAYS = env.int("COMMAND_RETENTION_DAYS", default=30)
+IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 COMMAND_MAX_WAIT_SECONDS = env.float("COMMAND_MAX_WAIT_SECONDS", default=10.0)
 COMMAND_MAX_CONCURRENT_WAITS = env.int("COMMAND_MAX_CONCURRENT_WAITS", default=8)
 # Reads with min_position=N wait this long for the read model, then answer 503.
@@ -210,6 +220,12 @@ READ_MAX_CONCURRENT_WAITS = env.int("READ_MAX_CONCURRENT_WAITS", default=8)
 IMPORT_CHUNK_SIZE = env.int("IMPORT_CHUNK_SIZE", default=500)
 IMPORT_MAX_ITEMS = 50_000
 PAYMENT_GATEWAY_LATENCY_MS = env.int("PAYMENT_GATEWAY_LATENCY_MS", default=300)
+
+# Pauses one projection round may spend retrying failing events, in all; then a
+# failing event parks after one try (projections/base.py).
+PROJECTION_RETRY_BUDGET_SECONDS = env.float(
+    "PROJECTION_RETRY_BUDGET_SECONDS", default=3.0
+)
 
 # --- REST framework -------------------------------------------------------------
 REST_FRAMEWORK = {
