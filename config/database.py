@@ -13,6 +13,7 @@ make it notice within a known time:
 - `client_connection_check_interval` lets a running statement notice it;
 - the client's libpq keepalives let a process notice a server that vanished.
 
+`client_connection_check_interval` needs PostgreSQL 14 or later (15 here).
 Behind a pooler that refuses startup options (PgBouncer without
 `ignore_startup_parameters = options`), set the server-side ones with
 `ALTER ROLE … SET` instead.
