@@ -254,10 +254,11 @@ def resolve_by_rebuild(projection: str) -> None:
 
     A rebuild goes up to the live checkpoint: letters beyond it stay open.
     """
-    checkpoint = Checkpoint.objects.get(name=projection)
-    DeadLetter.objects.filter(
-        passed(checkpoint), projection=projection, status__in=OPEN
-    ).update(status=DeadLetterStatus.REPLAYED, resolved_at=timezone.now())
+    checkpoint = Checkpoint.objects.filter(name=projection).first()
+    if checkpoint is not None:
+        DeadLetter.objects.filter(
+            passed(checkpoint), projection=projection, status__in=OPEN
+        ).update(status=DeadLetterStatus.REPLAYED, resolved_at=timezone.now())
     _set_last_error(projection)
 
 
