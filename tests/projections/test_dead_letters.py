@@ -7,12 +7,14 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
+from commands_app import eventstore
 from projections import dead_letters, rebuild, runner
 from projections.dead_letters import discard_dead_letters, replay_dead_letters
 from projections.locks import lock_key
 from projections.models import Checkpoint, DeadLetter, OrderSummary
 from projections.projectors import OrderSummaryProjector
 from projections.registry import PROJECTOR_NAMES
+from tests.support.processes import wait_until
 
 from .conftest import rows, settle
 
@@ -175,6 +177,14 @@ def test_a_fault_on_every_event_parks_them_within_the_round_s_retry_budget(
     orders = [store.order(mug, customer=100 + n) for n in range(20)]
     for order in orders:
         store.pay(order)
+    # One round for them all: wait until the readers' (cluster-wide) horizon
+    # has passed every event, as a budget is the round's.
+    wait_until(
+        lambda: (
+            len(eventstore.read_after(eventstore.Checkpoint(0, 0), limit=500))
+            == len(store.positions)
+        )
+    )
 
     result = settle()
 
