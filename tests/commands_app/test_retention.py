@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from commands_app import retention
+from commands_app import retention, services
 from commands_app.models import CommandRecord
 from commands_app.retention import purge_finished_commands
 from tests.support.commands import submit
@@ -20,6 +20,12 @@ from tests.support.commands import submit
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 BODY = {"sku": "MUG-1", "name": "Mug", "price_cents": 100, "initial_stock": 1}
+
+
+@pytest.fixture(autouse=True)
+def no_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the commands sent here to this test (no task is published)."""
+    monkeypatch.setattr(services, "enqueue", lambda record: None)
 
 
 def send(staff_api: Any, key: str) -> str:
@@ -112,6 +118,7 @@ def test_purging_deletes_in_batches_each_its_own_transaction(staff):
 
 
 def test_beat_runs_the_purge_task():
+    from commands_app.tasks import purge_finished_task
     from config.celery_app import app
 
     entries = [
@@ -120,5 +127,6 @@ def test_beat_runs_the_purge_task():
         if entry["task"] == "commands.purge_finished"
     ]
     assert entries
-    assert app.tasks["commands.purge_finished"].name == "commands.purge_finished"
+    assert purge_finished_task.name == "commands.purge_finished"
+    assert "commands.purge_finished" in app.tasks
     assert retention.retention() == timedelta(days=30)
