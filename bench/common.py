@@ -276,6 +276,8 @@ def reset_state() -> None:
 
     sql(
         DB_NAME,
+        # The event store refuses TRUNCATE unless the session allows it.
+        "SET cqrs.allow_truncate_events = on; "
         "TRUNCATE events, commands, product_skus RESTART IDENTITY; "
         "CREATE TABLE IF NOT EXISTS bench_baseline "
         "(id bigserial PRIMARY KEY, body jsonb NOT NULL, "

@@ -22,12 +22,11 @@ from . import effects, explain
 from .domain.events import EVENT_TYPES
 from .models import (
     CommandRecord,
-    CommandStatus,
     Effect,
     GatewayLedgerEntry,
     StoredEvent,
 )
-from .services import enqueue
+from .sweeper import redrive_failed
 from .tokens import revoke_token
 
 # Events listed on a command's page; the event list, filtered, has them all.
@@ -174,14 +173,9 @@ class CommandRecordAdmin(ReadOnlyAdmin):
         description="Re-drive selected failed commands", permissions=["redrive"]
     )
     def redrive(self, request: HttpRequest, queryset: QuerySet[CommandRecord]) -> None:
-        failed = list(queryset.filter(status=CommandStatus.FAILED))
-        for record in failed:
-            CommandRecord.objects.filter(
-                pk=record.pk, status=CommandStatus.FAILED
-            ).update(status=CommandStatus.ACCEPTED, attempt=0, error=None)
-            enqueue(record)
+        count = redrive_failed(queryset.values_list("pk", flat=True))
         self.message_user(
-            request, f"Re-drove {len(failed)} failed command(s).", messages.SUCCESS
+            request, f"Re-drove {count} failed command(s).", messages.SUCCESS
         )
 
     def has_redrive_permission(self, request: HttpRequest) -> bool:

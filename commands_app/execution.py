@@ -87,7 +87,7 @@ def execute(command_id: UUID) -> None:
 
 def _run(record: CommandRecord, attempt: int) -> None:
     push.push_status(record)
-    if attempt > settings.COMMAND_MAX_ATTEMPTS:
+    if attempt - record.redriven_at_attempt > settings.COMMAND_MAX_ATTEMPTS:
         _finish_failed(
             record, attempt, "worker_lost", "Gave up after repeated crashes."
         )
@@ -318,5 +318,6 @@ def release(command_id: UUID, attempt: int) -> None:
 def _finish_failed(
     record: CommandRecord, attempt: int, code: str, message: str
 ) -> None:
-    error = {"code": code, "message": message, "details": {"attempts": attempt - 1}}
+    attempts = attempt - 1 - record.redriven_at_attempt
+    error = {"code": code, "message": message, "details": {"attempts": attempts}}
     finish(record, attempt, status=CommandStatus.FAILED, error=error)

@@ -57,6 +57,14 @@ class CommandRecord(models.Model):
     attempt = models.PositiveIntegerField(
         default=0, help_text="How many times a worker has claimed this command."
     )
+    redriven_at_attempt = models.PositiveIntegerField(
+        default=0,
+        db_default=0,
+        help_text=(
+            "The attempt number when staff last re-drove it: attempts only go up "
+            "(they fence stale workers), COMMAND_MAX_ATTEMPTS counts from here."
+        ),
+    )
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     status_seq = models.PositiveIntegerField(
         default=1, help_text="Incremented on every status change; pushes carry it."
@@ -95,7 +103,21 @@ class CommandRecord(models.Model):
                 fields=("status", "enqueued_at"),
                 name="commands_open_idx",
                 condition=models.Q(status__in=["accepted", "running"]),
-            )
+            ),
+            # The periodic queries: "projected" pushes by position, the staff
+            # dashboard by created_at and finished_at, retention by finished_at.
+            # Partial, so that accepting a command writes no entry for them.
+            models.Index(
+                fields=("position",),
+                name="commands_position_idx",
+                condition=models.Q(position__isnull=False),
+            ),
+            models.Index(fields=("created_at",), name="commands_created_idx"),
+            models.Index(
+                fields=("finished_at",),
+                name="commands_finished_idx",
+                condition=models.Q(finished_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

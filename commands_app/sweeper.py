@@ -9,10 +9,14 @@ lease.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import timedelta
+from uuid import UUID
 
 from django.conf import settings
-from django.db.models import Q
+from django.db import transaction
+from django.db.models import F, Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from observability import metrics
@@ -50,3 +54,35 @@ def sweep() -> int:
     if stuck:
         logger.info("re-drove %d stuck commands", len(stuck))
     return len(stuck)
+
+
+def redrive_failed(command_ids: Iterable[UUID]) -> int:
+    """Send failed commands back to the workers (staff's re-drive); return how many.
+
+    The attempt number only goes up, as it fences the workers of earlier
+    attempts; `COMMAND_MAX_ATTEMPTS` counts the claims after the re-drive.
+    """
+    with transaction.atomic():
+        failed = list(
+            CommandRecord.objects.select_for_update()
+            .filter(pk__in=list(command_ids), status=CommandStatus.FAILED)
+            .only("id", "type")
+        )
+        CommandRecord.objects.filter(pk__in=[r.pk for r in failed]).update(
+            status=CommandStatus.ACCEPTED,
+            redriven_at_attempt=F("attempt"),
+            error=None,
+            finished_at=None,
+            lease_expires_at=None,
+            enqueued_at=Now(),
+            status_seq=F("status_seq") + 1,
+        )
+        transaction.on_commit(lambda: _enqueue_all(failed))
+    if failed:
+        logger.info("staff re-drove %d failed commands", len(failed))
+    return len(failed)
+
+
+def _enqueue_all(records: list[CommandRecord]) -> None:
+    for record in records:
+        enqueue(record)

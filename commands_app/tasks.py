@@ -6,7 +6,7 @@ from uuid import UUID
 
 from celery import shared_task
 
-from . import dashboard, execution, sweeper
+from . import dashboard, execution, retention, sweeper
 
 
 @shared_task(name="commands.execute", acks_late=True, ignore_result=True)
@@ -37,3 +37,9 @@ def sweep_task() -> None:
 def dashboard_task() -> None:
     """Push command statistics to staff dashboards."""
     dashboard.push_dashboard()
+
+
+@shared_task(name="commands.purge_finished", ignore_result=True)
+def purge_finished_task() -> None:
+    """Delete command records past their retention (and idempotency) time."""
+    retention.purge_finished_commands()

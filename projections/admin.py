@@ -139,9 +139,10 @@ class CheckpointAdmin(ReadOnlyAdmin):
             result = replay_dead_letters(checkpoint.name)[checkpoint.name]
             self.message_user(
                 request,
-                f"{checkpoint.name}: replayed {result.replayed}, "
-                f"still parked {result.still_parked}",
-                messages.WARNING if result.still_parked else messages.SUCCESS,
+                f"{checkpoint.name}: {result}",
+                messages.WARNING
+                if result.still_parked or result.locked_out
+                else messages.SUCCESS,
             )
 
 
@@ -177,9 +178,10 @@ class DeadLetterAdmin(ReadOnlyAdmin):
             result = replay_dead_letters(name)[name]
             self.message_user(
                 request,
-                f"{name}: replayed {result.replayed}, "
-                f"still parked {result.still_parked}",
-                messages.WARNING if result.still_parked else messages.SUCCESS,
+                f"{name}: {result}",
+                messages.WARNING
+                if result.still_parked or result.locked_out
+                else messages.SUCCESS,
             )
 
     @admin.action(description="Discard", permissions=["discard"])

@@ -28,6 +28,8 @@ from commands_app.eventstore import RecordedEvent
 READ_DB = "read"
 # Pauses between the tries of a failing handler, bounded to about a second.
 DEFAULT_RETRY_DELAYS = (0.05, 0.15, 0.3, 0.5)
+# Pauses a whole round (or replay) may spend on retries; then failures park at once.
+DEFAULT_RETRY_BUDGET_SECONDS = 3.0
 
 # An event with its domain form, decoded once for every projector of a batch.
 Decoded = tuple[RecordedEvent, Event]
@@ -153,12 +155,47 @@ def retry_delays() -> tuple[float, ...]:
     return tuple(getattr(settings, "PROJECTION_RETRY_DELAYS", DEFAULT_RETRY_DELAYS))
 
 
-def apply_with_retries(projector: Projector, recorded: RecordedEvent) -> str | None:
+class RetryBudget:
+    """The time one round (or replay) may pause between tries of failing events.
+
+    A fault that hits every event must not cost each one the whole backoff
+    inside one transaction: once the budget is spent, a failing event gets a
+    single try and parks.
+    """
+
+    def __init__(self, seconds: float | None = None) -> None:
+        if seconds is None:
+            seconds = getattr(
+                settings,
+                "PROJECTION_RETRY_BUDGET_SECONDS",
+                DEFAULT_RETRY_BUDGET_SECONDS,
+            )
+        self.left = float(seconds)
+
+    def take(self, delay: float) -> bool:
+        """Spend `delay` seconds of the budget if it has them; say if it had."""
+        if delay > self.left:
+            return False
+        self.left -= delay
+        return True
+
+
+def apply_with_retries(
+    projector: Projector, recorded: RecordedEvent, budget: RetryBudget | None = None
+) -> str | None:
     """Apply one event in a savepoint, retrying with backoff; return the error.
 
     Return None on success, else the last traceback. Must run inside a
     transaction of the read database: a failed try rolls back to its savepoint.
+    A retry pauses only while `budget` (if given) has the time for it.
     """
+    return apply_counting_tries(projector, recorded, budget)[0]
+
+
+def apply_counting_tries(
+    projector: Projector, recorded: RecordedEvent, budget: RetryBudget | None = None
+) -> tuple[str | None, int]:
+    """Do what `apply_with_retries` does; return the error and the tries made."""
     error = ""
     delays = retry_delays()
     for attempt in range(len(delays) + 1):
@@ -167,11 +204,14 @@ def apply_with_retries(projector: Projector, recorded: RecordedEvent) -> str | N
                 projector.apply(recorded)
         except Exception:
             error = traceback.format_exc()
-            if attempt < len(delays):
-                time.sleep(delays[attempt])
+            if attempt == len(delays):
+                break
+            if budget is not None and not budget.take(delays[attempt]):
+                break
+            time.sleep(delays[attempt])
         else:
-            return None
-    return error
+            return None, attempt + 1
+    return error, attempt + 1
 
 
 @contextmanager

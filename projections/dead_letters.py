@@ -4,64 +4,150 @@ Order per aggregate (stream) is kept: once an event of a stream is parked, the
 projection's later events of that stream wait behind it, while other streams go
 on. A replay drains a stream's parked and waiting events in order and stops at
 the first that fails again.
+
+A letter is written on a connection of its own and committed at once, so that
+a round that rolls back afterwards (a later failure, a time limit) keeps it:
+the next round, meeting the event again, leaves it parked instead of retrying
+it. Such a letter lies beyond the projection's checkpoint until a round that
+passes it commits; replays and rebuilds only settle letters the checkpoint has
+passed, so that the events before them in their stream are applied first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
 
-from django.db import transaction
+from django.db import connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Q
 from django.utils import timezone
 
 from commands_app.domain.events import upcast
 from commands_app.eventstore import RecordedEvent
 
-from .base import READ_DB, Projector, apply_with_retries, retry_delays
+from .base import READ_DB, Projector, RetryBudget, apply_counting_tries
 from .locks import projection_lock
 from .models import Checkpoint, DeadLetter, DeadLetterStatus
 from .registry import projector_class, projector_names
 
 OPEN = (DeadLetterStatus.PARKED, DeadLetterStatus.WAITING)
+# A replay waits this long for the projection's lock, then does not run.
+REPLAY_LOCK_WAIT_SECONDS = 10.0
 
 
-def blocked_streams(projection: str) -> set[str]:
-    """Return the streams of a projection that have a parked or waiting event."""
-    return set(
-        DeadLetter.objects.filter(projection=projection, status__in=OPEN)
-        .values_list("stream_id", flat=True)
-        .distinct()
-    )
+@dataclass
+class Letters:
+    """Where a projection's streams are blocked, and which events have a letter.
+
+    A stream is blocked from its first open letter on: the events before it
+    (met again after a round that did not commit) still apply.
+    """
+
+    blocked: dict[str, tuple[int, int]] = field(default_factory=dict)
+    positions: set[int] = field(default_factory=set)
+
+    def blocks(self, recorded: RecordedEvent) -> bool:
+        """Say if the event must wait behind an open letter of its stream."""
+        first = self.blocked.get(recorded.stream_id)
+        return first is not None and (recorded.tx_id, recorded.position) > first
+
+    def block(self, recorded: RecordedEvent) -> None:
+        """Make the later events of the event's stream wait behind it."""
+        here = (recorded.tx_id, recorded.position)
+        self.blocked[recorded.stream_id] = min(
+            self.blocked.get(recorded.stream_id, here), here
+        )
 
 
-def park(
-    projection: str,
-    recorded: RecordedEvent,
-    *,
-    status: str,
-    error: str = "",
-    attempts: int = 0,
-) -> None:
-    """Keep an event aside for a projection (inside the batch transaction)."""
-    DeadLetter.objects.bulk_create(
-        [
-            DeadLetter(
-                projection=projection,
-                position=recorded.position,
-                tx_id=recorded.tx_id,
-                stream_id=recorded.stream_id,
-                version=recorded.version,
-                event_type=recorded.type,
-                data=recorded.data,
-                metadata=recorded.metadata,
-                recorded_at=recorded.recorded_at,
-                error=error,
-                attempts=attempts,
-                status=status,
+def letters_for(projection: str, events: Sequence[RecordedEvent]) -> Letters:
+    """Return where streams are blocked, and the events given that have a letter.
+
+    An event with a letter was parked by a round that did not commit (or its
+    letter was discarded since): a runner leaves it to its letter.
+    """
+    rows = DeadLetter.objects.filter(
+        Q(status__in=OPEN) | Q(position__in=[event.position for event in events]),
+        projection=projection,
+    ).values_list("stream_id", "tx_id", "position", "status")
+    letters = Letters()
+    for stream_id, tx_id, position, status in rows:
+        if status in OPEN:
+            first = letters.blocked.get(stream_id, (tx_id, position))
+            letters.blocked[stream_id] = min(first, (tx_id, position))
+        letters.positions.add(position)
+    return letters
+
+
+_PARK_SQL = """
+INSERT INTO read_dead_letters (projection, position, tx_id, stream_id, version,
+    event_type, data, metadata, recorded_at, error, attempts, status, created_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, now())
+ON CONFLICT (projection, position) DO NOTHING
+"""
+
+
+class LetterBox:
+    """Park events on a read-database connection of its own, each committed at once.
+
+    Opened on the first letter and closed on leaving the block: a round that
+    parks nothing costs no connection.
+    """
+
+    def __init__(self) -> None:
+        self._connection: BaseDatabaseWrapper | None = None
+
+    def __enter__(self) -> LetterBox:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def park(
+        self,
+        projection: str,
+        recorded: RecordedEvent,
+        *,
+        status: str,
+        error: str = "",
+        attempts: int = 0,
+    ) -> None:
+        """Keep an event aside for a projection, committed whatever follows."""
+        if self._connection is None:
+            self._connection = connections.create_connection(READ_DB)
+        with self._connection.cursor() as cursor:
+            cursor.execute(
+                _PARK_SQL,
+                [
+                    projection,
+                    recorded.position,
+                    recorded.tx_id,
+                    recorded.stream_id,
+                    recorded.version,
+                    recorded.type,
+                    json.dumps(recorded.data),
+                    json.dumps(recorded.metadata),
+                    recorded.recorded_at,
+                    error,
+                    attempts,
+                    status,
+                ],
             )
-        ],
-        ignore_conflicts=True,
+
+
+def passed(checkpoint: Checkpoint) -> Q:
+    """Select the letters at or before a checkpoint (their round committed)."""
+    return Q(tx_id__lt=checkpoint.tx_id) | Q(
+        tx_id=checkpoint.tx_id, position__lte=checkpoint.position
     )
 
 
@@ -84,10 +170,20 @@ def recorded_event(letter: DeadLetter) -> RecordedEvent:
 class ReplayResult:
     replayed: int = 0
     still_parked: int = 0
+    locked_out: bool = False
+
+    def __str__(self) -> str:
+        if self.locked_out:
+            return "not replayed: another runner holds the projection's lock"
+        return f"replayed {self.replayed}, still parked {self.still_parked}"
 
 
 def replay_dead_letters(projection: str | None = None) -> dict[str, ReplayResult]:
-    """Re-apply parked events and those waiting behind them, in order per stream."""
+    """Re-apply parked events and those waiting behind them, in order per stream.
+
+    Each projection's replay holds its lock, as a runner does; one whose lock
+    stays held elsewhere (`REPLAY_LOCK_WAIT_SECONDS`) is not replayed.
+    """
     names = [projection] if projection else list(projector_names())
     return {name: _replay(name) for name in names}
 
@@ -95,18 +191,23 @@ def replay_dead_letters(projection: str | None = None) -> dict[str, ReplayResult
 def _replay(name: str) -> ReplayResult:
     result = ReplayResult()
     projector = projector_class(name)()
+    budget = RetryBudget()
     with transaction.atomic(using=READ_DB):
-        projection_lock(name, timeout_seconds=30)
+        if not projection_lock(name, timeout_seconds=REPLAY_LOCK_WAIT_SECONDS):
+            return ReplayResult(locked_out=True)
+        checkpoint = Checkpoint.objects.filter(name=name).first()
+        if checkpoint is None:
+            return result
         letters = list(
             DeadLetter.objects.select_for_update()
-            .filter(projection=name, status__in=OPEN)
+            .filter(passed(checkpoint), projection=name, status__in=OPEN)
             .order_by("stream_id", "tx_id", "position")
         )
         failed_streams: set[str] = set()
         for letter in letters:
             if letter.stream_id in failed_streams:
                 continue
-            if _replay_one(projector, letter):
+            if _replay_one(projector, letter, budget):
                 result.replayed += 1
             else:
                 failed_streams.add(letter.stream_id)
@@ -115,9 +216,9 @@ def _replay(name: str) -> ReplayResult:
     return result
 
 
-def _replay_one(projector: Projector, letter: DeadLetter) -> bool:
-    error = apply_with_retries(projector, recorded_event(letter))
-    letter.attempts += len(retry_delays()) + 1 if error else 1
+def _replay_one(projector: Projector, letter: DeadLetter, budget: RetryBudget) -> bool:
+    error, tries = apply_counting_tries(projector, recorded_event(letter), budget)
+    letter.attempts += tries
     if error is None:
         letter.status = DeadLetterStatus.REPLAYED
         letter.resolved_at = timezone.now()
@@ -149,10 +250,15 @@ def discarded_positions(projection: str) -> set[int]:
 
 
 def resolve_by_rebuild(projection: str) -> None:
-    """Mark open dead letters as applied once a rebuild has applied their events."""
-    DeadLetter.objects.filter(projection=projection, status__in=OPEN).update(
-        status=DeadLetterStatus.REPLAYED, resolved_at=timezone.now()
-    )
+    """Mark open dead letters as applied once a rebuild has applied their events.
+
+    A rebuild goes up to the live checkpoint: letters beyond it stay open.
+    """
+    checkpoint = Checkpoint.objects.filter(name=projection).first()
+    if checkpoint is not None:
+        DeadLetter.objects.filter(
+            passed(checkpoint), projection=projection, status__in=OPEN
+        ).update(status=DeadLetterStatus.REPLAYED, resolved_at=timezone.now())
     _set_last_error(projection)
 
 

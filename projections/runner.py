@@ -26,8 +26,8 @@ from commands_app.eventstore import RecordedEvent
 from observability import metrics, tracing
 
 from .announce import announce_in_round, announce_projected, notify_projected
-from .base import READ_DB, Projector, apply_with_retries, pipelined, retry_delays
-from .dead_letters import blocked_streams, park
+from .base import READ_DB, Projector, RetryBudget, apply_counting_tries, pipelined
+from .dead_letters import LetterBox, letters_for
 from .lag import report_lag
 from .locks import lock_key, projection_lock
 from .models import Checkpoint, DeadLetterStatus
@@ -163,6 +163,7 @@ def run_round(projectors: list[Projector], batch_size: int) -> RoundResult:
         if not events:
             return result
         moved: dict[str, tuple[Position, str]] = {}
+        budget = RetryBudget()
         for projector in projectors:
             if projector.name not in mine:
                 continue
@@ -171,7 +172,7 @@ def run_round(projectors: list[Projector], batch_size: int) -> RoundResult:
             if not share:
                 continue
             try:
-                parked = apply_share(projector, share)
+                parked = apply_share(projector, share, budget)
             except Exception as exc:
                 logger.exception("projection %s failed", projector.name)
                 result.errors[projector.name] = repr(exc)
@@ -223,12 +224,14 @@ def read_checkpoints() -> dict[str, Position]:
     return checkpoints
 
 
-def apply_share(projector: Projector, events: list[RecordedEvent]) -> str:
+def apply_share(
+    projector: Projector, events: list[RecordedEvent], budget: RetryBudget
+) -> str:
     """Apply a projection's share of the round in a savepoint; return its error."""
     if not any(projector.handles(event) for event in events):
         return ""
     with transaction.atomic(using=READ_DB):
-        parked = apply_events(projector, events)
+        parked = apply_events(projector, events, budget)
     return parked
 
 
@@ -304,7 +307,7 @@ def run_batch(projector: Projector, batch_size: int) -> BatchResult:
         )
         if not events:
             return BatchResult()
-        parked = apply_events(projector, events)
+        parked = apply_events(projector, events, RetryBudget())
         checkpoint.tx_id, checkpoint.position = events[-1].tx_id, events[-1].position
         fields = ["tx_id", "position", "updated_at"]
         if parked:
@@ -319,37 +322,48 @@ def run_batch(projector: Projector, batch_size: int) -> BatchResult:
     )
 
 
-def apply_events(projector: Projector, events: list[RecordedEvent]) -> str:
-    """Apply events, parking failures and what waits behind them; return an error."""
-    blocked = blocked_streams(projector.name)
+def apply_events(
+    projector: Projector, events: list[RecordedEvent], budget: RetryBudget
+) -> str:
+    """Apply events, parking failures and what waits behind them; return an error.
+
+    Retries pause only while the round's `budget` lasts; letters are committed
+    at once, on a connection of their own (dead_letters.LetterBox).
+    """
     handled = [recorded for recorded in events if projector.handles(recorded)]
-    unblocked = not any(recorded.stream_id in blocked for recorded in handled)
-    if unblocked and apply_pipelined(projector, handled):
+    letters = letters_for(projector.name, handled)
+    clear = not any(
+        letters.blocks(recorded) or recorded.position in letters.positions
+        for recorded in handled
+    )
+    if clear and apply_pipelined(projector, handled):
         return ""
     last_error = ""
-    for recorded in events:
-        if not projector.handles(recorded):
-            continue
-        if recorded.stream_id in blocked:
-            park(projector.name, recorded, status=DeadLetterStatus.WAITING)
-            continue
-        with apply_span(projector, recorded):
-            error = apply_with_retries(projector, recorded)
-        if error is not None:
+    with LetterBox() as box:
+        for recorded in handled:
+            if recorded.position in letters.positions:
+                continue
+            if letters.blocks(recorded):
+                box.park(projector.name, recorded, status=DeadLetterStatus.WAITING)
+                continue
+            with apply_span(projector, recorded):
+                error, tries = apply_counting_tries(projector, recorded, budget)
+            if error is None:
+                continue
             logger.error(
                 "projection %s parked event %s: %s",
                 projector.name,
                 recorded.position,
                 error,
             )
-            park(
+            box.park(
                 projector.name,
                 recorded,
                 status=DeadLetterStatus.PARKED,
                 error=error,
-                attempts=len(retry_delays()) + 1,
+                attempts=tries,
             )
-            blocked.add(recorded.stream_id)
+            letters.block(recorded)
             last_error = (
                 f"event {recorded.position} parked: {error.strip().splitlines()[-1]}"
             )

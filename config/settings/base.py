@@ -8,6 +8,8 @@ from pathlib import Path
 import environ
 from kombu import Exchange, Queue
 
+from config.database import session_options
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -97,6 +99,18 @@ for _db in DATABASES.values():
     _db.setdefault("OPTIONS", {})["connect_timeout"] = env.int(
         "DB_CONNECT_TIMEOUT", default=5
     )
+    # A host that vanished (no FIN) loses its sessions, transactions and
+    # projection locks within a known time (config/database.py, docs/reliability.md).
+    _db["OPTIONS"].update(
+        session_options(
+            idle_in_transaction_seconds=env.float(
+                "DB_IDLE_IN_TRANSACTION_TIMEOUT", default=60.0
+            ),
+            keepalives_idle=env.int("DB_KEEPALIVES_IDLE", default=30),
+            keepalives_interval=env.int("DB_KEEPALIVES_INTERVAL", default=10),
+            keepalives_count=env.int("DB_KEEPALIVES_COUNT", default=3),
+        )
+    )
 # Django turns psycopg's prepared statements off (for connection poolers). Its
 # own cursors bind on the client and are never prepared whatever this says; the
 # event store's append binds on the server and prepares its INSERT once per
@@ -154,6 +168,7 @@ CELERY_TASK_ROUTES = {
     "commands.execute_import": {"queue": "imports"},
     "commands.sweep": {"queue": "commands"},
     "commands.dashboard": {"queue": "commands"},
+    "commands.purge_finished": {"queue": "commands"},
     "projections.*": {"queue": "projections"},
 }
 # Time limits stay well below the broker's visibility timeout, so that a task is
@@ -221,6 +236,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("DASHBOARD_PUSH_SECONDS", default=2.0),
         "options": {"expires": 5},
     },
+    "purge-finished-commands": {
+        "task": "commands.purge_finished",
+        "schedule": env.float("COMMAND_PURGE_INTERVAL_SECONDS", default=3600.0),
+        "options": {"expires": 600},
+    },
 }
 
 # --- Command pipeline -----------------------------------------------------------
@@ -228,6 +248,10 @@ COMMAND_LEASE_SECONDS = env.int("COMMAND_LEASE_SECONDS", default=30)
 COMMAND_MAX_ATTEMPTS = env.int("COMMAND_MAX_ATTEMPTS", default=5)
 COMMAND_REDRIVE_AFTER_SECONDS = env.float("COMMAND_REDRIVE_AFTER_SECONDS", default=5.0)
 COMMAND_CONFLICT_RETRIES = env.int("COMMAND_CONFLICT_RETRIES", default=10)
+# A finished command's record is deleted this long after it finished, never
+# before its Idempotency-Key's lifetime (commands_app/retention.py).
+COMMAND_RETENTION_DAYS = env.int("COMMAND_RETENTION_DAYS", default=30)
+IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 COMMAND_MAX_WAIT_SECONDS = env.float("COMMAND_MAX_WAIT_SECONDS", default=10.0)
 COMMAND_MAX_CONCURRENT_WAITS = env.int("COMMAND_MAX_CONCURRENT_WAITS", default=8)
 # Reads with min_position=N wait this long for the read model, then answer 503.
@@ -257,6 +281,12 @@ EFFECTS_LEASE_SECONDS = env.int("EFFECTS_LEASE_SECONDS", default=60)
 EFFECTS_MAX_ATTEMPTS = env.int("EFFECTS_MAX_ATTEMPTS", default=8)
 EFFECTS_BACKOFF_BASE_SECONDS = env.float("EFFECTS_BACKOFF_BASE_SECONDS", default=1.0)
 EFFECTS_BACKOFF_MAX_SECONDS = env.float("EFFECTS_BACKOFF_MAX_SECONDS", default=300.0)
+
+# Pauses one projection round may spend retrying failing events, in all; then a
+# failing event parks after one try (projections/base.py).
+PROJECTION_RETRY_BUDGET_SECONDS = env.float(
+    "PROJECTION_RETRY_BUDGET_SECONDS", default=3.0
+)
 
 # --- REST framework -------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -26,6 +26,9 @@ for _db in DATABASES.values():
     _db["ENGINE"] = "django.db.backends.postgresql"
     _db["TEST"] = {"NAME": _db["NAME"]}
     _db["CONN_MAX_AGE"] = 0
+# Django's flush between transactional tests truncates every table; the event
+# store refuses TRUNCATE unless the session allows it (migration 0005).
+DATABASES["default"]["OPTIONS"]["options"] += " -c cqrs.allow_truncate_events=on"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/9")
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)

@@ -109,6 +109,20 @@ def test_the_event_store_refuses_update_and_delete():
     assert stored == {f"product-{event.product_id}": [event]}
 
 
+def test_the_event_store_refuses_truncate():
+    event = registered()
+    with transaction.atomic():
+        eventstore.append(
+            [NewEvents(f"product-{event.product_id}", 0, (event,))], metadata={}
+        )
+    # A plain session: the test settings let Django's flush between tests
+    # truncate (cqrs.allow_truncate_events), nothing else does.
+    with connect() as conn, pytest.raises(psycopg.Error, match="append-only"):
+        conn.execute("TRUNCATE events")
+    stored = eventstore.load_streams([f"product-{event.product_id}"])
+    assert stored == {f"product-{event.product_id}": [event]}
+
+
 def test_appending_at_a_stale_version_is_a_concurrency_error_and_appends_nothing():
     event = registered()
     stream = f"product-{event.product_id}"

@@ -7,6 +7,8 @@ from uuid import uuid4
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import Permission
+from django.test import Client
 from django.utils import timezone
 
 from commands_app import execution, services, sweeper
@@ -94,6 +96,51 @@ def test_a_command_crashing_every_worker_is_failed_as_worker_lost(
     assert StoredEvent.objects.count() == 0
     # The queue keeps flowing.
     register_product(staff_api)
+
+
+def test_a_redriven_command_counts_attempts_on_so_old_attempts_stay_fenced(
+    staff, monkeypatch
+):
+    # Claims are this test's: the re-drive publishes no task for a worker.
+    monkeypatch.setattr(sweeper, "enqueue", lambda record: None)
+    # Failed as worker_lost after every attempt; staff re-drive it from the admin.
+    spent = settings.COMMAND_MAX_ATTEMPTS + 1
+    record = stored_command(
+        staff,
+        status="failed",
+        attempt=spent,
+        error={"code": "worker_lost", "message": "-", "details": {}},
+        finished_at=timezone.now(),
+    )
+    staff.user_permissions.add(
+        Permission.objects.get(codename="view_commandrecord"),
+        Permission.objects.get(codename="change_commandrecord"),
+    )
+    browser = Client()
+    browser.force_login(staff)
+    browser.post(
+        "/admin/commands_app/commandrecord/",
+        {"action": "redrive", "_selected_action": [str(record.pk)]},
+    )
+    record.refresh_from_db()
+    assert (record.status, record.attempt, record.finished_at) == (
+        "accepted",
+        spent,
+        None,
+    )
+
+    # The next claim is a number never handed out before: a worker still
+    # holding an earlier one (here 1) cannot commit.
+    assert execution.claim(record.id) == spent + 1
+    stale = CommandRecord.objects.select_related("user").get(pk=record.id)
+    with pytest.raises(execution.LostClaimError):
+        execution.finish(stale, 1, status="succeeded")
+    # The attempts allowed count from the re-drive: the command runs.
+    expire_lease(record)
+    execution.execute(record.id)
+    record.refresh_from_db()
+    assert (record.status, record.attempt) == ("succeeded", spent + 2)
+    assert StoredEvent.objects.count() == 1
 
 
 def test_a_command_accepted_but_never_enqueued_is_redriven_by_the_sweeper(

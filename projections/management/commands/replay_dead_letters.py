@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from projections.dead_letters import discard_dead_letters, replay_dead_letters
 from projections.registry import projector_names
@@ -22,8 +22,10 @@ class Command(BaseCommand):
             count = discard_dead_letters(options["discard"])
             self.stdout.write(f"discarded {count}")
             return
+        locked_out = []
         for name, result in replay_dead_letters(options["projection"]).items():
-            self.stdout.write(
-                f"{name}: replayed {result.replayed}, "
-                f"still parked {result.still_parked}"
-            )
+            self.stdout.write(f"{name}: {result}")
+            if result.locked_out:
+                locked_out.append(name)
+        if locked_out:
+            raise CommandError(f"not replayed (lock held): {', '.join(locked_out)}")
