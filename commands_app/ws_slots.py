@@ -42,7 +42,7 @@ class SlotRegistry:
         self.client = Redis(
             connection_pool=BlockingConnectionPool.from_url(
                 settings.REDIS_URL,
-                max_connections=10,
+                max_connections=settings.WS_SLOT_POOL_MAX_CONNECTIONS,
                 timeout=10,
                 socket_timeout=5,
                 socket_connect_timeout=5,

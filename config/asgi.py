@@ -10,6 +10,10 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+from config.connections import use_web_connection_pool
+
+# Views run in a thread pool: they borrow connections (config/connections.py).
+use_web_connection_pool()
 django_asgi = get_asgi_application()  # sets Django up before app imports
 
 from a2wsgi import WSGIMiddleware

@@ -103,11 +103,30 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: broker, channel layer, cache ------------------------------------------
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
+# --- Connection budgets (config/connections.py, docs/operations.md) -----------------
+# The web tier borrows database connections from a psycopg pool per process and
+# database (config/asgi.py); a request waits up to WEB_DB_POOL_TIMEOUT seconds
+# for one. Workers keep one persistent connection per process (DB_CONN_MAX_AGE).
+WEB_DB_POOL_MIN_SIZE = env.int("WEB_DB_POOL_MIN_SIZE", default=2)
+WEB_DB_POOL_MAX_SIZE = env.int("WEB_DB_POOL_MAX_SIZE", default=12)
+WEB_DB_POOL_TIMEOUT = env.float("WEB_DB_POOL_TIMEOUT", default=10.0)
+# Redis pools per process: each waits for a free connection past its size.
+CACHE_MAX_CONNECTIONS = env.int("CACHE_MAX_CONNECTIONS", default=20)
+WS_SLOT_POOL_MAX_CONNECTIONS = env.int("WS_SLOT_POOL_MAX_CONNECTIONS", default=10)
+CELERY_BROKER_POOL_LIMIT = env.int("CELERY_BROKER_POOL_LIMIT", default=10)
+CACHE_OPTIONS = {
+    "pool_class": "redis.BlockingConnectionPool",
+    "max_connections": CACHE_MAX_CONNECTIONS,
+    "timeout": 2,
+    "socket_connect_timeout": 2,
+    "socket_timeout": 2,
+}
+
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
-        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        "OPTIONS": CACHE_OPTIONS,
     }
 }
 

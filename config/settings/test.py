@@ -5,7 +5,13 @@ Celery worker processes that tests start use the very databases pytest created.
 """
 
 from .base import *  # noqa: F403
-from .base import CHANNEL_LAYERS, DATABASES, channel_layer_host, env
+from .base import (
+    CACHE_OPTIONS,
+    CHANNEL_LAYERS,
+    DATABASES,
+    channel_layer_host,
+    env,
+)
 
 DATABASES["default"].update(
     env.db_url(
@@ -33,6 +39,7 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
+        "OPTIONS": CACHE_OPTIONS,
     }
 }
 CHANNEL_LAYER_URL = env("CHANNEL_LAYER_URL", default=REDIS_URL)
