@@ -39,6 +39,7 @@ FIGURES = {
     "rebuild": "bench.fig_rebuild",
     "reads": "bench.fig_reads",
     "memory": "bench.fig_memory",
+    "sockets": "bench.fig_sockets",
 }
 REQUIREMENTS = common.ROOT / "bench" / "requirements.txt"
 
@@ -81,6 +82,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, Context]:
     parser.add_argument("--commands", type=int, help="commands of the sustained run")
     parser.add_argument("--memory-commands", type=int, help="N of the memory figure")
     parser.add_argument("--read-sizes", help="e.g. 10000,1000000")
+    parser.add_argument("--sockets", type=int, help="sockets of the sockets figure")
     args = parser.parse_args(argv)
     ctx = Context()
     if args.quick:
@@ -94,10 +96,11 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, Context]:
             read_sizes=(1_000, 10_000),
             read_samples=50,
             memory_commands=500,
+            sockets=200,
         )
     if args.full:
         ctx.rebuild_sizes = (100_000, 1_000_000)
-    for name in ("runs", "seconds", "commands", "memory_commands"):
+    for name in ("runs", "seconds", "commands", "memory_commands", "sockets"):
         if getattr(args, name) is not None:
             setattr(ctx, name, getattr(args, name))
     if args.read_sizes:
