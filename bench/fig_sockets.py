@@ -189,7 +189,12 @@ async def baseline_fan_out(tabs: list[Tab], users: list[int]) -> list[float]:
         asyncio.create_task(listen(pubsubs[i], len(set(c))))
         for i, c in subscriptions.items()
     ]
-    publisher = clients[0]
+    # A pool of the size the channel layer has, that waits rather than fails.
+    publisher = redis.asyncio.Redis(
+        connection_pool=redis.asyncio.BlockingConnectionPool.from_url(
+            common.REDIS_URL, max_connections=50
+        )
+    )
     await asyncio.gather(
         *(publisher.publish(f"bench-baseline.{u}", repr(time.time())) for u in users)
     )
@@ -197,6 +202,7 @@ async def baseline_fan_out(tabs: list[Tab], users: list[int]) -> list[float]:
     for pubsub, client in zip(pubsubs, clients, strict=True):
         await pubsub.aclose()
         await client.aclose()
+    await publisher.aclose()
     assert len(delays) <= expected
     return delays
 
