@@ -6,8 +6,9 @@ them reserved for superusers). The web tier runs Django views in a thread pool
 threads kept one connection per database, 2 x 32 per web process, so `make
 run`'s two web processes alone could ask for 128. The web tier instead borrows
 from a psycopg pool per process and database (`WEB_DB_POOL_MAX_SIZE`), waiting
-up to `WEB_DB_POOL_TIMEOUT` seconds when it is empty; a Celery worker process
-runs one task at a time and keeps one persistent connection per database.
+up to `WEB_DB_POOL_TIMEOUT` seconds when it is empty (or the server is down);
+a Celery worker process runs one task at a time and keeps one persistent
+connection per database.
 docs/operations.md shows the formula; tests/reliability/test_connection_budget.py
 checks that `make run`'s layout fits.
 """

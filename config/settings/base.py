@@ -109,7 +109,7 @@ REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 # for one. Workers keep one persistent connection per process (DB_CONN_MAX_AGE).
 WEB_DB_POOL_MIN_SIZE = env.int("WEB_DB_POOL_MIN_SIZE", default=2)
 WEB_DB_POOL_MAX_SIZE = env.int("WEB_DB_POOL_MAX_SIZE", default=12)
-WEB_DB_POOL_TIMEOUT = env.float("WEB_DB_POOL_TIMEOUT", default=10.0)
+WEB_DB_POOL_TIMEOUT = env.float("WEB_DB_POOL_TIMEOUT", default=5.0)
 # Redis pools per process: each waits for a free connection past its size.
 CACHE_MAX_CONNECTIONS = env.int("CACHE_MAX_CONNECTIONS", default=20)
 WS_SLOT_POOL_MAX_CONNECTIONS = env.int("WS_SLOT_POOL_MAX_CONNECTIONS", default=10)
