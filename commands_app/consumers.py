@@ -75,9 +75,15 @@ class CommandStatusConsumer(AsyncJsonWebsocketConsumer):
         self.is_staff = bool(user.is_staff)
         self.checked_at = time.monotonic()
         groups = [user_group(self.user_id)] + ([STAFF_GROUP] if self.is_staff else [])
-        for group in groups:
-            await self.channel_layer.group_add(group, self.channel_name)
-            self.groups.append(group)
+        try:
+            for group in groups:
+                await self.channel_layer.group_add(group, self.channel_name)
+                self.groups.append(group)
+        except BaseException:
+            # No disconnect follows a failed connect: give the slot back now.
+            self.slot = False
+            await ws_slots.release(self.user_id, self.channel_name)
+            raise
         await self.accept()
         self.counted = True
         metrics.websocket_opened()
