@@ -16,4 +16,5 @@ class Context:
     read_sizes: tuple[int, ...] = (10_000, 1_000_000)
     read_samples: int = 200
     memory_commands: int = 10_000
+    sockets: int = 2000
     tokens: dict[str, str] = field(default_factory=dict)

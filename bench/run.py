@@ -40,6 +40,7 @@ FIGURES = {
     "reads": "bench.fig_reads",
     "memory": "bench.fig_memory",
     "drain": "bench.fig_drain",
+    "sockets": "bench.fig_sockets",
 }
 REQUIREMENTS = common.ROOT / "bench" / "requirements.txt"
 
@@ -82,6 +83,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, Context]:
     parser.add_argument("--commands", type=int, help="commands of the sustained run")
     parser.add_argument("--memory-commands", type=int, help="N of the memory figure")
     parser.add_argument("--read-sizes", help="e.g. 10000,1000000")
+    parser.add_argument("--sockets", type=int, help="sockets of the sockets figure")
     args = parser.parse_args(argv)
     ctx = Context()
     if args.quick:
@@ -95,10 +97,11 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, Context]:
             read_sizes=(1_000, 10_000),
             read_samples=50,
             memory_commands=500,
+            sockets=200,
         )
     if args.full:
         ctx.rebuild_sizes = (100_000, 1_000_000)
-    for name in ("runs", "seconds", "commands", "memory_commands"):
+    for name in ("runs", "seconds", "commands", "memory_commands", "sockets"):
         if getattr(args, name) is not None:
             setattr(ctx, name, getattr(args, name))
     if args.read_sizes:

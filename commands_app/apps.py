@@ -27,3 +27,5 @@ class CommandsAppConfig(AppConfig):
         payment_process.register()
         notifications.register()
         integration.register()
+
+        from . import signals  # noqa: F401 -- connects the receivers

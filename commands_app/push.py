@@ -94,6 +94,16 @@ def send_to_user(user_id: int, message: dict[str, Any]) -> bool:
     return send_to_group(user_group(user_id), message)
 
 
+def close_user_sockets(user_id: int) -> bool:
+    """Close every socket of a user, in every web process (logout, revocation)."""
+    return send_to_user(user_id, {"type": "user.logout"})
+
+
+def recheck_user_sockets(user_id: int) -> bool:
+    """Make every socket of a user read the user's rights again (user saved)."""
+    return send_to_user(user_id, {"type": "user.changed"})
+
+
 def push_status(record: CommandRecord, *, projected: bool | None = None) -> bool:
     """Push a command's status to its user (`projected` when already known)."""
     from .status import status_object

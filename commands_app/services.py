@@ -13,6 +13,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db import connections as db_connections
 
 from observability import context, metrics, tracing
 
@@ -143,6 +144,18 @@ def enqueue(record: CommandRecord) -> None:
         logger.warning("enqueue of command %s failed; sweeper will re-drive", record.id)
 
 
+def release_pooled_connections() -> None:
+    """Give this thread's pooled database connections back while it sleeps.
+
+    The web tier borrows connections from a pool smaller than its thread count
+    (config/connections.py): a waiting request must not hold one between polls.
+    Connections that are not pooled, or inside a transaction, stay.
+    """
+    for connection in db_connections.all(initialized_only=True):
+        if getattr(connection, "pool", None) and not connection.in_atomic_block:
+            connection.close()
+
+
 def wait_for_final(command_id: UUID, seconds: float) -> CommandRecord:
     """Poll a command until it reaches a final status or `seconds` pass."""
     deadline = time.monotonic() + seconds
@@ -151,6 +164,7 @@ def wait_for_final(command_id: UUID, seconds: float) -> CommandRecord:
         record = CommandRecord.objects.get(pk=command_id)
         if record.is_final or time.monotonic() >= deadline:
             return record
+        release_pooled_connections()
         time.sleep(min(delay, max(deadline - time.monotonic(), 0)))
         delay = min(delay * 2, 0.025)
 

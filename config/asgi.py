@@ -11,6 +11,10 @@ from django.core.asgi import get_asgi_application
 
 # Production unless told otherwise: `make run` and the tests name their settings.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
+from config.connections import use_web_connection_pool
+
+# Views run in a thread pool: they borrow connections (config/connections.py).
+use_web_connection_pool()
 django_asgi = get_asgi_application()  # sets Django up before app imports
 
 from a2wsgi import WSGIMiddleware

@@ -112,6 +112,18 @@ def _wait_slots() -> threading.BoundedSemaphore:
         return _waits
 
 
+def release_pooled_connections() -> None:
+    """Give this thread's pooled database connections back while it sleeps.
+
+    The web tier borrows connections from a pool smaller than its thread count
+    (config/connections.py): a waiting read must not hold one between polls.
+    Connections that are not pooled, or inside a transaction, stay.
+    """
+    for connection in connections.all(initialized_only=True):
+        if getattr(connection, "pool", None) and not connection.in_atomic_block:
+            connection.close()
+
+
 def wait_seconds() -> float:
     """Return how long a read may wait for `min_position`."""
     return float(settings.READ_MIN_POSITION_WAIT_SECONDS)
@@ -144,6 +156,7 @@ def wait_for_position(
         deadline = time.monotonic() + (wait_seconds() if timeout is None else timeout)
         pause = POLL_FIRST_SECONDS
         while (left := deadline - time.monotonic()) > 0:
+            release_pooled_connections()
             time.sleep(min(pause, left))
             if check(names, position):
                 return True

@@ -123,27 +123,77 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: broker, channel layer, cache ------------------------------------------
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
+# --- Connection budgets (config/connections.py, docs/operations.md) -----------------
+# The web tier borrows database connections from a psycopg pool per process and
+# database (config/asgi.py); a request waits up to WEB_DB_POOL_TIMEOUT seconds
+# for one. Workers keep one persistent connection per process (DB_CONN_MAX_AGE).
+WEB_DB_POOL_MIN_SIZE = env.int("WEB_DB_POOL_MIN_SIZE", default=2)
+WEB_DB_POOL_MAX_SIZE = env.int("WEB_DB_POOL_MAX_SIZE", default=12)
+WEB_DB_POOL_TIMEOUT = env.float("WEB_DB_POOL_TIMEOUT", default=5.0)
+# Redis pools per process: each waits for a free connection past its size.
+CACHE_MAX_CONNECTIONS = env.int("CACHE_MAX_CONNECTIONS", default=20)
+WS_SLOT_POOL_MAX_CONNECTIONS = env.int("WS_SLOT_POOL_MAX_CONNECTIONS", default=10)
+CELERY_BROKER_POOL_LIMIT = env.int("CELERY_BROKER_POOL_LIMIT", default=10)
+CACHE_OPTIONS = {
+    "pool_class": "redis.BlockingConnectionPool",
+    "max_connections": CACHE_MAX_CONNECTIONS,
+    "timeout": 2,
+    "socket_connect_timeout": 2,
+    "socket_timeout": 2,
+}
+
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
-        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        "OPTIONS": CACHE_OPTIONS,
     }
 }
 
 # The channel layer may live on its own Redis (it defaults to REDIS_URL).
 CHANNEL_LAYER_URL = env("CHANNEL_LAYER_URL", default=REDIS_URL)
+# --- Channel layer pool (config/channel_layer.py, docs/operations.md) -------------
+# Redis connections per process and event loop; past them a call waits up to
+# CHANNEL_LAYER_POOL_TIMEOUT seconds for a free one instead of failing.
+CHANNEL_LAYER_MAX_CONNECTIONS = env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=50)
+CHANNEL_LAYER_POOL_TIMEOUT = env.float("CHANNEL_LAYER_POOL_TIMEOUT", default=10.0)
+# Above the 5 s that channels-redis blocks in BZPOPMIN, or the read times out first.
+CHANNEL_LAYER_SOCKET_TIMEOUT = env.float("CHANNEL_LAYER_SOCKET_TIMEOUT", default=15.0)
+
+
+def channel_layer_host(url: str) -> dict[str, object]:
+    """Return a channel-layer host entry: the URL and its pool's bounds."""
+    return {
+        "address": url,
+        "max_connections": CHANNEL_LAYER_MAX_CONNECTIONS,
+        "timeout": CHANNEL_LAYER_POOL_TIMEOUT,
+        "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT,
+        "socket_connect_timeout": 5,
+        "socket_keepalive": True,
+    }
+
+
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "config.channel_layer.BlockingPoolChannelLayer",
         "CONFIG": {
-            "hosts": [CHANNEL_LAYER_URL],
+            "hosts": [channel_layer_host(CHANNEL_LAYER_URL)],
             "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1500),
             "expiry": 30,
             "prefix": env("CHANNEL_LAYER_PREFIX", default="cqrs"),
         },
     }
 }
+
+# --- WebSocket limits (commands_app/consumers.py; close codes in docs/api.md) --------
+# Sockets per user across every web process; past it the socket closes with 4429.
+WS_MAX_CONNECTIONS_PER_USER = env.int("WS_MAX_CONNECTIONS_PER_USER", default=20)
+# A slot of a process that died without closing its sockets frees itself after this.
+WS_SLOT_TTL_SECONDS = env.int("WS_SLOT_TTL_SECONDS", default=60)
+# Clients send only pings: a bigger frame closes the socket with 1009, unparsed.
+WS_MAX_FRAME_BYTES = env.int("WS_MAX_FRAME_BYTES", default=4096)
+# A staff socket reads its user's rights again before a staff push this old.
+WS_STAFF_RECHECK_SECONDS = env.float("WS_STAFF_RECHECK_SECONDS", default=5.0)
 
 # --- Celery -------------------------------------------------------------------
 # PostgreSQL holds every command's state; Redis only carries command ids.

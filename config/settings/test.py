@@ -5,7 +5,13 @@ Celery worker processes that tests start use the very databases pytest created.
 """
 
 from .base import *  # noqa: F403
-from .base import CHANNEL_LAYERS, DATABASES, env
+from .base import (
+    CACHE_OPTIONS,
+    CHANNEL_LAYERS,
+    DATABASES,
+    channel_layer_host,
+    env,
+)
 
 DATABASES["default"].update(
     env.db_url(
@@ -36,10 +42,11 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
+        "OPTIONS": CACHE_OPTIONS,
     }
 }
 CHANNEL_LAYER_URL = env("CHANNEL_LAYER_URL", default=REDIS_URL)
-CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [CHANNEL_LAYER_URL]  # type: ignore[index]
+CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [channel_layer_host(CHANNEL_LAYER_URL)]  # type: ignore[index]
 # High enough that no other test is ever throttled; the throttling test lowers it.
 COMMAND_THROTTLE_RATE = env("COMMAND_THROTTLE_RATE", default="100000/min")
 READ_THROTTLE_RATE = env("READ_THROTTLE_RATE", default="100000/min")

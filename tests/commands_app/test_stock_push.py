@@ -27,9 +27,9 @@ def subscribed(ws: Any) -> Any:
 
 
 def headers(user: Any) -> dict[str, str]:
-    from rest_framework.authtoken.models import Token
+    from commands_app.tokens import issue_token
 
-    return {"Authorization": f"Token {Token.objects.get_or_create(user=user)[0].key}"}
+    return {"Authorization": f"Token {issue_token(user)}"}
 
 
 def stock_pushes(ws: Any, product_id: str, available: int, timeout: float = 20):

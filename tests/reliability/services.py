@@ -161,8 +161,9 @@ class PrivatePostgres:
             str(self.log_path),
             "-w",
             "-o",
-            f"-p {self.port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c max_connections=200",
+            # max_connections stays at PostgreSQL's default (100), as in CI and
+            # production: the connection budget must fit it.
+            f"-p {self.port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off",
             "start",
         )
 

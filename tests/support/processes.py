@@ -159,6 +159,9 @@ def free_port() -> int:
 class WebServer:
     """The real ASGI server (uvicorn) serving HTTP and WebSocket."""
 
+    # uvicorn worker processes (`make run` has two).
+    workers = 1
+
     def __init__(self, log_dir: Path | None = None, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -178,6 +181,7 @@ class WebServer:
                 "--port",
                 str(self.port),
                 "--no-access-log",
+                *(["--workers", str(self.workers)] if self.workers > 1 else []),
             ],
             self.log_path,
             self.env,
