@@ -93,11 +93,10 @@ def system(own_services: dict[str, str], output_dir: Path) -> Iterator[dict[str,
 
 
 def session_for(user: Any) -> requests.Session:
-    from rest_framework.authtoken.models import Token
+    from commands_app.tokens import issue_token
 
     session = requests.Session()
-    token, _ = Token.objects.get_or_create(user=user)
-    session.headers["Authorization"] = f"Token {token.key}"
+    session.headers["Authorization"] = f"Token {issue_token(user)}"
     return session
 
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 from uuid import UUID, uuid4
 
 import jsonschema
 import pytest
 
-from commands_app.domain.events import OrderEvent, StockReserved
+from commands_app.domain.events import PaymentRequested, StockReserved
 from commands_app.eventstore import RecordedEvent
 from commands_app.integration import PUBLIC_TYPES, PUBLISHED, event_id, to_public
 from commands_app.integration.contract import SCHEMA_DIR, customer_ref
@@ -219,18 +219,20 @@ def test_internal_only_events_are_not_published() -> None:
     assert to_public(later(order_id, "order.payment_declined.v1", 3, {})) is None
 
 
-@dataclass(frozen=True, kw_only=True)
-class PaymentRequested(OrderEvent):
-    """An internal order event that is not published (as the payment process's)."""
-
-    type_name: ClassVar[str] = "order.payment_requested.v1"
-    amount_cents: int
-
-
 @pytest.mark.django_db
 def test_previous_sequence_steps_over_internal_events_of_the_order() -> None:
     order = placed(CUSTOMER)
-    store([order, PaymentRequested(order_id=order.order_id, amount_cents=6950)])
+    store(
+        [
+            order,
+            PaymentRequested(
+                order_id=order.order_id,
+                payment_id=uuid4(),
+                amount_cents=6950,
+                card_last4="4242",
+            ),
+        ]
+    )
     captured, refunded = the_new_types(order.order_id)
     (ship,) = store([shipped(order)], after=2)
 

@@ -40,9 +40,12 @@ def finished(client: Client, name: str) -> str:
     """Wait for the job shown in the checkpoint list to end; return the page."""
 
     def ended() -> str | None:
-        page = client.get(CHECKPOINTS).content.decode()
+        # The state first, then the page: a page read before the job ended
+        # would show it still running.
         status = maintenance.job_status(name) or {}
-        return page if status.get("state") in ("done", "failed") else None
+        if status.get("state") not in ("done", "failed"):
+            return None
+        return client.get(CHECKPOINTS).content.decode()
 
     return wait_until(ended, timeout=60, interval=0.2)
 
@@ -132,7 +135,9 @@ def park_an_order_summary_event(store, monkeypatch, settings) -> DeadLetter:
 
     settings.PROJECTION_RETRY_DELAYS = ()
     monkeypatch.setattr(
-        OrderSummaryProjector, "on_order_paid", lambda self, event, recorded: 1 / 0
+        OrderSummaryProjector,
+        "on_payment_captured",
+        lambda self, event, recorded: 1 / 0,
     )
     seed_history(store)
     settle()

@@ -159,14 +159,14 @@ def test_discarding_a_parked_event_lets_a_replay_apply_the_waiting_ones(
 
 @pytest.fixture
 def counted_payment_fault(monkeypatch):
-    """Fail every OrderPaid in the order summary, counting the handler's calls."""
+    """Fail every captured payment in the order summary, counting the calls."""
     calls = []
 
     def fail(self, event, recorded):
         calls.append(recorded.position)
         raise RuntimeError("disk full (simulated)")
 
-    monkeypatch.setattr(OrderSummaryProjector, "on_order_paid", fail)
+    monkeypatch.setattr(OrderSummaryProjector, "on_payment_captured", fail)
     return calls
 
 
