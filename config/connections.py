@@ -24,8 +24,16 @@ DATABASES = 2
 # Connections a Celery main process (not its pool children) may open per
 # database: the Django fixup and signal handlers run there too.
 PER_CELERY_MAIN_PROCESS = 1
-# The projection rebuild reads the write database from one thread of its own.
+# The projection rebuild (admin: the imports worker's maintenance queue) reads
+# the write database from one thread of its own.
 REBUILD_READER_THREADS = 1
+# A command worker's effects relay (commands_app/relay.py), in its main process:
+# the LISTEN connection, Django's connection in the relay thread, and the
+# simulated gateway's ledger connection (commands_app/payments.py).
+RELAY_CONNECTIONS = 3
+# A projection process parks dead letters on a read connection of its own
+# (projections/dead_letters.py, LetterBox), committed apart from the round.
+LETTER_BOX_CONNECTIONS = 1
 
 
 def use_web_connection_pool() -> None:
@@ -47,20 +55,28 @@ def use_web_connection_pool() -> None:
 
 @dataclass(frozen=True)
 class Layout:
-    """The processes of one deployment (`make run`: 2, 2, 1, 1)."""
+    """The processes of one deployment (`make run`: 2, 2, 1, 1, 1)."""
 
     web_processes: int
     command_worker_concurrency: int
     projection_worker_concurrency: int
+    imports_worker_concurrency: int = 1
     beats: int = 1
 
 
 def postgres_connections(layout: Layout) -> dict[str, int]:
     """Return the most PostgreSQL connections each kind of process may hold."""
     web = layout.web_processes * DATABASES * settings.WEB_DB_POOL_MAX_SIZE
-    commands = DATABASES * (layout.command_worker_concurrency + PER_CELERY_MAIN_PROCESS)
+    commands = (
+        DATABASES * (layout.command_worker_concurrency + PER_CELERY_MAIN_PROCESS)
+        + RELAY_CONNECTIONS
+    )
     projections = (
         DATABASES * (layout.projection_worker_concurrency + PER_CELERY_MAIN_PROCESS)
+        + LETTER_BOX_CONNECTIONS * layout.projection_worker_concurrency
+    )
+    imports = (
+        DATABASES * (layout.imports_worker_concurrency + PER_CELERY_MAIN_PROCESS)
         + REBUILD_READER_THREADS
     )
     beat = layout.beats * DATABASES
@@ -68,8 +84,9 @@ def postgres_connections(layout: Layout) -> dict[str, int]:
         "web": web,
         "command worker": commands,
         "projection worker": projections,
+        "imports worker": imports,
         "beat": beat,
-        "total": web + commands + projections + beat,
+        "total": web + commands + projections + imports + beat,
     }
 
 

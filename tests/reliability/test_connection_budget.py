@@ -44,6 +44,7 @@ def make_run_layout() -> Layout:
         web_processes=option("WEB_CMD", "--workers"),
         command_worker_concurrency=option("COMMANDS_WORKER_CMD", "-c"),
         projection_worker_concurrency=option("PROJECTIONS_WORKER_CMD", "-c"),
+        imports_worker_concurrency=option("IMPORTS_WORKER_CMD", "-c"),
         beats=1,
     )
 
