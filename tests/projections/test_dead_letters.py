@@ -225,7 +225,10 @@ def test_letters_of_a_round_that_rolls_back_are_kept_and_not_retried(
             "event_type", "status"
         )
     )
-    assert statuses == {"order.paid.v1": "parked", "order.shipped.v1": "waiting"}
+    assert statuses == {
+        "order.payment_captured.v1": "parked",
+        "order.shipped.v1": "waiting",
+    }
     tried = len(counted_payment_fault)
     # Beyond the checkpoint, a replay leaves them for the runner to pass first.
     assert replay_dead_letters("order_summary")["order_summary"].replayed == 0
