@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from django.contrib import admin, messages
+from django.db import OperationalError
 from django.db.models import Q, QuerySet
 from django.db.models.fields.json import KT
 from django.http import HttpRequest
@@ -138,7 +139,12 @@ class CommandRecordAdmin(ReadOnlyAdmin):
 
     @admin.display(description="applied by the projections")
     def projections(self, obj: CommandRecord) -> str:
-        progress = explain.projection_progress(obj)
+        try:
+            progress = explain.projection_progress(obj)
+        except OperationalError as exc:
+            # The read database is another server's or pool's: while it does
+            # not answer, the write side's page still shows the rest.
+            return format_html("The read database did not answer: {}", exc)
         if not progress:
             return "No events to apply."
         return _table(

@@ -41,7 +41,10 @@ def use_web_connection_pool() -> None:
 
     Called by config/asgi.py before Django opens any connection. Django's pool
     needs CONN_MAX_AGE = 0: a connection goes back to the pool at the end of
-    each request instead of staying with its thread.
+    each request instead of staying with its thread. Checkouts are checked
+    (CONN_HEALTH_CHECKS), and a chain of reconnection attempts gives up after
+    WEB_DB_POOL_RECONNECT_SECONDS so that the next request starts a new one
+    instead of waiting behind a long backoff.
     """
     for database in settings.DATABASES.values():
         database["CONN_MAX_AGE"] = 0
@@ -50,6 +53,9 @@ def use_web_connection_pool() -> None:
             "max_size": settings.WEB_DB_POOL_MAX_SIZE,
             "timeout": settings.WEB_DB_POOL_TIMEOUT,
             "max_idle": 300,
+            # After a PostgreSQL restart, never back off for long (checkouts
+            # are checked already: CONN_HEALTH_CHECKS).
+            "reconnect_timeout": settings.WEB_DB_POOL_RECONNECT_SECONDS,
         }
 
 

@@ -130,6 +130,10 @@ REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 WEB_DB_POOL_MIN_SIZE = env.int("WEB_DB_POOL_MIN_SIZE", default=2)
 WEB_DB_POOL_MAX_SIZE = env.int("WEB_DB_POOL_MAX_SIZE", default=12)
 WEB_DB_POOL_TIMEOUT = env.float("WEB_DB_POOL_TIMEOUT", default=5.0)
+# How long one chain of reconnection attempts (backing off 1, 2, 4 s...) may go on
+# before the pool starts a new one: psycopg_pool grows by one chain at a time,
+# and its default (300 s) left a pool empty for long after a PostgreSQL restart.
+WEB_DB_POOL_RECONNECT_SECONDS = env.float("WEB_DB_POOL_RECONNECT_SECONDS", default=10.0)
 # Redis pools per process: each waits for a free connection past its size.
 CACHE_MAX_CONNECTIONS = env.int("CACHE_MAX_CONNECTIONS", default=20)
 WS_SLOT_POOL_MAX_CONNECTIONS = env.int("WS_SLOT_POOL_MAX_CONNECTIONS", default=10)

@@ -275,3 +275,28 @@ def test_a_commands_page_lists_the_effects_its_events_decided(
     assert "None recorded." not in html
     assert f"email:event:{placed.position}" in html
     assert re.search(r"<td>email</td><td>done</td>", html)
+
+
+def test_a_commands_page_still_renders_while_the_read_database_does_not_answer(
+    worker, staff_api, admin_client: Client, monkeypatch
+):
+    from django.db import OperationalError
+
+    from commands_app import explain
+
+    status = run(
+        staff_api,
+        "register-product",
+        {"sku": "READ-DOWN-1", "name": "Jug", "price_cents": 900, "initial_stock": 1},
+    )
+
+    def down(record):
+        raise OperationalError("couldn't get a connection after 5.00 sec")
+
+    monkeypatch.setattr(explain, "projection_progress", down)
+    page = admin_client.get(f"/admin/commands_app/commandrecord/{status['id']}/change/")
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "The read database did not answer" in html
+    assert "product.registered.v1" in html
