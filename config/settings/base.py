@@ -483,14 +483,15 @@ SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 # Public events for other services (docs/integration-events.md):
 # "rabbitmq" (a durable topic exchange), "redis" (a stream) or "none".
 INTEGRATION_EVENTS_BROKER = env("INTEGRATION_EVENTS_BROKER", default="none")
-INTEGRATION_EVENTS_URL = env(
-    "INTEGRATION_EVENTS_URL",
-    default=(
-        REDIS_URL
-        if INTEGRATION_EVENTS_BROKER == "redis"
-        else "amqp://guest:guest@127.0.0.1:5672//"
-    ),
-)
+
+
+def integration_events_url(broker: str, redis_url: str) -> str:
+    """Return INTEGRATION_EVENTS_URL, by default the broker's local address."""
+    default = redis_url if broker == "redis" else "amqp://guest:guest@127.0.0.1:5672//"
+    return str(env("INTEGRATION_EVENTS_URL", default=default))
+
+
+INTEGRATION_EVENTS_URL = integration_events_url(INTEGRATION_EVENTS_BROKER, REDIS_URL)
 INTEGRATION_EVENTS_EXCHANGE = env(
     "INTEGRATION_EVENTS_EXCHANGE", default="cqrs-orders.integration"
 )

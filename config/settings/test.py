@@ -11,6 +11,7 @@ from .base import (
     DATABASES,
     channel_layer_host,
     env,
+    integration_events_url,
 )
 
 DATABASES["default"].update(
@@ -65,14 +66,7 @@ COMMAND_REDRIVE_AFTER_SECONDS = env.float("COMMAND_REDRIVE_AFTER_SECONDS", defau
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # RabbitMQ is a required service of the test suite (scripts/ensure_services.sh).
 INTEGRATION_EVENTS_BROKER = env("INTEGRATION_EVENTS_BROKER", default="rabbitmq")
-INTEGRATION_EVENTS_URL = env(
-    "INTEGRATION_EVENTS_URL",
-    default=(
-        REDIS_URL
-        if INTEGRATION_EVENTS_BROKER == "redis"
-        else "amqp://guest:guest@127.0.0.1:5672//"
-    ),
-)
+INTEGRATION_EVENTS_URL = integration_events_url(INTEGRATION_EVENTS_BROKER, REDIS_URL)
 INTEGRATION_EVENTS_EXCHANGE = env(
     "INTEGRATION_EVENTS_EXCHANGE", default="cqrs-orders.integration.test"
 )
