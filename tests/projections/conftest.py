@@ -25,6 +25,7 @@ from commands_app.domain.events import (
     StockReserved,
 )
 from commands_app.eventstore import NewEvents
+from projections import rebuild
 from projections.models import Checkpoint
 from projections.registry import PROJECTOR_NAMES, projector_class
 from projections.runner import CatchUpResult, catch_up
@@ -186,6 +187,20 @@ def rows(name: str, suffix: str = "") -> dict[str, list[tuple[Any, ...]]]:
             cursor.execute(f'SELECT * FROM "{table}{suffix}" ORDER BY 1')
             result[table] = cursor.fetchall()
     return result
+
+
+def rows_applied_twice(name: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Apply every event twice to shadow tables of a projection; return their rows."""
+    projector = projector_class(name)(suffix="__twice")
+    rebuild.create_shadow_tables(projector)
+    try:
+        with transaction.atomic(using="read"):
+            for recorded in eventstore.read_after(eventstore.Checkpoint(), limit=1000):
+                projector.apply(recorded)
+                projector.apply(recorded)
+        return rows(name, "__twice")
+    finally:
+        rebuild.drop_shadow_tables(projector)
 
 
 def committed_head() -> tuple[int, int]:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from django.db import transaction
 
-from commands_app import eventstore
 from projections import rebuild
 from projections.models import Checkpoint, DeadLetter
 from projections.registry import PROJECTOR_NAMES, projector_class
 
-from .conftest import rows, seed_history, settle
+from .conftest import rows, rows_applied_twice, seed_history, settle
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -26,16 +24,7 @@ def test_applying_each_event_twice_gives_the_same_rows(store, name):
     live = rows(name)
     assert any(live.values()), "the history must give this projection rows"
 
-    projector = projector_class(name)(suffix="__twice")
-    rebuild.create_shadow_tables(projector)
-    try:
-        with transaction.atomic(using="read"):
-            for recorded in eventstore.read_after(eventstore.Checkpoint(), limit=1000):
-                projector.apply(recorded)
-                projector.apply(recorded)
-        assert rows(name, "__twice") == live
-    finally:
-        rebuild.drop_shadow_tables(projector)
+    assert rows_applied_twice(name) == live
 
 
 def test_replaying_from_the_start_changes_nothing(store, name):
