@@ -32,7 +32,7 @@ PROJECTIONS_WORKER_CMD := $(VENV)/bin/celery -A config.celery_app worker -Q proj
 BEAT_CMD               := $(VENV)/bin/celery -A config.celery_app beat --loglevel INFO --schedule .run/celerybeat-schedule
 
 .PHONY: help venv lock services ensure-services test-services migrate seed run \
-        lint types contracts migrations-check test test-rabbitmq bench
+        lint types contracts migrations-check test test-fast test-rabbitmq bench
 
 help: ## Show this help
 	@echo "Usage: make TARGET   (PORT=$(PORT), RUN_SETTINGS=$(RUN_SETTINGS))"
@@ -117,6 +117,11 @@ migrations-check: venv ## Fail if a model change has no migration
 test: venv test-services lint types contracts migrations-check ## Everything: lint, types, contracts, migrations, the whole suite
 	DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(VENV)/bin/pytest $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-rabbitmq
+
+# The unit tier alone (tests/support/tiers.py): domain rules, pure functions and
+# the repository's files; no database, Redis or process is needed or touched.
+test-fast: venv ## The unit tests only, in seconds: no PostgreSQL, Redis or worker needed
+	DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(VENV)/bin/pytest -m unit -q $(PYTEST_ARGS)
 
 # --- The broker-sensitive tests again, on RabbitMQ ------------------------------
 # The first pass runs on the Redis broker; this one on RabbitMQ, in a virtual host
