@@ -101,7 +101,9 @@ run: venv services migrate seed ## Run web, both workers and beat in the foregro
 
 # --- Checks ----------------------------------------------------------------------
 
-lint: venv ## ruff check and ruff format --check
+# What .pre-commit-config.yaml runs before each commit: ruff (with its size and
+# complexity rules), the formatting, the types and the import contracts.
+lint: venv types contracts ## ruff check, ruff format --check, mypy, lint-imports
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
