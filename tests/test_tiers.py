@@ -6,7 +6,9 @@ import re
 from pathlib import Path
 from types import ModuleType
 
+import psycopg
 import pytest
+import redis
 
 from tests.support.tiers import TIERS, item_problems, module_tier
 
@@ -91,3 +93,11 @@ def test_every_test_module_of_the_tree_names_its_tier_at_its_top() -> None:
         if not TIER_MARK.search(path.read_text())
     ]
     assert untiered == []
+
+
+def test_a_unit_test_cannot_reach_redis_or_postgresql() -> None:
+    """tests/conftest.py refuses every connection to a unit test, at once."""
+    with pytest.raises(RuntimeError, match="unit test reached"):
+        redis.Redis.from_url("redis://127.0.0.1:6379/15").ping()
+    with pytest.raises(RuntimeError, match="unit test reached"):
+        psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres")
