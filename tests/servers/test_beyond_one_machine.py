@@ -19,6 +19,7 @@ import contextlib
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,14 +119,18 @@ def servers_stack(output_dir: Path) -> Iterator[ServersStack]:
         stack.manage("migrate", "--noinput", "--database", "read")
         out = stack.manage("shell", "-c", USERS_SCRIPT % (USERS,))
         stack.tokens = json.loads(out.strip().splitlines()[-1])
-        stack.web = WebServer(log_dir=log_dir, **env).start()
+        # Started side by side: each takes seconds to import Django.
+        stack.web = WebServer(log_dir=log_dir, **env)
         stack.commands = Worker(
             queues="commands,imports", concurrency=2, log_dir=log_dir, **env
-        ).start()
+        )
         stack.projections = Worker(
             queues="projections", concurrency=1, log_dir=log_dir, **env
-        ).start()
-        stack.beat = Beat(log_dir, **env).start()
+        )
+        stack.beat = Beat(log_dir, **env)
+        processes = [stack.web, stack.commands, stack.projections, stack.beat]
+        with ThreadPoolExecutor(len(processes)) as pool:
+            list(pool.map(lambda process: process.start(), processes))
         yield stack
 
 
@@ -316,3 +321,33 @@ def test_rebuild_and_reconcile_pass_with_the_databases_apart(
             "ORDER BY id)) FROM read_orders"
         )
         assert primary.execute(sql).fetchone() == replica.execute(sql).fetchone()
+
+
+def test_a_stopped_replica_sends_reads_to_the_primary_then_is_left_out(
+    servers_stack: ServersStack, driver: Driver
+) -> None:
+    stack = servers_stack
+    assert stack.standby is not None
+    assert stack.read_pg is not None
+    product_id = driver.register_product(stock=50)
+    status = placed(driver, "customer4", product_id)
+    stack.standby.stop()
+    try:
+        for _ in range(3):
+            response = get(
+                stack, "customer4", "/api/orders/", min_position=status["position"]
+            )
+            assert response.status_code == 200, response.text
+            ids = {row["id"] for row in response.json()["results"]}
+            assert status["aggregate_id"] in ids
+        started = time.monotonic()
+        for _ in range(5):
+            assert get(stack, "customer4", "/api/products/").status_code == 200
+        # Left out meanwhile: no request waits for the dead replica again.
+        assert time.monotonic() - started < 5
+        assert stack.web is not None
+        log = stack.web.log_path.read_text(errors="replace")
+        assert "read replica read_replica_0 failed" in log
+    finally:
+        stack.standby.start()
+    stack.standby.wait_for_replay(stack.read_pg)
