@@ -19,8 +19,6 @@ import contextlib
 import json
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,111 +29,21 @@ from websockets.sync.client import connect
 
 from tests.reliability.driver import Driver
 from tests.reliability.reconcile import reconcile
-from tests.reliability.services import USERS, USERS_SCRIPT, Beat, Stack
-from tests.support.processes import WebServer, Worker, wait_until
-from tests.support.servers import (
-    PostgresServer,
-    RedisServer,
-    hot_standby,
-    postgres_cluster,
-    redis_server,
-)
+from tests.reliability.services import Stack
+from tests.support.processes import wait_until
+from tests.support.spread import SpreadStack, spread_stack
 
 pytestmark = [pytest.mark.servers, pytest.mark.timeout(600)]
 
-WRITE_DB = "cqrs_servers_test"
-READ_DB = "cqrs_servers_read_test"
-
-
-@dataclass
-class ServersStack(Stack):
-    """A Stack whose read database lives on a server of its own, with a standby."""
-
-    read_pg: PostgresServer | None = None
-    standby: PostgresServer | None = None
-    shards: tuple[RedisServer, ...] = ()
-    cache: RedisServer | None = None
-
-    @property
-    def dsn(self) -> str:
-        return str(self.pg.url(WRITE_DB))
-
-    @property
-    def read_dsn(self) -> str:
-        assert self.read_pg is not None
-        return self.read_pg.url(READ_DB)
-
-    @property
-    def replica_dsn(self) -> str:
-        assert self.standby is not None
-        return self.standby.url(READ_DB)
-
 
 @pytest.fixture(scope="module")
-def servers_stack(output_dir: Path) -> Iterator[ServersStack]:
-    log_dir = output_dir / "servers"
-    log_dir.mkdir(exist_ok=True)
-    with contextlib.ExitStack() as resources:
-        write = resources.enter_context(postgres_cluster())
-        read = resources.enter_context(postgres_cluster())
-        write.create_database(WRITE_DB)
-        read.create_database(READ_DB)
-        standby = resources.enter_context(hot_standby(read))
-        broker = resources.enter_context(redis_server())
-        cache = resources.enter_context(redis_server())
-        shards = (
-            resources.enter_context(redis_server()),
-            resources.enter_context(redis_server()),
-        )
-        env = {
-            "DATABASE_URL": write.url(WRITE_DB),
-            "READ_DATABASE_URL": read.url(READ_DB),
-            "READ_REPLICA_URLS": standby.url(READ_DB),
-            "READ_REPLICA_MAX_WAIT_SECONDS": "0.2",
-            "REDIS_URL": broker.url(),
-            "CELERY_BROKER_URL": broker.url(),
-            "CACHE_URL": cache.url(),
-            "CHANNEL_LAYER_URLS": ",".join(shard.url() for shard in shards),
-            "INTEGRATION_EVENTS_BROKER": "redis",
-            "COMMAND_LEASE_SECONDS": "4",
-            "COMMAND_REDRIVE_AFTER_SECONDS": "1",
-            "SWEEP_INTERVAL_SECONDS": "1",
-            "PROJECTION_SAFETY_NET_SECONDS": "1",
-            "COMMAND_THROTTLE_RATE": "100000/min",
-            "DB_CONNECT_TIMEOUT": "2",
-        }
-        stack = ServersStack(
-            pg=write,  # type: ignore[arg-type]
-            redis=broker,  # type: ignore[arg-type]
-            log_dir=log_dir,
-            env=env,
-            read_pg=read,
-            standby=standby,
-            shards=shards,
-            cache=cache,
-        )
-        resources.callback(stack.stop)
-        stack.manage("migrate", "--noinput")
-        stack.manage("migrate", "--noinput", "--database", "read")
-        out = stack.manage("shell", "-c", USERS_SCRIPT % (USERS,))
-        stack.tokens = json.loads(out.strip().splitlines()[-1])
-        # Started side by side: each takes seconds to import Django.
-        stack.web = WebServer(log_dir=log_dir, **env)
-        stack.commands = Worker(
-            queues="commands,imports", concurrency=2, log_dir=log_dir, **env
-        )
-        stack.projections = Worker(
-            queues="projections", concurrency=1, log_dir=log_dir, **env
-        )
-        stack.beat = Beat(log_dir, **env)
-        processes = [stack.web, stack.commands, stack.projections, stack.beat]
-        with ThreadPoolExecutor(len(processes)) as pool:
-            list(pool.map(lambda process: process.start(), processes))
+def servers_stack(output_dir: Path) -> Iterator[SpreadStack]:
+    with spread_stack(output_dir / "servers") as stack:
         yield stack
 
 
 @pytest.fixture
-def driver(servers_stack: ServersStack) -> Driver:
+def driver(servers_stack: SpreadStack) -> Driver:
     return Driver(servers_stack)
 
 
@@ -157,7 +65,7 @@ def checkpoints(dsn: str) -> dict[str, int]:
 
 
 def test_the_databases_live_on_two_servers_and_the_standby_replicates(
-    servers_stack: ServersStack,
+    servers_stack: SpreadStack,
 ) -> None:
     stack = servers_stack
     assert stack.read_pg is not None
@@ -175,7 +83,7 @@ def test_the_databases_live_on_two_servers_and_the_standby_replicates(
 
 
 def test_read_your_writes_across_servers_through_the_replica(
-    servers_stack: ServersStack, driver: Driver
+    servers_stack: SpreadStack, driver: Driver
 ) -> None:
     stack = servers_stack
     assert stack.standby is not None
@@ -196,7 +104,7 @@ def test_read_your_writes_across_servers_through_the_replica(
 
 
 def test_reads_come_from_the_replica_and_a_lagging_one_falls_back_to_the_primary(
-    servers_stack: ServersStack, driver: Driver
+    servers_stack: SpreadStack, driver: Driver
 ) -> None:
     stack = servers_stack
     assert stack.standby is not None
@@ -254,7 +162,7 @@ def test_reads_come_from_the_replica_and_a_lagging_one_falls_back_to_the_primary
 
 
 def test_pushes_cross_two_channel_layer_shards_and_the_cache_has_its_own_redis(
-    servers_stack: ServersStack, driver: Driver
+    servers_stack: SpreadStack, driver: Driver
 ) -> None:
     stack = servers_stack
     product_id = driver.register_product(stock=50)
@@ -296,7 +204,7 @@ def test_pushes_cross_two_channel_layer_shards_and_the_cache_has_its_own_redis(
 
 
 def test_rebuild_and_reconcile_pass_with_the_databases_apart(
-    servers_stack: ServersStack, driver: Driver
+    servers_stack: SpreadStack, driver: Driver
 ) -> None:
     stack = servers_stack
     product_id = driver.register_product(stock=100)
@@ -324,7 +232,7 @@ def test_rebuild_and_reconcile_pass_with_the_databases_apart(
 
 
 def test_a_stopped_replica_sends_reads_to_the_primary_then_is_left_out(
-    servers_stack: ServersStack, driver: Driver
+    servers_stack: SpreadStack, driver: Driver
 ) -> None:
     stack = servers_stack
     assert stack.standby is not None
