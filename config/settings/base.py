@@ -170,8 +170,8 @@ CACHE_OPTIONS = {
     "socket_timeout": 2,
 }
 
-# The cache (the rate limits' counters, login throttling) may live on a Redis of
-# its own; it defaults to REDIS_URL.
+# The cache (the rate limits' counters, the admin's rebuild status and locks)
+# may live on a Redis of its own; it defaults to REDIS_URL.
 CACHE_URL = env("CACHE_URL", default=REDIS_URL)
 CACHES = {
     "default": {
