@@ -30,7 +30,7 @@ from websockets.sync.client import connect
 from tests.reliability.driver import Driver
 from tests.reliability.reconcile import reconcile
 from tests.reliability.services import Stack
-from tests.support.processes import wait_until
+from tests.support.processes import Worker, wait_until
 from tests.support.spread import SpreadStack, spread_stack
 
 pytestmark = [pytest.mark.servers, pytest.mark.timeout(600)]
@@ -229,6 +229,55 @@ def test_rebuild_and_reconcile_pass_with_the_databases_apart(
             "ORDER BY id)) FROM read_orders"
         )
         assert primary.execute(sql).fetchone() == replica.execute(sql).fetchone()
+
+
+def test_a_position_neither_copy_has_applied_answers_the_documented_503(
+    servers_stack: SpreadStack, driver: Driver
+) -> None:
+    stack = servers_stack
+    assert stack.standby is not None
+    assert stack.read_pg is not None
+    assert stack.projections is not None
+    product_id = driver.register_product(stock=50)
+    stack.standby.pause_replay()
+    stack.projections.stop()
+    try:
+        status = placed(driver, "customer5", product_id)
+        started = time.monotonic()
+        response = get(
+            stack,
+            "customer5",
+            f"/api/orders/{status['aggregate_id']}/",
+            min_position=status["position"],
+        )
+        elapsed = time.monotonic() - started
+        assert response.status_code == 503, response.text
+        assert response.json()["code"] == "read_model_behind"
+        assert response.headers["Retry-After"]
+        # The replica's short wait, then the primary's whole wait.
+        assert elapsed >= 0.2, elapsed
+    finally:
+        stack.projections = Worker(
+            queues="projections", concurrency=1, log_dir=stack.log_dir, **stack.env
+        ).start()
+        stack.standby.resume_replay()
+    response = read_eventually(stack, "customer5", status)
+    assert response.json()["status"] == "placed"
+
+
+def read_eventually(
+    stack: SpreadStack, who: str, status: dict[str, Any]
+) -> requests.Response:
+    def attempt() -> requests.Response | None:
+        response = get(
+            stack,
+            who,
+            f"/api/orders/{status['aggregate_id']}/",
+            min_position=status["position"],
+        )
+        return response if response.status_code == 200 else None
+
+    return wait_until(attempt, timeout=60, interval=0.5)
 
 
 def test_a_stopped_replica_sends_reads_to_the_primary_then_is_left_out(
