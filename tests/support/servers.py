@@ -435,7 +435,7 @@ def pg_primary() -> Iterator[PostgresServer]:
 
 @pytest.fixture(scope="session")
 def pg_standby(pg_primary: PostgresServer) -> Iterator[PostgresServer]:
-    """A hot standby streaming from `pg_primary`, replaying (resumed after each use)."""
+    """A hot standby streaming from `pg_primary` (a test that pauses it resumes it)."""
     with hot_standby(pg_primary) as server:
         yield server
 
