@@ -33,7 +33,12 @@ from tests.reliability.services import Stack
 from tests.support.processes import Worker, wait_until
 from tests.support.spread import SpreadStack, spread_stack
 
-pytestmark = [pytest.mark.servers, pytest.mark.timeout(600)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.worker,
+    pytest.mark.servers,
+    pytest.mark.timeout(600),
+]
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 
 from tests.support.servers import PostgresServer, RedisServer
 
-pytestmark = pytest.mark.servers
+pytestmark = [pytest.mark.integration, pytest.mark.servers]
 
 
 def test_a_standby_streams_the_primary_and_lags_while_paused(

@@ -18,6 +18,8 @@ from queries_app import replicas
 from tests.support import processes
 from tests.support.servers import RedisServer
 
+pytestmark = [pytest.mark.integration, pytest.mark.servers]
+
 SETTINGS_SCRIPT = """
 import json
 from django.conf import settings
