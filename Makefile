@@ -67,6 +67,7 @@ lock: ## Rewrite requirements.lock from what .venv has installed
 
 # --- Services and databases ------------------------------------------------------
 
+# check_services is ops/management/commands/check_services.py (ops: operations tooling).
 services: venv ## Check PostgreSQL and Redis; create the databases if missing
 	$(MANAGE) check_services --create-databases
 

@@ -296,7 +296,7 @@ def ensure_users() -> dict[str, str]:
     """Create the bench customer and staff user; return their API tokens."""
     from django.contrib.auth import get_user_model
 
-    from commands_app.tokens import issue_token
+    from api.tokens import issue_token
 
     user_model = get_user_model()
     tokens = {}

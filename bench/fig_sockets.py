@@ -51,7 +51,7 @@ def make_users(count: int) -> dict[int, str]:
     """Get or create `count` customers with tokens; return {user id: token}."""
     from django.contrib.auth import get_user_model
 
-    from commands_app.tokens import issue_token
+    from api.tokens import issue_token
 
     user_model = get_user_model()
     names = [f"bench-ws-{i}" for i in range(count)]

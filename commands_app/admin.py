@@ -19,6 +19,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from knox.models import AuthToken
 
+from api.tokens import revoke_token
+
 from . import effects, explain
 from .domain.events import EVENT_TYPES
 from .models import (
@@ -28,7 +30,6 @@ from .models import (
     StoredEvent,
 )
 from .sweeper import redrive_failed
-from .tokens import revoke_token
 
 # Events listed on a command's page; the event list, filtered, has them all.
 EVENTS_SHOWN = 50

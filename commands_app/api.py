@@ -19,8 +19,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.errors import ApiError
+
 from . import openapi, services
-from .errors import ApiError
 from .models import CommandRecord
 from .payments import get_gateway
 from .registry import COMMANDS, CommandSpec, Who, to_json

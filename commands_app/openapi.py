@@ -11,7 +11,7 @@ from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
-from .serializers import ErrorOutput
+from api.errors import ErrorOutput
 
 # DRF refuses NUL characters in every CharField and, once whitespace is
 # trimmed, a blank value where blanks are not allowed.
@@ -22,7 +22,7 @@ NOT_BLANK = r"^(?!\s*$)[^\u0000]*$"
 class StrictSerializerExtension(OpenApiSerializerExtension):
     """Declare `additionalProperties: false` and the text rules DRF applies."""
 
-    target_class = "commands_app.serializers.StrictSerializer"
+    target_class = "api.serializers.StrictSerializer"
     match_subclasses = True
 
     def map_serializer(self, auto_schema: Any, direction: Any) -> Any:

@@ -15,8 +15,9 @@ from django.db import transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
+from api.tokens import tokens_revoked
+
 from . import push
-from .tokens import tokens_revoked
 
 
 @receiver(user_logged_out)

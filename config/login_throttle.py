@@ -14,7 +14,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from commands_app.auth import lockout_seconds
+from api.auth import lockout_seconds
 
 
 def client_ip(request: HttpRequest) -> str | None:

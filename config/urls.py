@@ -8,6 +8,7 @@ from .metrics import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/", include("api.urls")),
     path("api/", include("commands_app.urls")),
     path("api/", include("queries_app.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

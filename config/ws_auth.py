@@ -31,7 +31,7 @@ class BrowserOriginValidator(OriginValidator):
 
 @database_sync_to_async
 def _user_for_token(key: str) -> Any:
-    from commands_app.tokens import token_for
+    from api.tokens import token_for
 
     token = token_for(key)
     return AnonymousUser() if token is None else token.user

@@ -1,37 +1,15 @@
-"""Refusals of the read API, rendered as the project's {code, message, details} body."""
+"""Refusals of the read API: `api.errors.ApiError`s with the read side's codes."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers, status
+
+from api.errors import ApiError
 
 
-class QueryError(exceptions.APIException):
-    """A read-side refusal with a stable code and structured details."""
-
-    status_code: int = status.HTTP_400_BAD_REQUEST
-    default_code = "error"
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        http_status: int | None = None,
-        details: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(detail=message, code=code)
-        if http_status is not None:
-            self.status_code = http_status
-        self.error_code = code
-        self.message = message
-        self.details = details or {}
-        self.headers = headers or {}
-
-
-class NotFoundError(QueryError):
+class NotFoundError(ApiError):
     """Nothing the user may see has this id (also when someone else owns it)."""
 
     def __init__(self, code: str, message: str, **details: Any) -> None:
@@ -40,7 +18,7 @@ class NotFoundError(QueryError):
         )
 
 
-class ReadModelBehindError(QueryError):
+class ReadModelBehindError(ApiError):
     """The read model has not applied the requested position within the wait."""
 
     def __init__(self, *, min_position: int, position: int, retry_after: int) -> None:
@@ -54,7 +32,7 @@ class ReadModelBehindError(QueryError):
         )
 
 
-class PositionBeyondHeadError(QueryError):
+class PositionBeyondHeadError(ApiError):
     """`min_position` is beyond the event store's head: no command returned it."""
 
     def __init__(self, *, min_position: int, head: int) -> None:

@@ -25,7 +25,7 @@ import redis.connection
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from commands_app.tokens import issue_token
+from api.tokens import issue_token
 from tests.support import rabbitmq, tiers
 from tests.support.processes import WebServer, Worker
 from tests.support.servers import pg_primary, pg_standby, redis_servers

@@ -12,7 +12,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 from websockets.typing import Origin
 
-from commands_app.tokens import issue_token
+from api.tokens import issue_token
 from tests.support.commands import ADDRESS, register_product
 
 pytestmark = [

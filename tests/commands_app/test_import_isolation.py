@@ -94,7 +94,7 @@ def system(own_services: dict[str, str], output_dir: Path) -> Iterator[dict[str,
 
 
 def session_for(user: Any) -> requests.Session:
-    from commands_app.tokens import issue_token
+    from api.tokens import issue_token
 
     session = requests.Session()
     session.headers["Authorization"] = f"Token {issue_token(user)}"

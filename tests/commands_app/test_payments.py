@@ -8,8 +8,8 @@ import pytest
 import requests
 from django.db import connection
 
+from api.tokens import issue_token
 from commands_app.models import CommandRecord
-from commands_app.tokens import issue_token
 from tests.support.commands import (
     DECLINED_CARD,
     GOOD_CARD,

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import requests
 
+from api.tokens import issue_token
 from commands_app.models import CommandRecord
-from commands_app.tokens import issue_token
 
 pytestmark = [
     pytest.mark.e2e,

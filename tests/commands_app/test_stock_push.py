@@ -31,7 +31,7 @@ def subscribed(ws: Any) -> Any:
 
 
 def headers(user: Any) -> dict[str, str]:
-    from commands_app.tokens import issue_token
+    from api.tokens import issue_token
 
     return {"Authorization": f"Token {issue_token(user)}"}
 

@@ -20,9 +20,9 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect
 
+from api.tokens import issue_token
 from commands_app import sweeper
 from commands_app.models import CommandRecord
-from commands_app.tokens import issue_token
 from observability.metrics import (
     QueueDepthCollector,
     is_allowed,

@@ -294,7 +294,7 @@ class Stack:
 USERS_SCRIPT = """
 import json
 from django.contrib.auth.models import User
-from commands_app.tokens import issue_token
+from api.tokens import issue_token
 tokens = {}
 for name, staff in %s:
     user, _ = User.objects.get_or_create(

@@ -16,7 +16,7 @@ from uuid import uuid4
 import pytest
 from rest_framework import serializers
 
-from commands_app.errors import MAX_ERRORS, OMITTED_KEY, cap_errors
+from api.errors import MAX_ERRORS, OMITTED_KEY, cap_errors
 from commands_app.models import CommandRecord
 from commands_app.registry import COMMANDS
 from tests.support.commands import ADDRESS
@@ -119,7 +119,7 @@ def test_every_list_of_every_command_is_bounded_and_checked_before_its_items(
 
 
 def test_a_list_that_is_not_a_bounded_items_field_is_refused_at_definition() -> None:
-    from commands_app.serializers import ItemsField, StrictSerializer
+    from api.serializers import ItemsField, StrictSerializer
 
     with pytest.raises(TypeError, match="ItemsField"):
         type(
@@ -201,7 +201,7 @@ def test_a_customer_staff_command_is_refused_without_reading_the_body(
     def parse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the body was parsed")
 
-    monkeypatch.setattr("commands_app.parsers.StrictJSONParser.parse", parse)
+    monkeypatch.setattr("api.parsers.StrictJSONParser.parse", parse)
     for name in ("register-product", "restock-product", "ship-order"):
         body = json.dumps({"product_id": str(uuid4())})
         refused(post(alice_api, name, body), 403, "permission_denied")

@@ -18,7 +18,7 @@ import pytest
 import requests
 from django.conf import settings
 
-from commands_app.tokens import issue_token
+from api.tokens import issue_token
 from config.connections import DATABASES, Layout, postgres_connections
 from tests.support.processes import ROOT, WebServer
 

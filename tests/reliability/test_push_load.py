@@ -26,7 +26,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from websockets.asyncio.client import ClientConnection, connect
 
-from commands_app.tokens import issue_token
+from api.tokens import issue_token
 from config.connections import redis_connections_per_web_process
 from tests.support.commands import ADDRESS, register_product
 from tests.support.processes import WebServer

@@ -20,8 +20,8 @@ import pytest
 import requests
 from django.conf import settings
 
+from api.tokens import issue_token
 from commands_app.models import CommandRecord
-from commands_app.tokens import issue_token
 from tests.conftest import make_user
 from tests.queries_app.factories import append_event
 from tests.reliability.reconcile import check_store

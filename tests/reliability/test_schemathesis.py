@@ -84,7 +84,7 @@ def schema_config() -> SchemathesisConfig:
 
 @pytest.fixture
 def tokens(db: Any) -> dict[str, str]:
-    from commands_app.tokens import issue_token
+    from api.tokens import issue_token
 
     users = {
         "customer": make_user("st-customer"),

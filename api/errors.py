@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
 
@@ -22,12 +22,14 @@ class ApiError(exceptions.APIException):
         *,
         http_status: int = status.HTTP_400_BAD_REQUEST,
         details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail=message, code=code)
         self.status_code = http_status
         self.error_code = code
         self.message = message
         self.details = details or {}
+        self.headers = headers or {}
 
 
 _CODES = {
@@ -124,15 +126,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     response = exception_handler(exc, context)
     if response is None:
         return None
-    if isinstance(exc, ApiError) or hasattr(exc, "error_code"):
-        # Any APIException carrying error_code/message/details (the read side
-        # defines its own, as it may not import this package) keeps its code.
-        response.data = error_body(
-            exc.error_code,
-            exc.message,  # type: ignore[attr-defined]
-            getattr(exc, "details", None),
-        )
-        for name, value in getattr(exc, "headers", {}).items():
+    if isinstance(exc, ApiError):
+        response.data = error_body(exc.error_code, exc.message, exc.details)
+        for name, value in exc.headers.items():
             response[name] = value
         return response
     if isinstance(exc, exceptions.ValidationError):
@@ -144,3 +140,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     message = str(getattr(exc, "detail", "")) or str(exc)
     response.data = error_body(code, message)
     return response
+
+
+class ErrorOutput(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.JSONField()

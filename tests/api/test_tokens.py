@@ -15,7 +15,7 @@ from django.utils import timezone
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
-from commands_app.tokens import issue_token, tokens_revoked
+from api.tokens import issue_token, tokens_revoked
 from config.ws_auth import _user_for_token
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(databases="__all__")]

@@ -20,8 +20,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .errors import ApiError
-from .serializers import ErrorOutput, StrictSerializer
+from .errors import ApiError, ErrorOutput
+from .serializers import StrictSerializer
 from .tokens import (
     ExpiringTokenAuthentication,
     issue_token,
@@ -46,14 +46,13 @@ def lockout_seconds(request: HttpRequest | None) -> int:
 def too_many_attempts(request: HttpRequest) -> ApiError:
     """Build the 429 answered to a client locked out after failed sign-ins."""
     retry_after = lockout_seconds(request)
-    error = ApiError(
+    return ApiError(
         "too_many_attempts",
         "Too many failed sign-ins; try again later.",
         http_status=status.HTTP_429_TOO_MANY_REQUESTS,
         details={"retry_after_seconds": retry_after},
+        headers={"Retry-After": str(retry_after)},
     )
-    error.headers = {"Retry-After": str(retry_after)}  # type: ignore[attr-defined]
-    return error
 
 
 class ObtainTokenApi(APIView):
