@@ -7,9 +7,10 @@ event store's decoding, so an erased personal field reads as erased here too):
 - an order through the order summary projector's own handlers, so that its
   past state has the read model's row shape (`read_orders`: lines, address,
   timeline) by construction, not by a second description of it;
-- a product through its aggregate from the nearest kept snapshot at or below
-  the version (`commands_app.snapshots.kept_snapshot`), then the events after
-  it: a product's stream grows with every order placed.
+- a product through its aggregate, which the write side loads from the
+  nearest kept snapshot at or below the version, then the events after it
+  (`commands_app.snapshots.load_product_as_of`): a product's stream grows with
+  every order placed.
 
 Orders are not snapshotted: their streams are short, and a snapshot would copy
 the shipping address out of the events that crypto-shredding erases.
@@ -198,28 +199,19 @@ def product_as_of(
 ) -> PastState | None:
     """Return the product as it was at `version` or at `at` (the head if beyond it).
 
-    Folds from the nearest kept snapshot at or below the version (unless
-    `use_snapshots` is False: the plain fold from version 1, which it equals).
+    Loaded by the write side from the nearest kept snapshot at or below the
+    version (unless `use_snapshots` is False: the plain fold, which it equals).
     None when the product does not exist, or did not yet exist at `at`.
     """
-    stream = product_stream(product_id)
-    until = target_version(stream, version=version, at=at)
+    until = target_version(product_stream(product_id), version=version, at=at)
     if not until:
         return None
-    kept = snapshots.kept_snapshot(product_id, version=until) if use_snapshots else None
-    start = kept[0] if kept else 0
-    # From the snapshot's own event: its time is the answer's when nothing follows.
-    events = eventstore.read_stream(
-        stream, after_version=max(start - 1, 0), until_version=until
+    loaded = snapshots.load_product_as_of(
+        product_id, version=until, use_snapshots=use_snapshots
     )
-    if not events:
+    if loaded is None:
         return None
-    folded = [event for recorded, event in decode(events) if recorded.version > start]
-    if kept is None:
-        product = Product.from_events(product_id, folded)
-    else:
-        product = Product.from_snapshot(product_id, start, kept[1], folded)
-    last = events[-1]
+    product, last = loaded
     return PastState(product_state(product), last.version, last.recorded_at)
 
 

@@ -41,6 +41,9 @@ def read_schema(
     not_found: str | None = None,
     staff_only: bool = False,
     path_id: str | None = None,
+    description: str | None = None,
+    bad_request: str | None = None,
+    forbidden: str | None = None,
 ) -> Callable[[Any], Any]:
     """Describe one read: parameters, the answer and every refusal body."""
     responses: dict[int, Any] = {
@@ -48,7 +51,7 @@ def read_schema(
         400: error(
             "A query parameter is not valid (`validation_error`), or "
             "`min_position` is beyond the event store's head "
-            "(`position_beyond_head`)."
+            "(`position_beyond_head`)." + (f" Or {bad_request}" if bad_request else "")
         ),
         401: error("Not signed in (`not_authenticated`)."),
         503: OpenApiResponse(
@@ -60,8 +63,8 @@ def read_schema(
     responses[429] = error(
         "More reads than READ_THROTTLE_RATE allows (`throttled`); see Retry-After."
     )
-    if staff_only:
-        responses[403] = error("Staff only (`permission_denied`).")
+    if staff_only or forbidden:
+        responses[403] = error(forbidden or "Staff only (`permission_denied`).")
     if not_found:
         responses[404] = error(not_found)
     parameters: list[Any] = [query, READ_POSITION, RETRY_AFTER]
@@ -71,6 +74,7 @@ def read_schema(
         )
     return extend_schema(
         summary=summary,
+        description=description,
         parameters=parameters,
         responses=responses,
     )
