@@ -22,6 +22,7 @@ is that after the last event recorded at or before it.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,6 +42,8 @@ from .projectors import OrderSummaryProjector
 ORDER_ROW_KINDS = frozenset({"placed", "moved"})
 # State keys that change with every event: not worth a line in "what changed".
 UNTRACKED = frozenset({"history", "updated_at", "position"})
+# W3C traceparent: version, trace id, parent span id, flags.
+TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
 class UnknownRowKindError(RuntimeError):
@@ -67,6 +70,23 @@ class Step:
     @property
     def metadata(self) -> dict[str, Any]:
         return self.event.metadata
+
+    @property
+    def command_id(self) -> str | None:
+        """Return the command that appended the event (a payment's, for outcomes)."""
+        found = self.metadata.get("command_id")
+        return str(found) if found else None
+
+    @property
+    def user_id(self) -> int | None:
+        found = self.metadata.get("user_id")
+        return found if isinstance(found, int) else None
+
+    @property
+    def trace_id(self) -> str | None:
+        """Return the trace id of the span that appended the event, if traced."""
+        match = TRACEPARENT.match(str(self.metadata.get("traceparent") or ""))
+        return match.group(1) if match else None
 
 
 def target_version(
