@@ -92,3 +92,14 @@ def test_the_order_page_shows_each_event_the_state_after_it_and_its_cause(
     assert f">alice</a> (#{alice.pk})" in table
     assert f">staff</a> (#{staff.pk})" in table
     assert f"<code>{TRACE}</code>" in table
+
+
+def test_orders_are_found_by_their_exact_id_and_other_text_finds_none(
+    admin_client: Client, alice
+) -> None:
+    order = f.order(alice)
+    url = "/admin/projections/ordersummary/"
+    found = admin_client.get(url, {"q": str(order.id)})
+    assert found.status_code == 200
+    assert str(order.id) in found.content.decode()
+    assert admin_client.get(url, {"q": "not-an-id"}).status_code == 200
