@@ -32,7 +32,7 @@ PROJECTIONS_WORKER_CMD := $(VENV)/bin/celery -A config.celery_app worker -Q proj
 BEAT_CMD               := $(VENV)/bin/celery -A config.celery_app beat --loglevel INFO --schedule .run/celerybeat-schedule
 
 .PHONY: help venv lock services ensure-services test-services migrate seed run \
-        lint types contracts migrations-check test test-rabbitmq bench
+        lint types contracts migrations-check test test-fast test-rabbitmq bench
 
 help: ## Show this help
 	@echo "Usage: make TARGET   (PORT=$(PORT), RUN_SETTINGS=$(RUN_SETTINGS))"
@@ -101,7 +101,9 @@ run: venv services migrate seed ## Run web, both workers and beat in the foregro
 
 # --- Checks ----------------------------------------------------------------------
 
-lint: venv ## ruff check and ruff format --check
+# What .pre-commit-config.yaml runs before each commit: ruff (with its size and
+# complexity rules), the formatting, the types and the import contracts.
+lint: venv types contracts ## ruff check, ruff format --check, mypy, lint-imports
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
@@ -117,6 +119,11 @@ migrations-check: venv ## Fail if a model change has no migration
 test: venv test-services lint types contracts migrations-check ## Everything: lint, types, contracts, migrations, the whole suite
 	DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(VENV)/bin/pytest $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-rabbitmq
+
+# The unit tier alone (tests/support/tiers.py): domain rules, pure functions and
+# the repository's files; no database, Redis or process is needed or touched.
+test-fast: venv ## The unit tests only, in seconds: no PostgreSQL, Redis or worker needed
+	DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(VENV)/bin/pytest -m unit -q $(PYTEST_ARGS)
 
 # --- The broker-sensitive tests again, on RabbitMQ ------------------------------
 # The first pass runs on the Redis broker; this one on RabbitMQ, in a virtual host

@@ -1,6 +1,6 @@
 """Figure 1, accept: place-order POSTs -> 202 at 16 connections, vs the baseline view.
 
-The baseline (config/bench_views.py) runs in the same server process: same
+The baseline (bench/views.py) runs in the same server process: same
 authentication, parser and input serializer, one INSERT, 202. Workers are not
 running, so the figure is the web tier alone; the accepted commands are
 dropped afterwards.

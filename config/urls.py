@@ -20,7 +20,7 @@ urlpatterns = [
 
 if settings.BENCH_BASELINE_ENDPOINT:
     # The bench's floor for accepting a command (bench/, docs/performance.md).
-    from .bench_views import BaselineAcceptApi
+    from bench.views import BaselineAcceptApi
 
     urlpatterns.insert(0, path("bench/baseline/", BaselineAcceptApi.as_view()))
 

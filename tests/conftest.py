@@ -1,5 +1,11 @@
 """Fixtures over the real services: PostgreSQL, Redis, Celery workers, the web server.
 
+Every test module declares its tier (unit, integration or e2e) in its
+`pytestmark`; tests/support/tiers.py has the rules, checked here at collection.
+A run that selects only unit tests (`make test-fast`) touches neither Redis nor
+PostgreSQL: the services are prepared only when a selected test needs them, and
+a unit test that reaches Redis or PostgreSQL fails.
+
 Tests that need committed data (anything a worker process must see) use
 `pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")`.
 """
@@ -11,16 +17,75 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import redis
+import redis.asyncio.connection
+import redis.connection
 from django.conf import settings
 from rest_framework.test import APIClient
 
 from commands_app.tokens import issue_token
-from tests.support import rabbitmq
+from tests.support import rabbitmq, tiers
 from tests.support.processes import WebServer, Worker
 
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
+# Whether a selected test is above the unit tier (set once collection is done).
+NEEDS_SERVICES = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Refuse to run unless every collected module follows the tier rules.
+
+    It runs before `-m` deselects anything, so that a module without a tier
+    fails `make test-fast` as well as `make test`.
+    """
+    errors = tiers.collection_errors(items)
+    if errors:
+        raise pytest.UsageError(
+            "test tier rules broken (tests/support/tiers.py):\n  " + "\n  ".join(errors)
+        )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    session.config.stash[NEEDS_SERVICES] = any(
+        item.get_closest_marker("unit") is None for item in session.items
+    )
+
+
+def needs_services(config: pytest.Config) -> bool:
+    return config.stash.get(NEEDS_SERVICES, True)
+
+
+def _refuse_connection(*args: Any, **kwargs: Any) -> None:
+    raise RuntimeError(
+        "a unit test reached Redis or PostgreSQL: mark its module integration"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_reach_no_service(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Make any Redis or PostgreSQL connection from a unit test fail at once.
+
+    pytest-django already refuses the ORM to tests without `django_db`; this
+    covers Redis (the cache, the broker, the channel layer) and raw psycopg.
+    """
+    if request.node.get_closest_marker("unit") is None:
+        return
+    monkeypatch.setattr(
+        redis.connection.AbstractConnection, "connect", _refuse_connection
+    )
+    monkeypatch.setattr(
+        redis.asyncio.connection.AbstractConnection, "connect", _refuse_connection
+    )
+    monkeypatch.setattr(psycopg.Connection, "connect", _refuse_connection)
+    monkeypatch.setattr(psycopg, "connect", _refuse_connection)
 
 
 @pytest.fixture(scope="session")
@@ -30,20 +95,25 @@ def output_dir() -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _clean_redis() -> None:
-    """Start from an empty broker and channel layer (a test-only Redis database)."""
-    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+def _clean_redis(request: pytest.FixtureRequest) -> None:
+    """Start from an empty broker and channel layer (a test-only Redis database).
+
+    Skipped when only unit tests run: they use no Redis.
+    """
+    if needs_services(request.config):
+        redis.Redis.from_url(settings.REDIS_URL).flushdb()
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _broker_vhost() -> Iterator[None]:
+def _broker_vhost(request: pytest.FixtureRequest) -> Iterator[None]:
     """On RabbitMQ, create the run's own virtual host (named in its URL), drop it after.
 
     `make test` runs the broker-sensitive tests a second time with
     CELERY_BROKER_URL=amqp://.../<a vhost of that run>; its queues start empty.
+    Skipped when only unit tests run.
     """
     url = str(settings.CELERY_BROKER_URL)
-    if not rabbitmq.is_rabbitmq(url):
+    if not needs_services(request.config) or not rabbitmq.is_rabbitmq(url):
         yield
         return
     rabbitmq.add_vhost(url)

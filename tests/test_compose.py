@@ -21,6 +21,8 @@ import jsonschema
 import pytest
 import yaml
 
+pytestmark = [pytest.mark.unit]
+
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = Path(__file__).resolve().parent / "data" / "compose-spec.json"
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 from django.core.management import call_command
 
 from commands_app.registry import COMMANDS
+
+pytestmark = [pytest.mark.unit]
 
 
 def test_the_openapi_schema_is_valid_and_describes_every_command(tmp_path: Path):

@@ -6,7 +6,11 @@ import pytest
 
 from tests.support.commands import place_order, register_product
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 
 def test_an_order_placed_through_the_api_succeeds_in_a_real_worker(

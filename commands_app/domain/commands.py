@@ -28,14 +28,6 @@ class RestockProduct:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ImportItem:
-    sku: str
-    name: str
-    price_cents: int
-    initial_stock: int
-
-
-@dataclass(frozen=True, kw_only=True)
 class RequestedLine:
     product_id: UUID
     quantity: int

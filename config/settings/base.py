@@ -461,7 +461,7 @@ PROJECTIONS_ON_LAG = "commands_app.push.push_projection_lag"
 # Threads per web process that run Django views (see config/asgi.py), besides
 # the COMMAND_ and READ_MAX_CONCURRENT_WAITS threads that waiting requests may hold.
 WEB_THREADS = env.int("WEB_THREADS", default=16)
-# Serve /bench/baseline/, the accept figure's floor (config/bench_views.py); only
+# Serve /bench/baseline/, the accept figure's floor (bench/views.py); only
 # `make bench` turns it on, for its own server.
 BENCH_BASELINE_ENDPOINT = env.bool("BENCH_BASELINE_ENDPOINT", default=False)
 

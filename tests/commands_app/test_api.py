@@ -24,7 +24,7 @@ from tests.support.commands import ADDRESS, GOOD_CARD, submit
 
 from .given import paid, placed, registered
 
-pytestmark = pytest.mark.django_db(databases="__all__")
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(databases="__all__")]
 
 PRODUCT: dict[str, Any] = {
     "sku": "MUG-1",

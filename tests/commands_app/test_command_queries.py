@@ -12,7 +12,10 @@ from django.utils import timezone
 from commands_app import dashboard, push, retention, sweeper
 from commands_app.models import CommandRecord
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 ON_COMMANDS = re.compile(r'\b(FROM|UPDATE|INTO)\s+"?commands"?\s', re.IGNORECASE)
 

@@ -15,7 +15,11 @@ from websockets.typing import Origin
 from commands_app.tokens import issue_token
 from tests.support.commands import ADDRESS, register_product
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 
 def ws_url(web: Any) -> str:

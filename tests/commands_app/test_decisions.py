@@ -58,6 +58,8 @@ from .given import (
     reserved,
 )
 
+pytestmark = [pytest.mark.unit]
+
 # --- register-product -----------------------------------------------------------
 
 

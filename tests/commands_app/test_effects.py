@@ -27,7 +27,10 @@ from commands_app.models import Effect, EffectStatus
 from tests.conftest import make_user
 from tests.support.processes import wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 RESTOCKED = ProductRestocked.type_name
 

@@ -26,6 +26,8 @@ from commands_app.domain.events import (
 
 from .given import paid, placed, registered, reserved
 
+pytestmark = [pytest.mark.unit]
+
 mug, tea = registered(), registered(price=350)
 an_order = placed(uuid4(), [(mug, 2), (tea, 1)])
 EXAMPLES = [

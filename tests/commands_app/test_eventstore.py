@@ -18,7 +18,10 @@ from tests.support.processes import wait_until
 
 from .given import registered
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 INSERT = (
     "INSERT INTO events (stream_id, version, type, data, metadata) "

@@ -16,7 +16,11 @@ from commands_app.models import CommandRecord, StoredEvent
 from tests.support.commands import register_product, submit
 from tests.support.processes import wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 
 def stored_command(user, **fields) -> CommandRecord:

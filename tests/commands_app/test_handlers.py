@@ -24,7 +24,11 @@ from tests.support.commands import (
 )
 from tests.support.processes import Worker
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 
 def events_of(status: dict) -> list[StoredEvent]:

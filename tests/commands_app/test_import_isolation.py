@@ -35,8 +35,9 @@ from tests.support.commands import ADDRESS
 from tests.support.processes import ROOT, WebServer, Worker, wait_until
 
 pytestmark = [
-    pytest.mark.django_db(transaction=True, databases="__all__"),
+    pytest.mark.e2e,
     pytest.mark.worker,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
     pytest.mark.timeout(300),
 ]
 

@@ -11,7 +11,10 @@ from django.utils import timezone
 from commands_app import execution, imports
 from commands_app.models import CommandRecord, ProductSku, StoredEvent
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 
 class Crash(BaseException):

@@ -31,6 +31,8 @@ from tests.commands_app.recorded import (
     store,
 )
 
+pytestmark = [pytest.mark.integration]
+
 CUSTOMER = 4242_17
 
 

@@ -25,7 +25,7 @@ from commands_app.integration import event_id, publish_event, publishers
 from tests.commands_app.recorded import cancelled, paid, placed, shipped, store
 from tests.commands_app.test_integration import check
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 CUSTOMER = 31
 
 

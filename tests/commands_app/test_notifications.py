@@ -21,7 +21,7 @@ from tests.commands_app import recorded
 from tests.commands_app.recorded import cancelled, later, paid, placed, shipped, store
 from tests.conftest import make_user
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 
 @pytest.fixture

@@ -12,6 +12,8 @@ from commands_app.domain.order import Order
 
 from .given import ALICE, PAYMENT, order, paid, placed, registered
 
+pytestmark = [pytest.mark.unit]
+
 
 def test_loading_an_order_without_events_is_refused_as_not_found():
     with pytest.raises(OrderNotFoundError) as refusal:

@@ -18,7 +18,11 @@ from tests.support.commands import (
     register_product,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 
 def test_a_card_number_reaches_neither_the_database_nor_any_log(

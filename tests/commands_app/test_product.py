@@ -33,6 +33,8 @@ from commands_app.domain.product import Product
 
 from .given import ADDRESS, ALICE, product, registered, reserved
 
+pytestmark = [pytest.mark.unit]
+
 
 def test_reserving_more_than_available_is_refused_and_records_nothing():
     mug = product(registered(stock=2))

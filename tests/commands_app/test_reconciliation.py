@@ -13,7 +13,10 @@ from commands_app.domain.events import PaymentCaptured
 from commands_app.eventstore import NewEvents
 from commands_app.models import GatewayLedgerEntry
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 
 def charge(order_id, key: str, amount: int = 500) -> None:

@@ -17,7 +17,10 @@ from commands_app.models import CommandRecord
 from commands_app.retention import purge_finished_commands
 from tests.support.commands import submit
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 BODY = {"sku": "MUG-1", "name": "Mug", "price_cents": 100, "initial_stock": 1}
 

@@ -12,7 +12,10 @@ import requests
 from commands_app.models import CommandRecord
 from commands_app.tokens import issue_token
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 BODY: dict[str, Any] = {
     "sku": "IDEM-1",

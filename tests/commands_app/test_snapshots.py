@@ -13,7 +13,7 @@ from commands_app.eventstore import NewEvents
 
 from .given import placed, product, registered, reserved
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def place(product_id) -> Product:

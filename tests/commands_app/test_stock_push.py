@@ -11,7 +11,11 @@ from websockets.sync.client import connect
 
 from tests.support.commands import register_product, run
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 
 def ws_url(web: Any) -> str:

@@ -14,7 +14,7 @@ from commands_app.throttling import hit, shared_cache
 from tests.conftest import client_for
 from tests.support.commands import ADDRESS
 
-pytestmark = pytest.mark.django_db(databases="__all__")
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(databases="__all__")]
 
 ORDER_BODY = {
     "lines": [{"product_id": "00000000-0000-4000-8000-000000000001", "quantity": 1}],

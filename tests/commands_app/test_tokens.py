@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from commands_app.tokens import issue_token, tokens_revoked
 from config.ws_auth import _user_for_token
 
-pytestmark = pytest.mark.django_db(databases="__all__")
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(databases="__all__")]
 
 
 def with_token(token: str) -> APIClient:

@@ -14,6 +14,8 @@ from django.test import Client
 
 from tests.support import processes
 
+pytestmark = [pytest.mark.integration]
+
 ENTRY_POINTS = {
     "manage.py": ["manage.py", "check"],
     "wsgi": ["-c", "import config.wsgi"],

@@ -11,7 +11,7 @@ from django.test import Client
 
 from tests.conftest import client_for, make_user
 
-pytestmark = pytest.mark.django_db(databases="__all__")
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(databases="__all__")]
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "web" / "templates"
 

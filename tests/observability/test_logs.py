@@ -25,6 +25,8 @@ from observability.logs import (
     mask_text,
 )
 
+pytestmark = [pytest.mark.unit]
+
 CARD = "4242424242424242"
 
 

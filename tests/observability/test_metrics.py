@@ -30,7 +30,11 @@ from observability.metrics import (
 )
 from tests.support.processes import wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 FAMILIES = {
     "cqrs_commands",

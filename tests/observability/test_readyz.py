@@ -19,7 +19,11 @@ from django.test import Client
 from config.health import forget_readiness, run_checks
 from tests.support.processes import free_port
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 
 @pytest.fixture(autouse=True)

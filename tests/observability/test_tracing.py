@@ -29,7 +29,10 @@ from observability import tracing
 from projections import runner
 from tests.support.projections import projections_held_here
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 CLIENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
 

@@ -16,7 +16,11 @@ from projections.rebuild import index_definitions
 from ..support.processes import wait_until
 from .conftest import committed_head, rows, seed_history, settle
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 CHECKPOINTS = "/admin/projections/checkpoint/"
 

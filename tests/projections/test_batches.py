@@ -20,7 +20,10 @@ from projections.registry import PROJECTOR_NAMES, projector_class
 
 from .conftest import Store, rows, seed_history, settle
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 ONE_BY_ONE = "__one"
 BATCH = "__batch"

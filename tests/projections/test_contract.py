@@ -10,7 +10,10 @@ from projections.registry import PROJECTOR_NAMES, projector_class
 
 from .conftest import rows, rows_applied_twice, seed_history, settle
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 
 @pytest.fixture(params=PROJECTOR_NAMES)

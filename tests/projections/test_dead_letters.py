@@ -19,6 +19,7 @@ from tests.support.processes import wait_until
 from .conftest import rows, settle
 
 pytestmark = [
+    pytest.mark.integration,
     pytest.mark.django_db(transaction=True, databases="__all__"),
     pytest.mark.usefixtures("fast_retries"),
 ]

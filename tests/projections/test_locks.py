@@ -11,7 +11,10 @@ from config.database import session_options
 from projections.locks import lock_key, projection_lock
 from tests.support.processes import wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 
 def lock_is_free(name: str) -> bool:

@@ -13,7 +13,10 @@ from projections.registry import PROJECTOR_NAMES
 
 from .conftest import rows, seed_history, settle
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 
 def test_rebuild_projections_swaps_in_equal_tables_with_a_progress_bar(store):

@@ -23,7 +23,10 @@ from projections.models import CustomerOrderHistory, OrderSummary
 
 from .conftest import Store, rows, rows_applied_twice, settle
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 ORDER_PROJECTIONS = ("order_summary", "customer_order_history", "daily_sales")
 

@@ -19,7 +19,10 @@ from projections.runner import catch_up
 
 from .conftest import settle
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 ANNOUNCED: list[list[int]] = []
 

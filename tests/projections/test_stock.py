@@ -9,7 +9,10 @@ from django.db import connections, transaction
 
 from .conftest import settle
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 heard: list[list[dict[str, Any]]] = []
 

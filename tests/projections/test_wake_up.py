@@ -12,8 +12,9 @@ from tests.support.commands import place_order, register_product
 from tests.support.processes import wait_until
 
 pytestmark = [
-    pytest.mark.django_db(transaction=True, databases="__all__"),
+    pytest.mark.integration,
     pytest.mark.worker,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
 ]
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from . import factories as f
 
-pytestmark = pytest.mark.django_db(databases="__all__")
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(databases="__all__")]
 
 REFUSED = [
     ("/api/products/", {"ordering": "name; DROP TABLE read_products"}),

@@ -11,7 +11,7 @@ from queries_app import consistency
 
 from . import factories as f
 
-pytestmark = pytest.mark.django_db(databases="__all__")
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(databases="__all__")]
 
 READS = [
     ("alice_api", "/api/products/", ("product_catalogue",)),

@@ -15,7 +15,7 @@ from queries_app.stats import DailySalesOutput
 
 from . import factories as f
 
-pytestmark = pytest.mark.django_db(databases="__all__")
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(databases="__all__")]
 
 
 @pytest.mark.parametrize("output", [OrderOutput, ProductOutput, DailySalesOutput])

@@ -7,7 +7,7 @@ from django.db import connections
 
 from . import factories as f
 
-pytestmark = pytest.mark.django_db(databases="__all__")
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(databases="__all__")]
 
 
 def skus(response) -> list[str]:

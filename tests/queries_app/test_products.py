@@ -8,7 +8,7 @@ import pytest
 
 from . import factories as f
 
-pytestmark = pytest.mark.django_db(databases="__all__")
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(databases="__all__")]
 
 
 def test_anonymous_users_get_401_on_every_product_read(client) -> None:

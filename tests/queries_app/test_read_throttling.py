@@ -10,7 +10,7 @@ from django.core.cache import cache
 from commands_app.models import CommandRecord
 from tests.conftest import client_for
 
-pytestmark = pytest.mark.django_db(databases="__all__")
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(databases="__all__")]
 
 
 @pytest.fixture

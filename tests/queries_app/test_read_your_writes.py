@@ -12,6 +12,8 @@ from tests.support.commands import place_order, register_product, run
 from tests.support.processes import wait_until
 
 pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.worker,
     pytest.mark.django_db(transaction=True, databases="__all__"),
     pytest.mark.skipif(
         not {"product_catalogue", "order_summary", "daily_sales"}

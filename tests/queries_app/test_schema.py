@@ -6,7 +6,7 @@ import pytest
 import yaml
 from drf_spectacular.validation import validate_schema
 
-pytestmark = pytest.mark.django_db(databases="__all__")
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(databases="__all__")]
 
 READS = {
     "/api/products/": {200, 400, 401, 429, 503},

@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 
 from tests.conftest import make_user
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 LIMIT = 3
 throttled = override_settings(

@@ -21,7 +21,7 @@ from commands_app.models import CommandRecord
 from commands_app.registry import COMMANDS
 from tests.support.commands import ADDRESS
 
-pytestmark = pytest.mark.django_db(databases="__all__")
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(databases="__all__")]
 
 BAD_LINE = {"product_id": "x", "quantity": 0}
 BAD_PRODUCT = {"sku": "", "name": "", "price_cents": -1, "initial_stock": -1}

@@ -17,10 +17,14 @@ from tests.reliability.reconcile import reconcile
 from tests.reliability.test_redis_faults import assert_no_server_error, burst_during
 from tests.support import rabbitmq
 
-pytestmark = pytest.mark.skipif(
-    not rabbitmq.is_rabbitmq(os.environ.get("CELERY_BROKER_URL", "")),
-    reason="RabbitMQ is not the broker of this run",
-)
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.worker,
+    pytest.mark.skipif(
+        not rabbitmq.is_rabbitmq(os.environ.get("CELERY_BROKER_URL", "")),
+        reason="RabbitMQ is not the broker of this run",
+    ),
+]
 
 
 def test_a_rabbitmq_restart_mid_burst_loses_no_command(driver: Driver) -> None:

@@ -22,6 +22,8 @@ from commands_app.tokens import issue_token
 from config.connections import DATABASES, Layout, postgres_connections
 from tests.support.processes import ROOT, WebServer
 
+pytestmark = [pytest.mark.e2e]
+
 # PostgreSQL's defaults: max_connections, of which superuser_reserved_connections.
 DEFAULT_MAX_CONNECTIONS = 100
 SUPERUSER_RESERVED = 3

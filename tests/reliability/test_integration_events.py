@@ -27,7 +27,11 @@ from tests.support import rabbitmq
 from tests.support.commands import ADDRESS, register_product, run, submit
 from tests.support.processes import wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 ORDERS = 16
 

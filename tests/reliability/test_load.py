@@ -9,10 +9,13 @@ import subprocess
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from tests.reliability.driver import Driver
 from tests.reliability.reconcile import reconcile
 from tests.support.processes import BIN, ROOT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.worker]
 
 DURATION = os.environ.get("LOAD_DURATION", "20s")
 

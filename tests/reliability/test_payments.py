@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
+import pytest
 
 from commands_app.payments import TIMEOUTS_KEY
 from tests.reliability.driver import Answer, Driver
@@ -27,6 +28,8 @@ from tests.reliability.reconcile import (
 )
 from tests.support.commands import DECLINED_CARD, GOOD_CARD
 from tests.support.processes import wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.worker]
 
 
 def placed_order(driver: Driver, who: str, product: str) -> str:

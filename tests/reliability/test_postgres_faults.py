@@ -11,6 +11,8 @@ from tests.reliability.driver import Driver
 from tests.reliability.reconcile import reconcile
 from tests.reliability.test_redis_faults import burst_during
 
+pytestmark = [pytest.mark.e2e, pytest.mark.worker]
+
 
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
 def test_a_postgres_restart_mid_burst_answers_503_and_loses_no_command(

@@ -6,11 +6,14 @@ import json
 import uuid
 
 import psycopg
+import pytest
 
 from tests.reliability.driver import Driver
 from tests.reliability.reconcile import reconcile
 from tests.reliability.services import PrivateRedis
 from tests.support.processes import Worker, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.worker]
 
 
 def checkpoints(driver: Driver) -> dict[str, int]:

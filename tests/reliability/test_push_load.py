@@ -32,8 +32,9 @@ from tests.support.commands import ADDRESS, register_product
 from tests.support.processes import WebServer
 
 pytestmark = [
-    pytest.mark.django_db(transaction=True, databases="__all__"),
+    pytest.mark.e2e,
     pytest.mark.worker,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
     pytest.mark.timeout(420),
 ]
 

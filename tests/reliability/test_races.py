@@ -29,7 +29,11 @@ from tests.reliability.test_stateful import store_rows
 from tests.support.commands import ADDRESS
 from tests.support.processes import WebServer, Worker, wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 FINAL = {"succeeded", "rejected", "failed"}
 

@@ -13,6 +13,8 @@ from tests.reliability.driver import Answer, Driver
 from tests.reliability.reconcile import reconcile
 from tests.reliability.services import PrivateRedis
 
+pytestmark = [pytest.mark.e2e, pytest.mark.worker]
+
 
 def burst_during(
     driver: Driver, fault: Callable[[], None], seconds: float = 4.0

@@ -22,7 +22,10 @@ from schemathesis.config import SchemathesisConfig
 from tests.conftest import make_user
 from tests.support.processes import WebServer
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 # Every check schemathesis registers, not a chosen subset.
 load_all_checks()

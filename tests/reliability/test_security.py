@@ -19,7 +19,7 @@ from tests.queries_app import factories
 from tests.support import processes
 from tests.support.commands import ADDRESS
 
-pytestmark = pytest.mark.django_db(databases="__all__")
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(databases="__all__")]
 
 ORDER_BODY = {
     "lines": [{"product_id": "00000000-0000-4000-8000-000000000001", "quantity": 1}],

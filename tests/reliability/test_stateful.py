@@ -59,7 +59,10 @@ from tests.reliability.reconcile import (
 from tests.support.commands import ADDRESS, DECLINED_CARD, GOOD_CARD
 from tests.support.projections import projections_held_here
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 WRITE_TABLES = ("events", "commands", "product_skus", "effects", "gateway_ledger")
 READ_TABLES = (

@@ -20,7 +20,10 @@ from websockets.typing import Origin
 from commands_app.push import push_projection_lag, send_to_user
 from tests.commands_app.test_consumers import session_cookie, token_of, ws_url
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 
 def open_socket(web: Any, user: Any) -> ClientConnection:

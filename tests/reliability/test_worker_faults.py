@@ -7,11 +7,14 @@ import signal
 import time
 
 import psycopg
+import pytest
 
 from tests.reliability.driver import Driver
 from tests.reliability.reconcile import reconcile
 from tests.support.commands import GOOD_CARD
 from tests.support.processes import wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.worker]
 
 
 def test_killing_worker_children_again_and_again_during_a_burst_loses_nothing(

@@ -14,6 +14,8 @@ from tests.support.commands import register_product
 from .conftest import off_the_loop, sign_in
 
 pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.worker,
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True, databases="__all__"),
 ]

@@ -9,6 +9,8 @@ import pytest
 from tests.support.processes import wait_until
 
 pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.worker,
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True, databases="__all__"),
 ]

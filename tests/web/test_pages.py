@@ -10,7 +10,7 @@ from django.test import Client
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 
 def test_an_anonymous_visitor_is_sent_to_the_login_page():

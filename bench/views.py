@@ -4,7 +4,9 @@ Served only when `BENCH_BASELINE_ENDPOINT` is true (`make bench` sets it for its
 own server). It runs the same authentication, parser and input serializer as
 `place-order`, inserts one row and answers 202, so that the accept figure
 compares our endpoint with the floor of a DRF view in the same server process.
-The table `bench_baseline` is created by the bench (bench/common.py).
+The table `bench_baseline` is created by the bench (bench/common.py). It lives
+in bench/, outside the production packages: config/urls.py imports it only when
+the setting is on, and import-linter forbids the apps to import bench.
 """
 
 from __future__ import annotations
