@@ -167,12 +167,14 @@ def kept_snapshot(
 
 def load_product_as_of(
     product_id: UUID, *, version: int, use_snapshots: bool = True
-) -> tuple[Product, RecordedEvent] | None:
-    """Return the product after `version` (its head if beyond) and that event.
+) -> tuple[dict[str, Any], RecordedEvent] | None:
+    """Return the product's state after `version` (its head if beyond) and that event.
 
-    Folds from the nearest kept snapshot at or below `version` and the events
-    after it (with `use_snapshots` False, from the first event: the same
-    product). None if the product has no events.
+    The published past-state loader of the write side (`projections.past` calls
+    it): folds from the nearest kept snapshot at or below `version` and the
+    events after it (with `use_snapshots` False, from the first event: the same
+    state). The state is the product's `id` and `snapshot()` fields (`sku`,
+    `name`, `price_cents`, `available`). None if the product has no events.
     """
     kept = kept_snapshot(product_id, version=version) if use_snapshots else None
     start = kept[0] if kept else 0
@@ -193,7 +195,7 @@ def load_product_as_of(
         product = Product.from_events(product_id, after)
     else:
         product = Product.from_snapshot(product_id, start, kept[1], after)
-    return product, events[-1]
+    return {"id": product_id, **product.snapshot()}, events[-1]
 
 
 def _json(value: Any) -> Any:

@@ -29,9 +29,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+# The write side's published past-state loader of products (pyproject.toml,
+# import contracts): it owns the product aggregate and its snapshots.
 from commands_app import eventstore, snapshots
-from commands_app.domain.order import order_stream
-from commands_app.domain.product import Product, product_stream
 from commands_app.eventstore import RecordedEvent
 
 from .base import Staged, decode
@@ -44,6 +44,16 @@ ORDER_ROW_KINDS = frozenset({"placed", "moved"})
 UNTRACKED = frozenset({"history", "updated_at", "position"})
 # W3C traceparent: version, trace id, parent span id, flags.
 TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+def order_stream(order_id: UUID) -> str:
+    """Return an order's stream id, as the write side names it."""
+    return f"order-{order_id}"
+
+
+def product_stream(product_id: UUID) -> str:
+    """Return a product's stream id, as the write side names it."""
+    return f"product-{product_id}"
 
 
 class UnknownRowKindError(RuntimeError):
@@ -231,16 +241,5 @@ def product_as_of(
     )
     if loaded is None:
         return None
-    product, last = loaded
-    return PastState(product_state(product), last.version, last.recorded_at)
-
-
-def product_state(product: Product) -> dict[str, Any]:
-    """Return the product as the catalogue read model shows it."""
-    return {
-        "id": product.id,
-        "sku": product.sku,
-        "name": product.name,
-        "price_cents": product.price_cents,
-        "available": product.available,
-    }
+    state, last = loaded
+    return PastState(state, last.version, last.recorded_at)

@@ -147,9 +147,6 @@ class OrderDetailApi(past.PastReadMixin, ReadApi):
         query=past.PastQuery,
         output=PastOrderOutput,
         summary="Show an order, now or as it was",
-        description="Without `as_of_version` or `as_of`, the order from the read "
-        "model. With one of them, the order as it was, folded from its events: "
-        "the same fields plus `as_of_version` and `as_of`.",
         bad_request="`as_of_version` beyond the order's current version "
         "(`version_beyond_head`, details `as_of_version` and `version`).",
         not_found="No such order, or not yours, or not yet placed at `as_of` "
@@ -157,6 +154,11 @@ class OrderDetailApi(past.PastReadMixin, ReadApi):
         path_id="order_id",
     )
     def get(self, request: Request, order_id: str) -> Response:
+        """Show the order from the read model, or as it was.
+
+        With `as_of_version` or `as_of`, the order as it was, folded from its
+        events: the same fields plus `as_of_version` and `as_of`.
+        """
         if past.is_past(self.params):
             state = past.order_as_of(
                 order_id, self.params, customer_id=visible_to(request)

@@ -92,19 +92,21 @@ class ProductDetailApi(past.PastReadMixin, ReadApi):
         query=past.PastQuery,
         output=PastProductOutput,
         summary="Show a product, now or (staff) as it was",
-        description="Without `as_of_version` or `as_of`, the product from the "
-        "read model. With one of them (staff only), the product as it was, "
-        "folded from its events from the nearest kept snapshot: the same fields "
-        "plus `as_of_version` and `as_of`.",
         bad_request="`as_of_version` beyond the product's current version "
         "(`version_beyond_head`).",
-        forbidden="Past states (`as_of_version`, `as_of`) are staff only "
+        staff_only="Past states (`as_of_version`, `as_of`) are staff only "
         "(`permission_denied`).",
         not_found="No such product, or not yet registered at `as_of` "
         "(`product_not_found`).",
         path_id="product_id",
     )
     def get(self, request: Request, product_id: str) -> Response:
+        """Show the product from the read model, or (staff) as it was.
+
+        With `as_of_version` or `as_of`, the product as it was, folded from its
+        events from the nearest kept snapshot: the same fields plus
+        `as_of_version` and `as_of`.
+        """
         if past.is_past(self.params):
             state = past.product_as_of(
                 product_id, self.params, is_staff=bool(request.user.is_staff)

@@ -39,13 +39,15 @@ def read_schema(
     output: Any,
     summary: str,
     not_found: str | None = None,
-    staff_only: bool = False,
+    staff_only: bool | str = False,
     path_id: str | None = None,
-    description: str | None = None,
     bad_request: str | None = None,
-    forbidden: str | None = None,
 ) -> Callable[[Any], Any]:
-    """Describe one read: parameters, the answer and every refusal body."""
+    """Describe one read: parameters, the answer and every refusal body.
+
+    `staff_only` may be the 403's own description (staff only in some cases);
+    `bad_request` adds a refusal to the 400's; the view's docstring describes it.
+    """
     responses: dict[int, Any] = {
         200: output,
         400: error(
@@ -63,8 +65,12 @@ def read_schema(
     responses[429] = error(
         "More reads than READ_THROTTLE_RATE allows (`throttled`); see Retry-After."
     )
-    if staff_only or forbidden:
-        responses[403] = error(forbidden or "Staff only (`permission_denied`).")
+    if staff_only:
+        responses[403] = error(
+            staff_only
+            if isinstance(staff_only, str)
+            else "Staff only (`permission_denied`)."
+        )
     if not_found:
         responses[404] = error(not_found)
     parameters: list[Any] = [query, READ_POSITION, RETRY_AFTER]
@@ -74,7 +80,6 @@ def read_schema(
         )
     return extend_schema(
         summary=summary,
-        description=description,
         parameters=parameters,
         responses=responses,
     )

@@ -21,7 +21,7 @@ from tests.queries_app import factories as f
 
 from .conftest import ADDRESS
 
-pytestmark = pytest.mark.django_db(databases="__all__")
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(databases="__all__")]
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 

@@ -31,7 +31,10 @@ from projections.projectors import OrderSummaryProjector
 
 from .conftest import ADDRESS, Store, seed_history, settle
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
 
 ROW_FIELDS = (
     "id",
@@ -311,6 +314,9 @@ def test_a_kept_snapshot_at_the_version_asked_still_gives_that_events_time(
 # --- The fold knows every row the order summary projector stages ---------------------
 
 
+SIMPLE = {int: 1, bool: False, str: "x", Address: ADDRESS}
+
+
 def example(hint: Any) -> Any:
     """Return a value of the annotated type, for building any event."""
     origin = typing.get_origin(hint)
@@ -320,14 +326,8 @@ def example(hint: Any) -> Any:
         return ()
     if hint is UUID:
         return uuid4()
-    if hint is int:
-        return 1
-    if hint is bool:
-        return False
-    if hint is str:
-        return "x"
-    if hint is Address:
-        return ADDRESS
+    if hint in SIMPLE:
+        return SIMPLE[hint]
     if dataclasses.is_dataclass(hint):
         return build(hint)
     raise TypeError(f"no example for {hint!r}")

@@ -11,7 +11,7 @@ from rest_framework.fields import DateTimeField
 
 from tests.projections.conftest import Store
 
-pytestmark = pytest.mark.django_db(databases="__all__")
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(databases="__all__")]
 
 TODAY_FIELDS = {
     "id",

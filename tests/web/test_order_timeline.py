@@ -13,6 +13,8 @@ from tests.support.processes import wait_until
 from .conftest import sign_in
 
 pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.worker,
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True, databases="__all__"),
 ]
