@@ -301,3 +301,47 @@ def read_until(
             ],
         )
         return [_recorded(row) for row in cursor.fetchall()]
+
+
+# --- Read interface for past states ---------------------------------------------------
+
+
+def stream_head(stream_id: str, *, until: datetime | None = None) -> tuple[int, int]:
+    """Return the stream's version now, and its version as of `until`.
+
+    The version as of `until` is the longest run of versions from the first
+    recorded at or before `until` (0: the stream did not exist then); without
+    `until` it is the version now. (0, 0) means no such stream. A later version
+    recorded at an earlier time (its transaction began before the previous one
+    committed) ends the run at the first version recorded after `until`.
+    """
+    with connections[DB_ALIAS].cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(max(version), 0), coalesce(min(version) FILTER "
+            "(WHERE recorded_at > %s) - 1, max(version), 0) "
+            "FROM events WHERE stream_id = %s",
+            [until, stream_id],
+        )
+        row = cursor.fetchone()
+    head = int(row[0]) if row else 0
+    return head, (head if until is None or row is None else int(row[1]))
+
+
+def read_stream(
+    stream_id: str, *, after_version: int = 0, until_version: int | None = None
+) -> list[RecordedEvent]:
+    """Return the stream's events in (after_version, until_version], in order.
+
+    Each is read as projections read it (newest event version, `_recorded`),
+    so that a past state is folded from what the read models were built from.
+    Without `until_version`, up to the stream's head.
+    """
+    until = 2**31 - 1 if until_version is None else until_version
+    with connections[DB_ALIAS].cursor() as cursor:
+        cursor.execute(
+            f"SELECT {_COLUMNS} FROM events "  # noqa: S608 -- constant column list
+            "WHERE stream_id = %s AND version > %s AND version <= %s "
+            "ORDER BY version",
+            [stream_id, after_version, until],
+        )
+        return [_recorded(row) for row in cursor.fetchall()]

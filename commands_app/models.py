@@ -210,6 +210,30 @@ class StreamSnapshot(models.Model):
         return f"{self.stream_id}@{self.version}"
 
 
+class StreamSnapshotHistory(models.Model):
+    """Every snapshot ever stored, kept for past-state reads.
+
+    `stream_snapshots` holds a stream's latest snapshot only, which cannot
+    answer "the product as it was at version N" for N below it; these rows can
+    (the nearest one at or below N, then the events up to N). Written in the
+    same statement as the latest snapshot, so never ahead of the events. Only
+    aggregates without personal data are snapshotted (products), so
+    crypto-shredding has nothing to erase here.
+    """
+
+    pk = models.CompositePrimaryKey("stream_id", "version")
+    stream_id = models.CharField(max_length=100)
+    version = models.PositiveIntegerField()
+    schema = models.PositiveSmallIntegerField()
+    state = models.JSONField()
+
+    class Meta:
+        db_table = "stream_snapshot_history"
+
+    def __str__(self) -> str:
+        return f"{self.stream_id}@{self.version}"
+
+
 class GatewayLedgerEntry(models.Model):
     """The simulated payment gateway's own record of a charge or a refund.
 

@@ -7,6 +7,10 @@ that appends them (so it never runs ahead of the events, and a lost race rolls
 it back too); loading reads the snapshot and only the events after it, in the
 same statement.
 
+Every snapshot stored is also kept in `stream_snapshot_history` (same
+statement): the latest one cannot answer a past-state read below it, the kept
+ones can (`kept_snapshot`, used by `projections.past`).
+
 Formats (`Product.SNAPSHOT_SCHEMA`): schema 2 is the product's O(1) state.
 Schema 1 also held `reserved_for`, every open reservation of the product (the
 430 KB of a product with 10,000 orders); the rest of it means what schema 2
@@ -25,10 +29,11 @@ from uuid import UUID
 
 from django.db import connections
 
+from . import eventstore
 from .domain.decisions import Aggregate
-from .domain.events import Event, event_from_data
+from .domain.events import EVENT_TYPES, Event, event_from_data
 from .domain.product import Product, product_stream
-from .eventstore import DB_ALIAS
+from .eventstore import DB_ALIAS, RecordedEvent
 
 # A snapshot is a few hundred bytes now (the state is O(1)), written with the
 # events; decoding the events after it costs about 30 us each on every load.
@@ -54,6 +59,22 @@ SELECT e.stream_id, e.version, e.type, e.data, NULL
 FROM wanted AS w
 JOIN events AS e ON e.stream_id = w.stream_id AND e.version > w.after
 ORDER BY 1, 2
+"""
+
+# One statement: each stream's latest snapshot, and the same rows kept in
+# `stream_snapshot_history` for past-state reads (`kept_snapshot`).
+_SAVE_ROW = "(%s, %s::integer, %s::smallint, %s::jsonb)"
+_SAVE_SQL = """
+WITH due (stream_id, version, schema, state) AS (VALUES {values}),
+latest AS (
+    INSERT INTO stream_snapshots (stream_id, version, schema, state)
+    SELECT * FROM due
+    ON CONFLICT (stream_id) DO UPDATE SET
+        version = EXCLUDED.version, schema = EXCLUDED.schema, state = EXCLUDED.state
+    WHERE stream_snapshots.version < EXCLUDED.version
+)
+INSERT INTO stream_snapshot_history (stream_id, version, schema, state)
+SELECT * FROM due ON CONFLICT DO NOTHING
 """
 
 
@@ -119,15 +140,62 @@ def save_due(changed: Iterable[Aggregate]) -> None:
             ]
     if not rows:
         return
-    values = ", ".join(["(%s, %s, %s, %s::jsonb)"] * (len(rows) // 4))
+    values = ", ".join([_SAVE_ROW] * (len(rows) // 4))
+    with connections[DB_ALIAS].cursor() as cursor:
+        cursor.execute(_SAVE_SQL.format(values=values), rows)
+
+
+def kept_snapshot(
+    product_id: UUID, *, version: int
+) -> tuple[int, dict[str, Any]] | None:
+    """Return the product's newest kept snapshot at or below `version`, if any.
+
+    A past-state read folds only the events after it, up to `version`: a
+    product's stream grows with every order, and a plain fold of it with every
+    event. Returns (its version, its state) in a readable schema.
+    """
     with connections[DB_ALIAS].cursor() as cursor:
         cursor.execute(
-            "INSERT INTO stream_snapshots (stream_id, version, schema, state) "  # noqa: S608 -- placeholders only
-            f"VALUES {values} ON CONFLICT (stream_id) DO UPDATE SET "
-            "version = EXCLUDED.version, schema = EXCLUDED.schema, "
-            "state = EXCLUDED.state WHERE stream_snapshots.version < EXCLUDED.version",
-            rows,
+            "SELECT version, state - 'reserved_for' FROM stream_snapshot_history "
+            "WHERE stream_id = %s AND version <= %s AND schema = ANY(%s) "
+            "ORDER BY version DESC LIMIT 1",
+            [product_stream(product_id), version, list(READABLE_SCHEMAS)],
         )
+        row = cursor.fetchone()
+    return None if row is None else (int(row[0]), _json(row[1]))
+
+
+def load_product_as_of(
+    product_id: UUID, *, version: int, use_snapshots: bool = True
+) -> tuple[dict[str, Any], RecordedEvent] | None:
+    """Return the product's state after `version` (its head if beyond) and that event.
+
+    The published past-state loader of the write side (`projections.past` calls
+    it): folds from the nearest kept snapshot at or below `version` and the
+    events after it (with `use_snapshots` False, from the first event: the same
+    state). The state is the product's `id` and `snapshot()` fields (`sku`,
+    `name`, `price_cents`, `available`). None if the product has no events.
+    """
+    kept = kept_snapshot(product_id, version=version) if use_snapshots else None
+    start = kept[0] if kept else 0
+    # From the snapshot's own event: its time is the answer's if none follows.
+    events = eventstore.read_stream(
+        product_stream(product_id),
+        after_version=max(start - 1, 0),
+        until_version=version,
+    )
+    if not events:
+        return None
+    after = [
+        recorded.to_domain()
+        for recorded in events
+        if recorded.version > start and recorded.type in EVENT_TYPES
+    ]
+    if kept is None:
+        product = Product.from_events(product_id, after)
+    else:
+        product = Product.from_snapshot(product_id, start, kept[1], after)
+    return {"id": product_id, **product.snapshot()}, events[-1]
 
 
 def _json(value: Any) -> Any:

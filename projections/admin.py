@@ -6,14 +6,17 @@ import json
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from commands_app import eventstore
 
-from . import maintenance
+from . import maintenance, past
 from .dead_letters import discard_dead_letters, replay_dead_letters
 from .models import (
     Checkpoint,
@@ -205,6 +208,119 @@ class ProductCatalogueAdmin(ReadOnlyAdmin):
 class OrderSummaryAdmin(ReadOnlyAdmin):
     list_display = ("id", "customer_id", "status", "total_cents", "created_at")
     list_filter = ("status",)
+    search_fields = ("=id",)
+    search_help_text = "An exact order id."
+    readonly_fields = ("timeline",)
+
+    @admin.display(
+        description="timeline (from the event store: each event, the state "
+        "after it, what changed, and the command, user and trace that caused it)"
+    )
+    def timeline(self, obj: OrderSummary) -> str:
+        return timeline_table(past.order_timeline(obj.id))
+
+
+def timeline_table(steps: list[past.Step]) -> SafeString:
+    """Render an order's timeline, oldest event first."""
+    if not steps:
+        return format_html("<p>{}</p>", "No events for this order.")
+    users = dict(
+        get_user_model()
+        .objects.filter(pk__in={s.user_id for s in steps if s.user_id is not None})
+        .values_list("pk", "username")
+    )
+    head = (
+        "version",
+        "event",
+        "recorded",
+        "what changed",
+        "state after",
+        "command",
+        "user",
+        "trace id",
+    )
+    rows = [
+        (
+            step.event.version,
+            _event(step.event),
+            step.event.recorded_at.isoformat(timespec="milliseconds"),
+            _changes(step.changes),
+            _state(step.state),
+            _command(step.command_id),
+            _user(step.user_id, users),
+            format_html("<code>{}</code>", step.trace_id) if step.trace_id else "-",
+        )
+        for step in steps
+    ]
+    header = format_html_join("", "<th>{}</th>", ((cell,) for cell in head))
+    body = format_html_join(
+        "",
+        "<tr>{}</tr>",
+        (
+            (format_html_join("", "<td>{}</td>", ((cell,) for cell in row)),)
+            for row in rows
+        ),
+    )
+    return format_html(
+        '<table class="order-timeline"><thead><tr>{}</tr></thead>'
+        "<tbody>{}</tbody></table>",
+        header,
+        body,
+    )
+
+
+def _event(event: eventstore.RecordedEvent) -> SafeString:
+    url = reverse("admin:commands_app_storedevent_change", args=[event.position])
+    return format_html('<a href="{}">#{}</a> {}', url, event.position, event.type)
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _changes(changes: list[tuple[str, Any, Any]]) -> SafeString:
+    if not changes:
+        return format_html("{}", "nothing")
+    return format_html(
+        "<ul>{}</ul>",
+        format_html_join(
+            "",
+            "<li><b>{}</b>: {} &rarr; {}</li>",
+            (
+                (name, "-" if before is None else _compact(before), _compact(after))
+                for name, before, after in changes
+            ),
+        ),
+    )
+
+
+def _state(state: dict[str, Any] | None) -> SafeString:
+    if state is None:
+        return format_html("{}", "-")
+    shown = {k: v for k, v in state.items() if k not in past.UNTRACKED}
+    return format_html(
+        "{} {}<details><summary>all fields</summary><pre>{}</pre></details>",
+        state.get("status"),
+        state.get("total_cents"),
+        json.dumps(shown, indent=2, sort_keys=True, default=str),
+    )
+
+
+def _command(command_id: str | None) -> SafeString:
+    if not command_id:
+        return format_html("{}", "-")
+    url = reverse("admin:commands_app_commandrecord_change", args=[command_id])
+    return format_html('<a href="{}">{}</a>', url, command_id)
+
+
+def _user(user_id: int | None, users: dict[Any, str]) -> SafeString:
+    if user_id is None:
+        return format_html("{}", "-")
+    name = users.get(user_id)
+    if name is None:
+        return format_html("#{} (deleted)", user_id)
+    url = reverse("admin:auth_user_change", args=[user_id])
+    return format_html('<a href="{}">{}</a> (#{})', url, name, user_id)
 
 
 @admin.register(CustomerOrderHistory)

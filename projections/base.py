@@ -79,6 +79,12 @@ class Staged:
     def updates(self, kind: str) -> list[dict[str, Any]]:
         return self._updates.get(kind, [])
 
+    def kinds(self) -> set[str]:
+        """Return the kinds of rows staged (a past-state fold checks it knows them)."""
+        return {kind for kind, rows in self._inserts.items() if rows} | {
+            kind for kind, rows in self._updates.items() if rows
+        }
+
 
 class Projector:
     """Turn events into read-table rows; idempotent, so replays change nothing.

@@ -13,9 +13,10 @@ from rest_framework.response import Response
 
 from projections.models import OrderSummary
 
-from . import selectors
+from . import past, selectors
 from .base import ReadApi
 from .errors import NotFoundError
+from .output import presenter
 from .params import BIGINT, InstantField, ReadQuery, ordering_field
 from .schema import read_schema
 
@@ -58,7 +59,7 @@ class OrderOutput(serializers.ModelSerializer):
 
     class Meta:
         model = OrderSummary
-        fields = (
+        fields: tuple[str, ...] = (
             "id",
             "customer_id",
             "status",
@@ -124,21 +125,45 @@ class OrderListApi(ReadApi):
         return self.page_response(self.get_queryset())
 
 
-class OrderDetailApi(ReadApi):
-    """Show one order; another customer's order does not exist for the user."""
+class PastOrderOutput(OrderOutput):
+    """An order now, or as it was (`as_of_version`, `as_of`: then both are set)."""
 
+    as_of_version = past.as_of_version_field()
+    as_of = past.as_of_field()
+
+    class Meta(OrderOutput.Meta):
+        fields = (*OrderOutput.Meta.fields, "as_of_version", "as_of")
+
+
+class OrderDetailApi(past.PastReadMixin, ReadApi):
+    """Show one order, now or as it was; another customer's does not exist."""
+
+    Query = past.PastQuery
     projections = PROJECTIONS
     serializer_class = OrderOutput
     pagination_class = None
 
     @read_schema(
-        query=ReadQuery,
-        output=OrderOutput,
-        summary="Show an order",
-        not_found="No such order, or not yours (`order_not_found`).",
+        query=past.PastQuery,
+        output=PastOrderOutput,
+        summary="Show an order, now or as it was",
+        bad_request="`as_of_version` beyond the order's current version "
+        "(`version_beyond_head`, details `as_of_version` and `version`).",
+        not_found="No such order, or not yours, or not yet placed at `as_of` "
+        "(`order_not_found`).",
         path_id="order_id",
     )
     def get(self, request: Request, order_id: str) -> Response:
+        """Show the order from the read model, or as it was.
+
+        With `as_of_version` or `as_of`, the order as it was, folded from its
+        events: the same fields plus `as_of_version` and `as_of`.
+        """
+        if past.is_past(self.params):
+            state = past.order_as_of(
+                order_id, self.params, customer_id=visible_to(request)
+            )
+            return Response(presenter(PastOrderOutput).one(state))
         output = self.output
         order = order_get(
             order_id, customer_id=visible_to(request), columns=output.columns

@@ -12,9 +12,10 @@ from rest_framework.response import Response
 
 from projections.models import ProductCatalogue
 
-from . import selectors
+from . import past, selectors
 from .base import ReadApi
 from .errors import NotFoundError
+from .output import presenter
 from .params import ReadQuery, ordering_field
 from .schema import read_schema
 
@@ -24,7 +25,7 @@ PROJECTIONS = ("product_catalogue",)
 class ProductOutput(serializers.ModelSerializer):
     class Meta:
         model = ProductCatalogue
-        fields = selectors.PRODUCT_FIELDS
+        fields: tuple[str, ...] = selectors.PRODUCT_FIELDS
 
 
 class ProductListApi(ReadApi):
@@ -69,21 +70,48 @@ class ProductListApi(ReadApi):
         return self.page_response(self.get_queryset())
 
 
-class ProductDetailApi(ReadApi):
-    """Show one product."""
+class PastProductOutput(ProductOutput):
+    """A product now, or as it was (`as_of_version`, `as_of`: then both are set)."""
 
+    as_of_version = past.as_of_version_field()
+    as_of = past.as_of_field()
+
+    class Meta(ProductOutput.Meta):
+        fields = (*ProductOutput.Meta.fields, "as_of_version", "as_of")
+
+
+class ProductDetailApi(past.PastReadMixin, ReadApi):
+    """Show one product, now or (staff) as it was."""
+
+    Query = past.PastQuery
     projections = PROJECTIONS
     serializer_class = ProductOutput
     pagination_class = None
 
     @read_schema(
-        query=ReadQuery,
-        output=ProductOutput,
-        summary="Show a product",
-        not_found="No such product (`product_not_found`).",
+        query=past.PastQuery,
+        output=PastProductOutput,
+        summary="Show a product, now or (staff) as it was",
+        bad_request="`as_of_version` beyond the product's current version "
+        "(`version_beyond_head`).",
+        staff_only="Past states (`as_of_version`, `as_of`) are staff only "
+        "(`permission_denied`).",
+        not_found="No such product, or not yet registered at `as_of` "
+        "(`product_not_found`).",
         path_id="product_id",
     )
     def get(self, request: Request, product_id: str) -> Response:
+        """Show the product from the read model, or (staff) as it was.
+
+        With `as_of_version` or `as_of`, the product as it was, folded from its
+        events from the nearest kept snapshot: the same fields plus
+        `as_of_version` and `as_of`.
+        """
+        if past.is_past(self.params):
+            state = past.product_as_of(
+                product_id, self.params, is_staff=bool(request.user.is_staff)
+            )
+            return Response(presenter(PastProductOutput).one(state))
         output = self.output
         return Response(output.one(product_get(product_id, columns=output.columns)))
 

@@ -39,16 +39,21 @@ def read_schema(
     output: Any,
     summary: str,
     not_found: str | None = None,
-    staff_only: bool = False,
+    staff_only: bool | str = False,
     path_id: str | None = None,
+    bad_request: str | None = None,
 ) -> Callable[[Any], Any]:
-    """Describe one read: parameters, the answer and every refusal body."""
+    """Describe one read: parameters, the answer and every refusal body.
+
+    `staff_only` may be the 403's own description (staff only in some cases);
+    `bad_request` adds a refusal to the 400's; the view's docstring describes it.
+    """
     responses: dict[int, Any] = {
         200: output,
         400: error(
             "A query parameter is not valid (`validation_error`), or "
             "`min_position` is beyond the event store's head "
-            "(`position_beyond_head`)."
+            "(`position_beyond_head`)." + (f" Or {bad_request}" if bad_request else "")
         ),
         401: error("Not signed in (`not_authenticated`)."),
         503: OpenApiResponse(
@@ -61,7 +66,11 @@ def read_schema(
         "More reads than READ_THROTTLE_RATE allows (`throttled`); see Retry-After."
     )
     if staff_only:
-        responses[403] = error("Staff only (`permission_denied`).")
+        responses[403] = error(
+            staff_only
+            if isinstance(staff_only, str)
+            else "Staff only (`permission_denied`)."
+        )
     if not_found:
         responses[404] = error(not_found)
     parameters: list[Any] = [query, READ_POSITION, RETRY_AFTER]
