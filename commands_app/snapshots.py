@@ -25,6 +25,7 @@ from uuid import UUID
 
 from django.db import connections
 
+from . import pii
 from .domain.decisions import Aggregate
 from .domain.events import Event, event_from_data
 from .domain.product import Product, product_stream
@@ -84,7 +85,10 @@ def load(
             if type_name is None:
                 found[stream_id] = (version, schema, _json(data))
             else:
-                events[stream_id].append(event_from_data(type_name, _json(data)))
+                data = _json(data)
+                if pii.is_sealed(data):
+                    data = pii.reveal_one(data)
+                events[stream_id].append(event_from_data(type_name, data))
     products = {}
     for stream, pid in by_stream.items():
         if stream not in found:
