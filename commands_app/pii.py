@@ -437,3 +437,15 @@ def rotate(*, batch: int = 500) -> int:
         total += len(rows)
         if len(rows) < batch:
             return total
+
+
+def keys_not_wrapped_by(master_id: str) -> int:
+    """Count the data keys that another master key wraps (rotation left to do)."""
+    with connections[DB_ALIAS].cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM customer_keys "
+            "WHERE wrapped_key IS NOT NULL AND master_key_id <> %s",
+            [master_id],
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
