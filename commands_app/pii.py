@@ -146,21 +146,29 @@ def unwrap(customer_id: int, master_id: str, blob: bytes) -> bytes:
 DataKeys = dict[int, AESGCM | None]
 
 
+_KEYS_SQL = (
+    "SELECT customer_id, master_key_id, wrapped_key FROM customer_keys "
+    "WHERE customer_id = ANY(%s)"
+)
+
+
 def fetch_keys(customer_ids: Iterable[int]) -> DataKeys:
     """Return the data keys of customers; a forgotten (or keyless) one is None."""
-    wanted = sorted(set(customer_ids))
+    return _read_keys(sorted(set(customer_ids)))[0]
+
+
+def _read_keys(wanted: list[int]) -> tuple[DataKeys, set[int]]:
+    """Return the customers' keys and the customers without a row at all."""
     keys: DataKeys = dict.fromkeys(wanted)
     if not wanted:
-        return keys
+        return keys, set()
     with connections[DB_ALIAS].cursor() as cursor:
-        cursor.execute(
-            "SELECT customer_id, master_key_id, wrapped_key FROM customer_keys "
-            "WHERE customer_id = ANY(%s) AND wrapped_key IS NOT NULL",
-            [wanted],
-        )
-        for customer_id, master_id, blob in cursor.fetchall():
+        cursor.execute(_KEYS_SQL, [wanted])
+        rows = cursor.fetchall()
+    for customer_id, master_id, blob in rows:
+        if blob is not None:
             keys[customer_id] = AESGCM(unwrap(customer_id, master_id, blob))
-    return keys
+    return keys, set(wanted) - {row[0] for row in rows}
 
 
 def ensure_keys(customer_ids: Iterable[int]) -> DataKeys:
@@ -169,15 +177,13 @@ def ensure_keys(customer_ids: Iterable[int]) -> DataKeys:
     Runs in the appending transaction: a key created for events that roll
     back rolls back with them. Two appends creating one customer's key meet
     at the primary key; the second waits, inserts nothing and reads the
-    first's. A forgotten customer gets no new key (None).
+    first's. A forgotten customer gets no new key (None). One round trip
+    when every key exists (the usual case).
     """
-    wanted = sorted(set(customer_ids))
+    keys, missing = _read_keys(sorted(set(customer_ids)))
+    if not missing:
+        return keys
     with connections[DB_ALIAS].cursor() as cursor:
-        cursor.execute(
-            "SELECT customer_id FROM customer_keys WHERE customer_id = ANY(%s)",
-            [wanted],
-        )
-        missing = set(wanted) - {row[0] for row in cursor.fetchall()}
         for customer_id in sorted(missing):
             master_id, blob = wrap(customer_id, AESGCM.generate_key(bit_length=256))
             cursor.execute(
@@ -185,7 +191,7 @@ def ensure_keys(customer_ids: Iterable[int]) -> DataKeys:
                 "VALUES (%s, %s, %s) ON CONFLICT (customer_id) DO NOTHING",
                 [customer_id, master_id, blob],
             )
-    return fetch_keys(wanted)
+    return {**keys, **_read_keys(sorted(missing))[0]}
 
 
 # --- Sealing and revealing -----------------------------------------------------------
