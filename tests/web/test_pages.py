@@ -61,6 +61,7 @@ def test_every_asset_is_served_by_the_project_and_nothing_comes_from_elsewhere()
         assert response.status_code == 200, name
 
 
+@pytest.mark.django_db(databases="__all__")
 def test_staff_may_forget_a_customer_and_customers_may_download_their_data(
     staff, alice
 ):
