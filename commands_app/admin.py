@@ -21,7 +21,7 @@ from knox.models import AuthToken
 
 from api.tokens import revoke_token
 
-from . import effects, explain
+from . import effects, explain, pii
 from .domain.events import EVENT_TYPES
 from .models import (
     CommandRecord,
@@ -362,9 +362,11 @@ class StoredEventAdmin(ReadOnlyAdmin):
             return "-"
         return command_link(command_id)
 
-    @admin.display(description="data")
+    @admin.display(
+        description="data (personal fields decrypted; [erased] once forgotten)"
+    )
     def pretty_data(self, obj: StoredEvent) -> str:
-        return _pretty(obj.data)
+        return _pretty(pii.reveal_one(obj.data))
 
     @admin.display(description="metadata")
     def pretty_metadata(self, obj: StoredEvent) -> str:

@@ -20,7 +20,7 @@ from django.db import IntegrityError, connections, transaction
 
 from observability import metrics
 
-from . import outbox
+from . import outbox, pii
 from .domain.events import Event, event_from_data, event_to_data, upcast
 
 DB_ALIAS = "default"
@@ -83,6 +83,7 @@ def append(batches: Iterable[NewEvents], *, metadata: dict[str, Any]) -> list[in
     rows: list[Any] = []
     types: list[str] = []
     decisive: list[tuple[int, str, str, dict[str, Any]]] = []
+    personal: list[pii.Personal] = []
     meta = json.dumps(metadata, default=str)
     for batch in batches:
         version = batch.expected_version
@@ -90,6 +91,10 @@ def append(batches: Iterable[NewEvents], *, metadata: dict[str, Any]) -> list[in
             version += 1
             types.append(event.type_name)
             data = event_to_data(event)
+            if event.personal_fields:
+                personal.append(
+                    pii.Personal(len(types) - 1, batch.stream_id, event, data)
+                )
             if outbox.kinds_for(event.type_name):
                 decisive.append(
                     (len(types) - 1, batch.stream_id, event.type_name, data)
@@ -103,6 +108,10 @@ def append(batches: Iterable[NewEvents], *, metadata: dict[str, Any]) -> list[in
             ]
     if not rows:
         return []
+    # Personal fields are stored encrypted with their customer's key; the
+    # effects decided above still see the payload as the domain made it.
+    for index, sealed in pii.seal_appended(personal).items():
+        rows[index * 5 + 3] = json.dumps(sealed)
     try:
         positions = _insert(len(types), rows)
     except IntegrityError as exc:
@@ -170,8 +179,10 @@ def load_streams(stream_ids: Sequence[str]) -> dict[str, list[Event]]:
             "ORDER BY stream_id, version",
             [list(stream_ids)],
         )
-        for stream_id, type_name, data in cursor.fetchall():
-            streams[stream_id].append(event_from_data(type_name, _json(data)))
+        rows = cursor.fetchall()
+    datas = pii.reveal_all([_json(data) for _stream, _type, data in rows])
+    for (stream_id, type_name, _data), data in zip(rows, datas, strict=True):
+        streams[stream_id].append(event_from_data(type_name, data))
     return streams
 
 
@@ -183,7 +194,9 @@ def first_event(stream_id: str) -> Event | None:
             [stream_id],
         )
         row = cursor.fetchone()
-    return None if row is None else event_from_data(row[0], _json(row[1]))
+    if row is None:
+        return None
+    return event_from_data(row[0], pii.reveal_one(_json(row[1])))
 
 
 # --- Read interface for projections -------------------------------------------------
@@ -195,7 +208,7 @@ def read_after(checkpoint: Checkpoint, *, limit: int = 1000) -> list[RecordedEve
         cursor.execute(
             READ_AFTER_SQL, [str(checkpoint.tx_id), checkpoint.position, limit]
         )
-        return [_recorded(row) for row in cursor.fetchall()]
+        return [_recorded(row) for row in _revealed(cursor.fetchall())]
 
 
 # The order names the table's columns: a bare `tx_id` would be the selected
@@ -219,7 +232,7 @@ def read_position(position: int) -> RecordedEvent:
         row = cursor.fetchone()
     if row is None:
         raise LookupError(f"no event at position {position}")
-    return _recorded(row)
+    return _recorded(_revealed([row])[0])
 
 
 def checkpoint_of(position: int) -> Checkpoint | None:
@@ -255,6 +268,12 @@ def head() -> Checkpoint:
         )
         row = cursor.fetchone()
     return Checkpoint(*row) if row else Checkpoint()
+
+
+def _revealed(rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+    """Return rows with their personal fields decrypted, or erased (pii.py)."""
+    datas = pii.reveal_all([_json(row[5]) for row in rows])
+    return [(*row[:5], data, *row[6:]) for row, data in zip(rows, datas, strict=True)]
 
 
 def _recorded(row: Sequence[Any]) -> RecordedEvent:
@@ -300,7 +319,7 @@ def read_until(
                 limit,
             ],
         )
-        return [_recorded(row) for row in cursor.fetchall()]
+        return [_recorded(row) for row in _revealed(cursor.fetchall())]
 
 
 # --- Read interface for past states ---------------------------------------------------
@@ -344,4 +363,4 @@ def read_stream(
             "ORDER BY version",
             [stream_id, after_version, until],
         )
-        return [_recorded(row) for row in cursor.fetchall()]
+        return [_recorded(row) for row in _revealed(cursor.fetchall())]

@@ -133,6 +133,8 @@ def _decide_and_commit(record: CommandRecord, attempt: int) -> None:
                         metadata=event_metadata(record),
                     )
                 reserve_skus(outcome.new_skus)
+                if outcome.in_transaction is not None:
+                    outcome.in_transaction()
                 snapshots.save_due(outcome.changed)
                 if outcome.awaits_effect:
                     await_effect(record, attempt, position=max(positions))

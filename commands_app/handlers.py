@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from . import eventstore, snapshots
+from . import eventstore, privacy, snapshots
 from .domain import decisions
 from .domain.commands import (
     CancelOrder,
@@ -23,6 +23,8 @@ from .domain.commands import (
     RestockProduct,
     ShipOrder,
 )
+from .domain.customer import Customer, ForgetCustomer, customer_stream
+from .domain.customer import forget_customer as decide_forget
 from .domain.decisions import Aggregate
 from .domain.events import Address
 from .domain.order import Order, order_stream
@@ -47,6 +49,9 @@ class Outcome:
     # True: the command stays running after the append, until an effect the
     # events decided finishes it (pay-order: the charge's outcome).
     awaits_effect: bool = False
+    # Run in the appending transaction, after the append (forget-customer's
+    # erasure of the write side's personal data).
+    in_transaction: Callable[[], object] | None = None
 
 
 Handler = Callable[[dict[str, Any], Context], Outcome]
@@ -163,6 +168,23 @@ def ship_order(payload: dict[str, Any], context: Context) -> Outcome:
     return Outcome(decisions.ship_order(command, order=order))
 
 
+def forget_customer(payload: dict[str, Any], context: Context) -> Outcome:
+    """Forget a customer: record it once; erase their data in the same transaction."""
+    command = ForgetCustomer(customer_id=int(payload["customer_id"]))
+    stream = customer_stream(command.customer_id)
+    customer = Customer.from_events(
+        command.customer_id, eventstore.load_streams([stream])[stream]
+    )
+    changed = decide_forget(
+        command, customer=customer, exists=privacy.is_customer(command.customer_id)
+    )
+    return Outcome(
+        [changed],
+        result={"customer_id": command.customer_id},
+        in_transaction=lambda: privacy.erase_write_side(command.customer_id),
+    )
+
+
 HANDLERS: dict[str, Handler] = {
     "register-product": register_product,
     "restock-product": restock_product,
@@ -170,4 +192,5 @@ HANDLERS: dict[str, Handler] = {
     "pay-order": pay_order,
     "cancel-order": cancel_order,
     "ship-order": ship_order,
+    "forget-customer": forget_customer,
 }

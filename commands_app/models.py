@@ -334,3 +334,31 @@ class Effect(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.id} {self.stream_id} ({self.status})"
+
+
+class CustomerKey(models.Model):
+    """A customer's data key, wrapped by a master key (envelope encryption).
+
+    The personal fields of the customer's events are encrypted with it
+    (commands_app/pii.py). Forgetting the customer destroys it: the row stays
+    as a tombstone (no key, `forgotten_at` set), so that later events about
+    the customer store their personal fields as erased.
+    """
+
+    customer_id = models.BigIntegerField(primary_key=True)
+    master_key_id = models.CharField(
+        max_length=16,
+        blank=True,
+        default="",
+        help_text="Fingerprint of the master key that wraps it (rotation).",
+    )
+    wrapped_key = models.BinaryField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+    forgotten_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "customer_keys"
+
+    def __str__(self) -> str:
+        state = "forgotten" if self.forgotten_at else self.master_key_id
+        return f"customer {self.customer_id} ({state})"

@@ -112,6 +112,19 @@ COMMANDS: dict[str, CommandSpec] = {
             refusals=("order_not_found", "invalid_state"),
             refers_to="order_id",
         ),
+        CommandSpec(
+            name="forget-customer",
+            input=inputs.ForgetCustomerInput,
+            who=Who.STAFF,
+            summary=(
+                "Erase a customer's personal data by crypto-shredding (staff): "
+                "their data key is destroyed, so the personal fields of their "
+                "events read as `[erased]`; their command bodies, read models "
+                "and user record are erased too. Events stay; cannot be undone. "
+                "Forgetting a forgotten customer succeeds again and changes nothing."
+            ),
+            refusals=("customer_not_found",),
+        ),
     )
 }
 

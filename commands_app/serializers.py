@@ -118,6 +118,14 @@ class ShipOrderInput(StrictSerializer):
     tracking_number = _text(100, required=False, allow_blank=True, default="")
 
 
+class ForgetCustomerInput(StrictSerializer):
+    customer_id = serializers.IntegerField(
+        min_value=1,
+        max_value=2**63 - 1,
+        help_text="The customer's user id (`customer_id` of their orders).",
+    )
+
+
 class CommandAcceptedOutput(serializers.Serializer):
     id = serializers.UUIDField()
     type = serializers.CharField()

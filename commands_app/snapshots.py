@@ -29,7 +29,7 @@ from uuid import UUID
 
 from django.db import connections
 
-from . import eventstore
+from . import eventstore, pii
 from .domain.decisions import Aggregate
 from .domain.events import EVENT_TYPES, Event, event_from_data
 from .domain.product import Product, product_stream
@@ -105,7 +105,10 @@ def load(
             if type_name is None:
                 found[stream_id] = (version, schema, _json(data))
             else:
-                events[stream_id].append(event_from_data(type_name, _json(data)))
+                data = _json(data)
+                if pii.is_sealed(data):
+                    data = pii.reveal_one(data)
+                events[stream_id].append(event_from_data(type_name, data))
     products = {}
     for stream, pid in by_stream.items():
         if stream not in found:

@@ -17,6 +17,7 @@ from datetime import UTC
 from typing import Any
 
 from commands_app.domain.events import (
+    CustomerForgotten,
     OrderCancelled,
     OrderPlaced,
     OrderRefunded,
@@ -31,7 +32,8 @@ from commands_app.domain.events import (
 )
 from commands_app.eventstore import RecordedEvent
 
-from .base import Projector, Staged
+from . import erasure
+from .base import READ_DB, Projector, Staged
 
 
 class ProductCatalogueProjector(Projector):
@@ -206,6 +208,13 @@ class OrderSummaryProjector(Projector):
         )
         self._move(event.order_id, "shipped", entry, recorded)
 
+    def on_customer_forgotten(
+        self, event: CustomerForgotten, recorded: RecordedEvent
+    ) -> None:
+        self.staged.insert(
+            "forgotten", event.customer_id, {"customer_id": event.customer_id}
+        )
+
     def _move(
         self,
         order_id: Any,
@@ -256,6 +265,13 @@ class OrderSummaryProjector(Projector):
             "JOIN {read_orders} AS o ON o.id = e.id AND e.position > o.position "
             "GROUP BY e.id) AS c WHERE t.id = c.id",
             staged.updates("moved"),
+        )
+        # After the batch's orders are in: a forgotten customer's rows lose
+        # their personal data (the same values a rebuild reads from the events).
+        erasure.erase_customers(
+            self.sql,
+            [row["customer_id"] for row in staged.inserts("forgotten")],
+            using=READ_DB,
         )
 
 

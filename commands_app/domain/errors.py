@@ -51,3 +51,7 @@ class DuplicateSkuError(DomainError):
 
 class DuplicateIdError(DomainError):
     code = "duplicate_id"
+
+
+class CustomerNotFoundError(DomainError):
+    code = "customer_not_found"

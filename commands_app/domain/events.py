@@ -43,6 +43,11 @@ class Event:
     """Base of every domain event; `type_name` is what the store records."""
 
     type_name: ClassVar[str] = ""
+    # Fields holding a customer's personal data: the store encrypts them with
+    # the customer's key, and forgetting the customer erases them
+    # (commands_app/pii.py). A field listed here must hold strings (or
+    # dataclasses/lists of strings): an erased string reads as "[erased]".
+    personal_fields: ClassVar[tuple[str, ...]] = ()
 
     @property
     def aggregate_id(self) -> UUID:
@@ -99,6 +104,7 @@ class StockReleased(ProductEvent):
 @dataclass(frozen=True, kw_only=True)
 class OrderPlaced(OrderEvent):
     type_name: ClassVar[str] = "order.placed.v1"
+    personal_fields: ClassVar[tuple[str, ...]] = ("shipping_address",)
     customer_id: int
     lines: tuple[OrderLine, ...]
     shipping_address: Address
@@ -157,6 +163,8 @@ class OrderRefunded(OrderEvent):
 @dataclass(frozen=True, kw_only=True)
 class OrderCancelled(OrderEvent):
     type_name: ClassVar[str] = "order.cancelled.v1"
+    # Free text a person typed about the customer's order.
+    personal_fields: ClassVar[tuple[str, ...]] = ("reason",)
     reason: str
     cancelled_by: int
     refund_cents: int
@@ -166,6 +174,14 @@ class OrderCancelled(OrderEvent):
 class OrderShipped(OrderEvent):
     type_name: ClassVar[str] = "order.shipped.v1"
     tracking_number: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CustomerForgotten(Event):
+    """Staff erased the customer's personal data: their key is destroyed."""
+
+    type_name: ClassVar[str] = "customer.forgotten.v1"
+    customer_id: int
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -183,6 +199,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         OrderRefunded,
         OrderCancelled,
         OrderShipped,
+        CustomerForgotten,
     )
 }
 

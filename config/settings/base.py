@@ -542,6 +542,16 @@ INTEGRATION_EVENTS_CUSTOMER_KEY = env(
     "INTEGRATION_EVENTS_CUSTOMER_KEY", default=SECRET_KEY
 )
 
+# --- Personal data -------------------------------------------------------------------
+# The master key (32 random bytes, URL-safe base64) that wraps every customer's
+# data key; previous master keys stay readable until `rotate_pii_master_key`
+# re-wrapped every data key (docs/operations.md, "Personal data and erasure").
+# Empty here: local and test settings use a published development key, and
+# production refuses to start without one of its own.
+DEV_PII_MASTER_KEY = "ZGV2LW9ubHktcGlpLW1hc3Rlci1rZXktMzItYnl0ZXM="
+PII_MASTER_KEY = env("PII_MASTER_KEY", default="")
+PII_PREVIOUS_MASTER_KEYS = env.list("PII_PREVIOUS_MASTER_KEYS", default=[])
+
 # --- API tokens and sign-in throttling -----------------------------------------------
 # API tokens (django-rest-knox) are stored as digests and expire this many hours
 # after they were issued; `Authorization: Token <token>` as before.

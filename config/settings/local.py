@@ -1,7 +1,7 @@
 """Settings for `make run` on a developer's machine."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import DEV_PII_MASTER_KEY, env
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 
@@ -12,3 +12,6 @@ EMAIL_BACKEND = env(
     "EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
 )
 EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", default=".run/emails")
+
+# The published development key: never in production (production.py refuses it).
+PII_MASTER_KEY = env("PII_MASTER_KEY", default=DEV_PII_MASTER_KEY)

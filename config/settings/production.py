@@ -3,7 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import BASE_DIR, env
+from .base import BASE_DIR, DEV_PII_MASTER_KEY, env
 
 DEBUG = False
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -17,6 +17,15 @@ if not SECRET_KEY or SECRET_KEY == "dev-insecure-change-me":
         "config.settings.production refuses to start without a secret. Set "
         "DJANGO_SECRET_KEY to a long random value, or choose other settings with "
         "DJANGO_SETTINGS_MODULE (config.settings.local for development)."
+    )
+PII_MASTER_KEY = env("PII_MASTER_KEY", default="")
+if not PII_MASTER_KEY or PII_MASTER_KEY == DEV_PII_MASTER_KEY:
+    raise ImproperlyConfigured(
+        "PII_MASTER_KEY is not set (or is the published development key): it "
+        "wraps the keys of customers' personal data. Set it to 32 random bytes "
+        'in URL-safe base64, e.g. the output of python -c "import base64, os; '
+        'print(base64.urlsafe_b64encode(os.urandom(32)).decode())", and keep it '
+        "out of the database's backups (docs/operations.md)."
     )
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True

@@ -9,6 +9,7 @@ from .base import (
     CACHE_OPTIONS,
     CHANNEL_LAYERS,
     DATABASES,
+    DEV_PII_MASTER_KEY,
     channel_layer_host,
     env,
     integration_events_url,
@@ -78,3 +79,6 @@ INTEGRATION_EVENTS_EXCHANGE = env(
 INTEGRATION_EVENTS_STREAM = env(
     "INTEGRATION_EVENTS_STREAM", default="cqrs-orders.integration.test"
 )
+
+# The published development key: never in production (production.py refuses it).
+PII_MASTER_KEY = env("PII_MASTER_KEY", default=DEV_PII_MASTER_KEY)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import typing
 from uuid import uuid4
 
 import pytest
@@ -10,6 +12,8 @@ import pytest
 from commands_app.domain.events import (
     EVENT_TYPES,
     UPCASTERS,
+    Address,
+    CustomerForgotten,
     OrderCancelled,
     OrderRefunded,
     OrderShipped,
@@ -66,6 +70,7 @@ EXAMPLES = [
         order_id=an_order.order_id, reason="late", cancelled_by=3, refund_cents=1350
     ),
     OrderShipped(order_id=an_order.order_id, tracking_number="TRK-9"),
+    CustomerForgotten(customer_id=7),
 ]
 
 
@@ -96,6 +101,7 @@ def test_a_stored_paid_event_reads_as_a_captured_payment_with_its_own_reference(
 
 def test_stored_type_names_are_stable_and_versioned():
     assert sorted(EVENT_TYPES) == [
+        "customer.forgotten.v1",
         "order.cancelled.v1",
         "order.paid.v1",
         "order.payment_captured.v1",
@@ -165,3 +171,14 @@ def test_an_upcaster_loop_is_refused(monkeypatch):
     monkeypatch.setitem(UPCASTERS, "a.v2", ("a.v1", dict))
     with pytest.raises(ValueError, match="loop"):
         upcast("a.v1", {})
+
+
+def test_every_address_or_free_text_field_is_declared_personal():
+    """A new event type with an address or a reason must say it is personal data."""
+    for name, cls in EVENT_TYPES.items():
+        hints = typing.get_type_hints(cls)
+        for field in dataclasses.fields(cls):
+            if hints[field.name] is Address or field.name in {"reason", "name"}:
+                if cls.__name__.startswith("Product"):
+                    continue  # a product's name is not personal
+                assert field.name in cls.personal_fields, (name, field.name)

@@ -5,6 +5,7 @@ They refuse to start without a secret of their own and never run DEBUG.
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import subprocess
@@ -73,10 +74,23 @@ def test_with_a_secret_the_default_is_production_without_debug():
             "print(settings.SETTINGS_MODULE, settings.DEBUG)",
         ],
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        PII_MASTER_KEY=base64.urlsafe_b64encode(os.urandom(32)).decode(),
         DJANGO_DEBUG="true",
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["config.settings.production", "False"]
+
+
+@pytest.mark.parametrize("key", ["", "ZGV2LW9ubHktcGlpLW1hc3Rlci1rZXktMzItYnl0ZXM="])
+def test_production_refuses_to_start_without_a_master_key_of_its_own(key: str):
+    out = run_without_settings(
+        ENTRY_POINTS["wsgi"],
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        PII_MASTER_KEY=key,
+    )
+    assert out.returncode != 0
+    assert "PII_MASTER_KEY is not set" in out.stderr
+    assert "ZGV2LW9ub" not in out.stderr
 
 
 def test_the_test_run_names_its_settings():

@@ -59,3 +59,22 @@ def test_every_asset_is_served_by_the_project_and_nothing_comes_from_elsewhere()
     for name in ("web/app.js", "web/live.js", "web/app.css"):
         response = Client().get(f"/static/{name}")
         assert response.status_code == 200, name
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_staff_may_forget_a_customer_and_customers_may_download_their_data(
+    staff, alice
+):
+    client = Client()
+    client.force_login(staff)
+    html = client.get("/").content.decode()
+    assert 'id="forget"' in html
+    assert 'href="#privacy"' in html
+    client.force_login(alice)
+    html = client.get("/").content.decode()
+    assert 'id="forget"' not in html
+    assert 'id="my-data" href="/api/me/data/"' in html
+    # The link works with the browser's session.
+    export = client.get("/api/me/data/")
+    assert export.status_code == 200
+    assert export.json()["profile"]["username"] == "alice"

@@ -1009,6 +1009,29 @@
     });
   }
 
+  // --- Privacy (staff): forget a customer ----------------------------------------------
+
+  function setupForget() {
+    const form = $("#forget");
+    if (!form) return;
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (!form.reportValidity()) return;
+      const customerId = parseInt(new FormData(form).get("customer_id"), 10);
+      runCommand({
+        button: $("button[type=submit]", form),
+        status: $("#forget-status"),
+        name: "forget-customer",
+        body: { customer_id: customerId },
+        busyText: "Forgetting…",
+        done: async () => {
+          form.reset();
+          return `Customer ${customerId} is forgotten: their personal data reads [erased].`;
+        },
+      });
+    });
+  }
+
   // --- Start -------------------------------------------------------------------------
 
   let connectionState = "connecting";
@@ -1034,6 +1057,7 @@
       setupRegister();
       setupImport();
       setupDashboard();
+      setupForget();
       refreshers.catalogue = () => loadProducts();
       setupCatalogueList(restockList, () => loadProducts());
       refreshers.shipping = () => loadShipping();
