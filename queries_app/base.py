@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar
 
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponseBase
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from throttles import ReadThrottle
 
-from . import consistency
+from . import consistency, replicas
 from .errors import ReadModelBehindError
 from .output import RowPresenter, presenter
 from .pagination import KeysetPagination
@@ -19,6 +23,11 @@ from .params import ReadQuery
 
 READ_POSITION_HEADER = "X-Read-Position"
 RETRY_AFTER_SECONDS = 1
+# A replica that cannot be reached (or cancelled the query) sends the read to
+# the primary instead of failing it.
+REPLICA_ERRORS = (OperationalError, InterfaceError)
+
+log = logging.getLogger(__name__)
 
 
 class ReadApi(GenericAPIView):
@@ -27,7 +36,8 @@ class ReadApi(GenericAPIView):
     After authentication and permissions, the query string is validated by
     `Query`, then the view waits for `min_position` if given. The checkpoint is
     read before the rows, so the rows reflect at least the position reported in
-    the `X-Read-Position` header.
+    the `X-Read-Position` header. With read replicas, the request reads one of
+    them throughout, or the primary after a fallback (queries_app/replicas.py).
     """
 
     Query: ClassVar[type[ReadQuery]] = ReadQuery
@@ -36,6 +46,12 @@ class ReadApi(GenericAPIView):
     throttle_classes = (ReadThrottle,)
     # Replaced (never mutated) per request; empty while the schema is generated.
     params: dict[str, Any] = {}
+
+    def dispatch(
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> HttpResponseBase:
+        with replicas.pinned():
+            return super().dispatch(request, *args, **kwargs)
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
@@ -46,15 +62,50 @@ class ReadApi(GenericAPIView):
 
     def check_consistency(self, min_position: int | None) -> None:
         """Wait until the read model has applied `min_position`, else refuse."""
-        if min_position is not None and not consistency.wait_for_position(
-            self.projections, min_position, head=consistency.store_head
-        ):
+        if min_position is not None and not self.applied(min_position):
             raise ReadModelBehindError(
                 min_position=min_position,
                 position=self.reflected_position(),
                 retry_after=RETRY_AFTER_SECONDS,
             )
-        self.read_position = self.reflected_position()
+        try:
+            self.read_position = self.reflected_position()
+        except REPLICA_ERRORS as exc:
+            if not self.fall_back(exc):
+                raise
+            self.read_position = self.reflected_position()
+
+    def applied(self, min_position: int) -> bool:
+        """Return whether the copy read has applied `min_position`, after waiting.
+
+        A replica gets READ_REPLICA_MAX_WAIT_SECONDS; if it still lags (or
+        fails), the request moves to the primary for the usual wait.
+        """
+        if replicas.is_replica(replicas.pinned_alias()):
+            try:
+                if consistency.wait_for_position(
+                    self.projections,
+                    min_position,
+                    timeout=settings.READ_REPLICA_MAX_WAIT_SECONDS,
+                    head=consistency.store_head,
+                ):
+                    return True
+                replicas.use(replicas.PRIMARY)
+            except REPLICA_ERRORS as exc:
+                if not self.fall_back(exc):
+                    raise
+        return consistency.wait_for_position(
+            self.projections, min_position, head=consistency.store_head
+        )
+
+    def fall_back(self, error: Exception) -> bool:
+        """Move a request whose replica failed to the primary; False if on it."""
+        alias = replicas.pinned_alias()
+        if not replicas.is_replica(alias):
+            return False
+        log.warning("read replica %s failed, reading the primary: %s", alias, error)
+        replicas.use(replicas.PRIMARY)
+        return True
 
     def reflected_position(self) -> int:
         return consistency.reflected_point(self.projections).position

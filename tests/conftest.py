@@ -19,6 +19,10 @@ from rest_framework.test import APIClient
 from commands_app.tokens import issue_token
 from tests.support import rabbitmq
 from tests.support.processes import WebServer, Worker
+from tests.support.servers import pg_primary, pg_standby, redis_servers
+
+# Extra real servers (a second cluster, a hot standby, two Redis): see the module.
+__all__ = ["pg_primary", "pg_standby", "redis_servers"]
 
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
 

@@ -117,6 +117,27 @@ for _db in DATABASES.values():
 # connection. Behind a transaction-mode pooler, set DB_PREPARED_STATEMENTS=false.
 if env.bool("DB_PREPARED_STATEMENTS", default=True):
     DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 5
+# --- Read replicas (queries_app/replicas.py, docs/operations.md) -----------------
+# Streaming replicas (hot standbys) of the read database, comma-separated URLs.
+# The read API answers from one of them per request; projections always write
+# to "read", the primary. Each becomes the alias read_replica_<i> (same options
+# as "read"; never migrated: the router refuses, a standby is read-only anyway).
+READ_REPLICA_URLS = env.list("READ_REPLICA_URLS", default=[])
+READ_REPLICA_ALIASES: list[str] = []
+for _index, _url in enumerate(READ_REPLICA_URLS):
+    _alias = f"read_replica_{_index}"
+    DATABASES[_alias] = {
+        **DATABASES["read"],
+        **environ.Env.db_url_config(_url),
+        "ENGINE": "django.db.backends.postgresql",
+        "OPTIONS": dict(DATABASES["read"]["OPTIONS"]),
+        # Under the test runner, a replica is the read database itself.
+        "TEST": {"MIRROR": "read"},
+    }
+    READ_REPLICA_ALIASES.append(_alias)
+# A read with min_position waits this long for a lagging replica, then falls
+# back to the primary (where READ_MIN_POSITION_WAIT_SECONDS and the 503 apply).
+READ_REPLICA_MAX_WAIT_SECONDS = env.float("READ_REPLICA_MAX_WAIT_SECONDS", default=0.2)
 DATABASE_ROUTERS = ["config.db_router.ReadModelRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -146,16 +167,23 @@ CACHE_OPTIONS = {
     "socket_timeout": 2,
 }
 
+# The cache (the rate limits' counters, login throttling) may live on a Redis of
+# its own; it defaults to REDIS_URL.
+CACHE_URL = env("CACHE_URL", default=REDIS_URL)
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
+        "LOCATION": CACHE_URL,
         "OPTIONS": CACHE_OPTIONS,
     }
 }
 
-# The channel layer may live on its own Redis (it defaults to REDIS_URL).
+# The channel layer may live on its own Redis (it defaults to REDIS_URL), or be
+# sharded over several: CHANNEL_LAYER_URLS, comma-separated, wins over
+# CHANNEL_LAYER_URL. channels-redis places each channel and group on one host by
+# a hash of its name; every process must list the same hosts in the same order.
 CHANNEL_LAYER_URL = env("CHANNEL_LAYER_URL", default=REDIS_URL)
+CHANNEL_LAYER_URLS = env.list("CHANNEL_LAYER_URLS", default=[CHANNEL_LAYER_URL])
 # --- Channel layer pool (config/channel_layer.py, docs/operations.md) -------------
 # Redis connections per process and event loop; past them a call waits up to
 # CHANNEL_LAYER_POOL_TIMEOUT seconds for a free one instead of failing.
@@ -181,7 +209,7 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "config.channel_layer.BlockingPoolChannelLayer",
         "CONFIG": {
-            "hosts": [channel_layer_host(CHANNEL_LAYER_URL)],
+            "hosts": [channel_layer_host(url) for url in CHANNEL_LAYER_URLS],
             "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1500),
             "expiry": 30,
             "prefix": env("CHANNEL_LAYER_PREFIX", default="cqrs"),

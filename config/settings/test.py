@@ -26,6 +26,8 @@ DATABASES["read"].update(
     )
 )
 for _db in DATABASES.values():
+    if "MIRROR" in _db.get("TEST", {}):
+        continue  # a read replica (READ_REPLICA_URLS): pytest creates nothing there
     # pytest drops and recreates these databases: never let a stray
     # DATABASE_URL point the suite at a real one.
     if not str(_db["NAME"]).endswith("_test"):
@@ -42,12 +44,15 @@ CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
+        "LOCATION": env("CACHE_URL", default=REDIS_URL),
         "OPTIONS": CACHE_OPTIONS,
     }
 }
 CHANNEL_LAYER_URL = env("CHANNEL_LAYER_URL", default=REDIS_URL)
-CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [channel_layer_host(CHANNEL_LAYER_URL)]  # type: ignore[index]
+CHANNEL_LAYER_URLS = env.list("CHANNEL_LAYER_URLS", default=[CHANNEL_LAYER_URL])
+CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [  # type: ignore[index]
+    channel_layer_host(url) for url in CHANNEL_LAYER_URLS
+]
 # High enough that no other test is ever throttled; the throttling test lowers it.
 COMMAND_THROTTLE_RATE = env("COMMAND_THROTTLE_RATE", default="100000/min")
 READ_THROTTLE_RATE = env("READ_THROTTLE_RATE", default="100000/min")
