@@ -41,7 +41,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import pytest
@@ -54,13 +54,18 @@ from tests.reliability.services import (
     READ_DB_NAME,
     USERS_SCRIPT,
     Beat,
-    PrivatePostgres,
-    PrivateRedis,
     Stack,
 )
 from tests.support import rabbitmq
 from tests.support.commands import ADDRESS, GOOD_CARD
 from tests.support.processes import WebServer, Worker, wait_until
+from tests.support.servers import (
+    PostgresServer,
+    RedisServer,
+    hot_standby,
+    postgres_cluster,
+    redis_server,
+)
 
 # About a minute and a half on a quiet machine; the bound leaves room for a busy one.
 pytestmark = [pytest.mark.worker, pytest.mark.timeout(900)]
@@ -81,15 +86,19 @@ RABBITMQ_URL = os.environ.get(
 class Hosts(Stack):
     """The rehearsal's layout: every tier on servers and processes of its own."""
 
-    read_pg: PrivatePostgres | None = None
-    layer_redis: PrivateRedis | None = None
+    read_pg: PostgresServer | None = None
+    replica: PostgresServer | None = None
+    layer_redis: RedisServer | None = None
     webs: list[WebServer] = field(default_factory=list)
     workers: dict[str, list[Worker]] = field(default_factory=dict)
 
     @property
+    def dsn(self) -> str:
+        return str(self.env["DATABASE_URL"])
+
+    @property
     def read_dsn(self) -> str:
-        assert self.read_pg is not None
-        return self.read_pg.url(READ_DB_NAME)
+        return str(self.env["READ_DATABASE_URL"])
 
     @property
     def url(self) -> str:
@@ -119,40 +128,52 @@ class Hosts(Stack):
             web.stop()
 
 
-def start_hosts(log_dir: Path) -> Hosts:
-    """Start the servers, migrate, then every process of the layout."""
-    write_pg = PrivatePostgres(log_dir).init()
-    read_pg = PrivatePostgres(log_dir).init()
-    cache_redis = PrivateRedis(log_dir).start()
-    layer_redis = PrivateRedis(log_dir).start()
-    broker = rabbitmq.with_vhost(
-        RABBITMQ_URL, f"cqrs-rehearsal-{socket.gethostname()}-{os.getpid()}"
-    )
-    rabbitmq.add_vhost(broker)
-    env = {
-        "DATABASE_URL": write_pg.url(DB_NAME),
-        "READ_DATABASE_URL": read_pg.url(READ_DB_NAME),
-        "REDIS_URL": cache_redis.url,
-        "CHANNEL_LAYER_URL": layer_redis.url,
-        "CELERY_BROKER_URL": broker,
-        "COMMAND_LEASE_SECONDS": "4",
-        "COMMAND_REDRIVE_AFTER_SECONDS": "1",
-        "SWEEP_INTERVAL_SECONDS": "1",
-        "PROJECTION_SAFETY_NET_SECONDS": "1",
-        "COMMAND_THROTTLE_RATE": "100000/min",
-        "DB_CONNECT_TIMEOUT": "2",
-        "IMPORT_CHUNK_SIZE": "100",
-        "PAYMENT_GATEWAY_LATENCY_MS": "20",
-    }
-    hosts = Hosts(
-        pg=write_pg,
-        redis=cache_redis,
-        log_dir=log_dir,
-        env=env,
-        read_pg=read_pg,
-        layer_redis=layer_redis,
-    )
-    try:
+@contextlib.contextmanager
+def started_hosts(log_dir: Path) -> Iterator[Hosts]:
+    """Start the servers (tests/support/servers.py), migrate, then every process."""
+    with contextlib.ExitStack() as servers:
+        write_pg = servers.enter_context(postgres_cluster())
+        read_pg = servers.enter_context(postgres_cluster())
+        cache_redis = servers.enter_context(redis_server())
+        layer_redis = servers.enter_context(redis_server())
+        write_pg.create_database(DB_NAME)
+        read_pg.create_database(READ_DB_NAME)
+        # The read API's replica: a hot standby of the read server.
+        replica = servers.enter_context(hot_standby(read_pg))
+        broker = rabbitmq.with_vhost(
+            RABBITMQ_URL, f"cqrs-rehearsal-{socket.gethostname()}-{os.getpid()}"
+        )
+        rabbitmq.add_vhost(broker)
+        servers.callback(rabbitmq.delete_vhost, broker)
+        env = {
+            "DATABASE_URL": write_pg.url(DB_NAME),
+            "READ_DATABASE_URL": read_pg.url(READ_DB_NAME),
+            "READ_REPLICA_URLS": replica.url(READ_DB_NAME),
+            "REDIS_URL": cache_redis.url(),
+            "CACHE_URL": cache_redis.url(),
+            "CHANNEL_LAYER_URLS": layer_redis.url(),
+            "CELERY_BROKER_URL": broker,
+            "COMMAND_LEASE_SECONDS": "4",
+            "COMMAND_REDRIVE_AFTER_SECONDS": "1",
+            "SWEEP_INTERVAL_SECONDS": "1",
+            "PROJECTION_SAFETY_NET_SECONDS": "1",
+            "COMMAND_THROTTLE_RATE": "100000/min",
+            "DB_CONNECT_TIMEOUT": "2",
+            "IMPORT_CHUNK_SIZE": "100",
+            "PAYMENT_GATEWAY_LATENCY_MS": "20",
+        }
+        # reconcile() reaches the servers only through dsn, read_dsn and
+        # redis.client() (the cache Redis: its keys are searched for card numbers).
+        hosts = Hosts(
+            pg=cast(Any, write_pg),
+            redis=cast(Any, cache_redis),
+            log_dir=log_dir,
+            env=env,
+            read_pg=read_pg,
+            replica=replica,
+            layer_redis=layer_redis,
+        )
+        servers.callback(hosts.stop)
         hosts.manage("migrate", "--noinput")
         hosts.manage("migrate", "--noinput", "--database", "read")
         users = [("staff", True)] + [(f"customer{i}", False) for i in range(CUSTOMERS)]
@@ -165,22 +186,7 @@ def start_hosts(log_dir: Path) -> Hosts:
         for _ in range(2):
             hosts.start_worker("projections", "projections", 1)
         hosts.beat = Beat(log_dir, **env).start()
-    except BaseException:
-        stop_hosts(hosts)
-        raise
-    return hosts
-
-
-def stop_hosts(hosts: Hosts) -> None:
-    hosts.stop()
-    with contextlib.suppress(Exception):
-        rabbitmq.delete_vhost(hosts.env["CELERY_BROKER_URL"])
-    for server in (hosts.redis, hosts.layer_redis):
-        if server is not None:
-            server.stop()
-    for pg in (hosts.pg, hosts.read_pg):
-        if pg is not None:
-            pg.destroy()
+        yield hosts
 
 
 @pytest.fixture
@@ -189,9 +195,8 @@ def hosts(output_dir: Path) -> Iterator[Hosts]:
     log_dir.mkdir(exist_ok=True)
     for old in log_dir.glob("*.log"):
         old.unlink()
-    started = start_hosts(log_dir)
-    yield started
-    stop_hosts(started)
+    with started_hosts(log_dir) as started:
+        yield started
 
 
 # --- Listening: one WebSocket per customer, on the other web server -------------
@@ -563,6 +568,7 @@ def test_a_multi_host_layout_survives_a_burst_with_one_of_each_worker_killed(
     assert outcomes["pay-order", "succeeded"] > 0, outcomes
 
     pushes = check_pushes(hosts, burst, listeners, customers)
+    replica = check_replica(hosts)
     print(
         json.dumps(
             {
@@ -572,6 +578,7 @@ def test_a_multi_host_layout_survives_a_burst_with_one_of_each_worker_killed(
                 "gateway": ledger,
                 "store": counts,
                 "pushes": pushes,
+                "replica": replica,
                 "killed_at_s": killed,
                 "import_progress_at_kill": import_progress,
                 "burst_sent_s": round(sent_at, 1),
@@ -627,3 +634,33 @@ def check_pushes(
         "final_pushed": len(delivered),
         "resynced": sum(resynced.values()),
     }
+
+
+def check_replica(hosts: Hosts) -> dict[str, int]:
+    """The replica holds the read server's rows; reads through it answer the head."""
+    assert hosts.replica is not None and hosts.read_pg is not None
+    hosts.replica.wait_for_replay(hosts.read_pg, timeout=60)
+    tables = [
+        row[0]
+        for row in hosts.read_pg.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename LIKE 'read%%' ORDER BY 1",
+            dbname=READ_DB_NAME,
+        )
+    ]
+    for table in tables:
+        digest = (
+            f"SELECT count(*), md5(coalesce(string_agg(t::text, ',' "
+            f"ORDER BY t::text), '')) FROM {table} t"
+        )
+        primary = hosts.read_pg.execute(digest, dbname=READ_DB_NAME)
+        assert hosts.replica.execute(digest, dbname=READ_DB_NAME) == primary, table
+    with psycopg.connect(hosts.dsn) as db:
+        row = db.execute("SELECT max(position) FROM events").fetchone()
+    head = int(row[0]) if row and row[0] is not None else 0
+    for web in hosts.webs:
+        response = hosts.session("customer0").get(
+            f"{web.url}/api/orders/", params={"min_position": head}, timeout=30
+        )
+        assert response.status_code == 200, response.text
+    return {"tables": len(tables), "head": head}
