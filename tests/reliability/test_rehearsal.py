@@ -638,7 +638,8 @@ def check_pushes(
 
 def check_replica(hosts: Hosts) -> dict[str, int]:
     """The replica holds the read server's rows; reads through it answer the head."""
-    assert hosts.replica is not None and hosts.read_pg is not None
+    assert hosts.replica is not None
+    assert hosts.read_pg is not None
     hosts.replica.wait_for_replay(hosts.read_pg, timeout=60)
     tables = [
         row[0]
