@@ -119,13 +119,17 @@ class Hosts(Stack):
         ]
 
     def stop(self) -> None:
+        """Stop every process at once (each may take its grace period)."""
         processes = [w for kind in self.workers.values() for w in kind]
-        for process in [*processes, self.beat]:
+        everything: list[Any] = [*processes, self.beat, *self.webs]
+
+        def stop(process: Any) -> None:
             if process is not None:
                 with contextlib.suppress(Exception):
                     process.stop()
-        for web in self.webs:
-            web.stop()
+
+        with ThreadPoolExecutor(len(everything)) as pool:
+            list(pool.map(stop, everything))
 
 
 @contextlib.contextmanager
@@ -179,13 +183,27 @@ def started_hosts(log_dir: Path) -> Iterator[Hosts]:
         users = [("staff", True)] + [(f"customer{i}", False) for i in range(CUSTOMERS)]
         out = hosts.manage("shell", "-c", USERS_SCRIPT % (users,))
         hosts.tokens = json.loads(out.strip().splitlines()[-1])
-        hosts.webs = [WebServer(log_dir=log_dir, **env).start() for _ in range(2)]
-        for _ in range(2):
-            hosts.start_worker("commands", "commands", 2)
-        hosts.start_worker("imports", "imports,maintenance", 1)
-        for _ in range(2):
-            hosts.start_worker("projections", "projections", 1)
-        hosts.beat = Beat(log_dir, **env).start()
+        # Every process starts at once, as hosts would.
+        with ThreadPoolExecutor(8) as pool:
+            webs = [
+                pool.submit(lambda: WebServer(log_dir=log_dir, **env).start())
+                for _ in range(2)
+            ]
+            layout = [
+                ("commands", "commands", 2),
+                ("commands", "commands", 2),
+                ("imports", "imports,maintenance", 1),
+                ("projections", "projections", 1),
+                ("projections", "projections", 1),
+            ]
+            workers = [pool.submit(hosts.start_worker, *each) for each in layout]
+            beat = pool.submit(lambda: Beat(log_dir, **env).start())
+            # Keep whatever started, so that the teardown stops it on a failure.
+            hosts.webs = [web.result() for web in webs if web.exception() is None]
+            if beat.exception() is None:
+                hosts.beat = beat.result()
+            for future in [*webs, *workers, beat]:
+                future.result()
         yield hosts
 
 
