@@ -38,7 +38,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -202,7 +202,8 @@ def started_hosts(log_dir: Path) -> Iterator[Hosts]:
             hosts.webs = [web.result() for web in webs if web.exception() is None]
             if beat.exception() is None:
                 hosts.beat = beat.result()
-            for future in [*webs, *workers, beat]:
+            futures: list[Future[Any]] = [*webs, *workers, beat]
+            for future in futures:
                 future.result()
         yield hosts
 
