@@ -19,7 +19,9 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-# Both databases live on one server (DATABASE_URL, READ_DATABASE_URL).
+# Both databases live on one server (DATABASE_URL, READ_DATABASE_URL); on two
+# servers each gets its half, and read replicas only the web pools
+# (docs/operations.md, "Several servers").
 DATABASES = 2
 # Connections a Celery main process (not its pool children) may open per
 # database: the Django fixup and signal handlers run there too.

@@ -104,6 +104,7 @@ class ReadApi(GenericAPIView):
         if not replicas.is_replica(alias):
             return False
         log.warning("read replica %s failed, reading the primary: %s", alias, error)
+        replicas.mark_failed(str(alias))
         replicas.use(replicas.PRIMARY)
         return True
 

@@ -64,6 +64,12 @@ def event_point(position: int) -> ReadPoint | None:
     transactions committed later (positions are handed out at insert, not at
     commit), so deciding whether event N is applied needs N's transaction id.
     It reads one row of the event store's index, never event data.
+
+    With the two databases on two servers this is one round trip to the write
+    server; the transaction ids it compares are the write server's on both
+    sides (checkpoints store the events' ids), never the read server's own. A
+    read without `min_position` never comes here, so only reads that carry a
+    token depend on the write server being up.
     """
     with connections["default"].cursor() as cursor:
         cursor.execute(

@@ -10,7 +10,10 @@ same WAL, so a replica's checkpoint is exactly what that replica has applied.
 A read with `min_position` that the chosen replica has not applied yet waits
 for it up to READ_REPLICA_MAX_WAIT_SECONDS, then falls back to the primary,
 where the usual wait (READ_MIN_POSITION_WAIT_SECONDS) and the documented 503
-apply; so does a read whose replica cannot be reached. Read-your-writes thus
+apply; so does a read whose replica cannot be reached, and that replica is
+then left out of this process's choices for READ_REPLICA_RETRY_SECONDS (so
+that a dead replica costs one slow request per process and period, not every
+request a connection timeout). Read-your-writes thus
 holds whatever a replica's lag, and a lagging replica costs the primary only
 the reads that need a position it lacks.
 
@@ -24,6 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import random
+import threading
+import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 
@@ -43,10 +48,32 @@ def replica_aliases() -> list[str]:
     return list(getattr(settings, "READ_REPLICA_ALIASES", ()))
 
 
+_failed_lock = threading.Lock()
+_failed_until: dict[str, float] = {}
+
+
 def choose() -> str:
-    """Pick the copy a new read request reads: a replica, or the primary if none."""
-    aliases = replica_aliases()
+    """Pick the copy a new read request reads: a replica, or the primary if none.
+
+    Replicas that failed lately are skipped; if all did, the primary it is.
+    """
+    now = time.monotonic()
+    with _failed_lock:
+        aliases = [a for a in replica_aliases() if _failed_until.get(a, 0.0) <= now]
     return random.choice(aliases) if aliases else PRIMARY
+
+
+def mark_failed(alias: str) -> None:
+    """Leave `alias` out of `choose()` for READ_REPLICA_RETRY_SECONDS."""
+    retry = float(getattr(settings, "READ_REPLICA_RETRY_SECONDS", 10.0))
+    with _failed_lock:
+        _failed_until[alias] = time.monotonic() + retry
+
+
+def forget_failures() -> None:
+    """Consider every replica healthy again (tests)."""
+    with _failed_lock:
+        _failed_until.clear()
 
 
 def use(alias: str) -> None:

@@ -138,6 +138,9 @@ for _index, _url in enumerate(READ_REPLICA_URLS):
 # A read with min_position waits this long for a lagging replica, then falls
 # back to the primary (where READ_MIN_POSITION_WAIT_SECONDS and the 503 apply).
 READ_REPLICA_MAX_WAIT_SECONDS = env.float("READ_REPLICA_MAX_WAIT_SECONDS", default=0.2)
+# A replica that failed a request (unreachable, query cancelled) is left out of
+# the process's choices this long; its requests go to the primary meanwhile.
+READ_REPLICA_RETRY_SECONDS = env.float("READ_REPLICA_RETRY_SECONDS", default=10.0)
 DATABASE_ROUTERS = ["config.db_router.ReadModelRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -167,8 +170,8 @@ CACHE_OPTIONS = {
     "socket_timeout": 2,
 }
 
-# The cache (the rate limits' counters, login throttling) may live on a Redis of
-# its own; it defaults to REDIS_URL.
+# The cache (the rate limits' counters, the admin's rebuild status and locks)
+# may live on a Redis of its own; it defaults to REDIS_URL.
 CACHE_URL = env("CACHE_URL", default=REDIS_URL)
 CACHES = {
     "default": {

@@ -40,6 +40,9 @@ conftest or a test module, e.g. `from tests.support.servers import pg_primary`):
 - `redis_servers`: two Redis servers, a list of `RedisServer`.
 
 Tests that use them are marked `servers` (pyproject.toml) and run in `make test`.
+
+The whole system over such servers (two clusters, a standby, four Redis, and
+the web, workers and beat) is `tests.support.spread.spread_stack(log_dir)`.
 """
 
 from __future__ import annotations

@@ -260,7 +260,12 @@ class Command(BaseCommand):
         }
         for server in dict.fromkeys(servers.values()):
             check_postgres(server)
-        redis_urls = [settings.REDIS_URL]
+        # The cache and the channel layer's shards may be Redis servers of their own.
+        redis_urls = [
+            settings.REDIS_URL,
+            str(getattr(settings, "CACHE_URL", settings.REDIS_URL)),
+            *(str(url) for url in getattr(settings, "CHANNEL_LAYER_URLS", ())),
+        ]
         broker = getattr(settings, "CELERY_BROKER_URL", None)
         if broker and str(broker).startswith(("redis://", "rediss://", "unix://")):
             redis_urls.append(str(broker))
@@ -277,7 +282,7 @@ class Command(BaseCommand):
             names = ", ".join(str(db["NAME"]) for db in databases.values())
             self.stdout.write(
                 f"PostgreSQL ({names}) and Redis "
-                f"({', '.join(redis_address(u) for u in dict.fromkeys(redis_urls))})"
+                f"({', '.join(dict.fromkeys(redis_address(u) for u in redis_urls))})"
                 f"{rabbitmq} are reachable."
             )
 
