@@ -8,10 +8,11 @@ beat runs (the sweeper would re-drive the waiting commands) and no projection
 worker (an order's status does not wait for the read models).
 
 Rows: two workers against one on Redis (the scaling of adding a worker on the
-same host), and the RabbitMQ broker (quorum queues, publisher confirms) against
-Redis with one worker. The RabbitMQ rows need a local RabbitMQ and rabbitmqctl
-(a virtual host named after the bench database, recreated per run and deleted
-after); without them they are left out with a note.
+same host), the RabbitMQ broker (quorum queues, publisher confirms) against
+Redis with one worker, and two workers against one on RabbitMQ. The RabbitMQ
+rows need a local RabbitMQ and rabbitmqctl (a virtual host named after the
+bench database, recreated per run and deleted after); without them they are
+left out with a note.
 """
 
 from __future__ import annotations
@@ -90,13 +91,20 @@ def run(ctx: Context) -> list[Row]:
     common.reset_state()
     products = common.register_products(PRODUCTS)
     rabbit = {"CELERY_BROKER_URL": RABBITMQ_URL}
-    rates: dict[str, list[float]] = {"redis 1": [], "redis 2": [], "rabbitmq 1": []}
+    rates: dict[str, list[float]] = {
+        "redis 1": [],
+        "redis 2": [],
+        "rabbitmq 1": [],
+        "rabbitmq 2": [],
+    }
     have_rabbit = fresh_vhost()
     for _ in range(ctx.runs):
         rates["redis 1"].append(drain(ctx, products, 1))
         rates["redis 2"].append(drain(ctx, products, 2))
         if have_rabbit and fresh_vhost():
             rates["rabbitmq 1"].append(drain(ctx, products, 1, **rabbit))
+        if have_rabbit and fresh_vhost():
+            rates["rabbitmq 2"].append(drain(ctx, products, 2, **rabbit))
     common.reset_state()
     if have_rabbit:
         subprocess.run(
@@ -124,6 +132,17 @@ def run(ctx: Context) -> list[Row]:
                 one,
                 "cmd/s",
                 note="quorum queues, publisher confirms",
+            )
+        )
+    if rates["rabbitmq 2"]:
+        rows.append(
+            Row(
+                "8 drain",
+                f"2 command workers vs 1 (RabbitMQ), {ctx.commands} cmds",
+                common.median(rates["rabbitmq 2"]),
+                common.median(rates["rabbitmq 1"]),
+                "cmd/s",
+                note="each worker -c 2; same host",
             )
         )
     else:

@@ -41,6 +41,7 @@ FIGURES = {
     "memory": "bench.fig_memory",
     "drain": "bench.fig_drain",
     "sockets": "bench.fig_sockets",
+    "applier": "bench.fig_applier",
 }
 REQUIREMENTS = common.ROOT / "bench" / "requirements.txt"
 

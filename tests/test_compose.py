@@ -254,3 +254,90 @@ def test_the_lock_pins_every_declared_dependency() -> None:
     pinned = {canonical(line.split("==")[0]) for line in lines}
     assert declared - pinned == set()
     assert canonical(project["name"]) not in pinned
+
+
+# --- Scaling: docker-compose.yml, docs/operations.md -------------------------------
+
+OPERATIONS = ROOT / "docs" / "operations.md"
+SCALE = re.compile(r"docker compose up -d((?: --scale [a-z-]+=\d+)+)")
+
+
+def scale_commands(text: str) -> list[dict[str, int]]:
+    """Return each `docker compose up -d --scale a=N ...` of a text as {a: N}."""
+    return [
+        {name: int(n) for name, n in re.findall(r"--scale ([a-z-]+)=(\d+)", found)}
+        for found in SCALE.findall(text)
+    ]
+
+
+def operators_map() -> dict[str, str]:
+    """Return {tier: compose service} from the operators' map of operations.md.
+
+    The service is the first `quoted` word of the row's second cell, "-" if none.
+    """
+    section = OPERATIONS.read_text().split("## Hosts: the operators' map", 1)[1]
+    table = section.split("| tier | compose service |", 1)[1].split("\n\n", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    return {
+        row.split("|")[1].strip(): row.split("|")[2].split("`")[1]
+        if "`" in row.split("|")[2]
+        else "-"
+        for row in rows
+        if not row.startswith("|---")
+    }
+
+
+def test_the_docs_and_the_compose_file_show_the_same_scale_command(
+    compose: dict[str, Any],
+) -> None:
+    header = (ROOT / "docker-compose.yml").read_text()
+    in_compose = scale_commands(header)
+    in_docs = scale_commands(OPERATIONS.read_text())
+    assert in_compose
+    assert in_docs == in_compose
+    for scaled in in_compose:
+        # The web and the workers scale; beat (exactly one) and migrate never.
+        assert set(scaled) <= set(APP_SERVICES) - {"beat"}
+        assert "web" in scaled
+
+
+def test_scaled_services_can_run_side_by_side(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    biggest = max(
+        scaled.get("web", 1)
+        for scaled in scale_commands((ROOT / "docker-compose.yml").read_text())
+    )
+    for name in APP_SERVICES:
+        assert "container_name" not in services[name], name
+    # Each web replica needs a host port of its own: a range at least as wide.
+    (published,) = services["web"]["ports"]
+    match = re.fullmatch(r"127\.0\.0\.1:(\d+)-(\d+):8000", published)
+    assert match, published
+    first, last = int(match.group(1)), int(match.group(2))
+    assert first == 8000
+    assert last - first + 1 >= biggest
+    assert f"127.0.0.1:{first}-{last}" in OPERATIONS.read_text()
+    for name in ("worker-commands", "worker-imports", "worker-projections"):
+        command = services[name]["command"]
+        assert command[command.index("-n") + 1].endswith("@%h"), name
+
+
+def test_the_operators_map_names_every_compose_service(
+    compose: dict[str, Any],
+) -> None:
+    mapped = operators_map()
+    services = {name for name in mapped.values() if name != "-"}
+    default = {
+        name
+        for name, service in compose["services"].items()
+        if "profiles" not in service
+    }
+    assert services == default - {"migrate"}
+    for tier in (
+        "web",
+        "command worker",
+        "imports worker",
+        "projection worker",
+        "beat",
+    ):
+        assert tier in mapped, tier
