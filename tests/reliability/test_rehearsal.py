@@ -68,7 +68,7 @@ from tests.support.servers import (
 )
 
 # About a minute and a half on a quiet machine; the bound leaves room for a busy one.
-pytestmark = [pytest.mark.worker, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.worker, pytest.mark.timeout(900)]
 
 # The burst's size: `make test` runs a couple of thousand commands.
 COMMANDS = int(os.environ.get("REHEARSAL_COMMANDS", "2000"))
