@@ -22,9 +22,10 @@ from .domain.commands import (
     RequestedLine,
     RestockProduct,
     ShipOrder,
+    UpdateOrder,
 )
 from .domain.decisions import Aggregate
-from .domain.events import Address
+from .domain.events import Address, OrderLinesChanged
 from .domain.order import Order, order_stream
 from .domain.product import Product
 from .models import ProductSku
@@ -163,6 +164,42 @@ def ship_order(payload: dict[str, Any], context: Context) -> Outcome:
     return Outcome(decisions.ship_order(command, order=order))
 
 
+def update_order(payload: dict[str, Any], context: Context) -> Outcome:
+    order = load_order(UUID(payload["order_id"]), context)
+    lines = payload.get("lines")
+    address = payload.get("shipping_address")
+    command = UpdateOrder(
+        order_id=order.id,
+        changed_by=context.user_id,
+        lines=None
+        if lines is None
+        else tuple(
+            RequestedLine(
+                product_id=UUID(line["product_id"]), quantity=line["quantity"]
+            )
+            for line in lines
+        ),
+        shipping_address=None if address is None else Address(**address),
+    )
+    products = load_products(
+        [line.product_id for line in order.lines]
+        + [line.product_id for line in command.lines or ()]
+    )
+    changed = decisions.update_order(command, order=order, products=products)
+    changes = [
+        "lines" if isinstance(event, OrderLinesChanged) else "shipping_address"
+        for event in order.pending_events
+    ]
+    return Outcome(
+        changed,
+        result={
+            "order_id": str(order.id),
+            "total_cents": order.total_cents,
+            "changed": changes,
+        },
+    )
+
+
 HANDLERS: dict[str, Handler] = {
     "register-product": register_product,
     "restock-product": restock_product,
@@ -170,4 +207,5 @@ HANDLERS: dict[str, Handler] = {
     "pay-order": pay_order,
     "cancel-order": cancel_order,
     "ship-order": ship_order,
+    "update-order": update_order,
 }

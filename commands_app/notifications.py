@@ -8,9 +8,10 @@ the duplicate. A transport error is raised, never swallowed, so the caller
 retries.
 
 Mapped by stored type name, not by event class, so that a type is covered as
-soon as it exists; `data` is read as stored (JSON), and the order's customer and
-lines come from the order's first event (`order.placed.v1`): staff may ship or
-cancel, so the issuer of a later event is not the recipient.
+soon as it exists; `data` is read as stored (JSON, upcast), and the order's
+customer and lines come from the order's first event (`order.placed.v2`, or v1
+read as v2): staff may ship or cancel, so the issuer of a later event is not
+the recipient.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class Email:
 
 # Stored type name -> the e-mail it sends. A type not listed sends nothing.
 EMAILS: dict[str, Email] = {
-    "order.placed.v1": Email("order_placed", "Your order {order_ref} is placed"),
+    # Stored `order.placed.v1` events are read (and delivered) as v2.
+    "order.placed.v2": Email("order_placed", "Your order {order_ref} is placed"),
     # The first payment flow's event; the payment process records captures.
     "order.paid.v1": Email("order_paid", "Payment received for order {order_ref}"),
     "order.payment_captured.v1": Email(
@@ -86,7 +88,7 @@ def send_for_event(event: RecordedEvent) -> None:
     placed = _order_placed(event)
     if placed is None:
         logger.warning(
-            "No order.placed.v1 in %s: no e-mail for %s v%s",
+            "No order.placed in %s: no e-mail for %s v%s",
             event.stream_id,
             event.type,
             event.version,
@@ -153,7 +155,7 @@ def format_cents(cents: int) -> str:
 
 
 def _order_placed(event: RecordedEvent) -> dict[str, Any] | None:
-    if event.type == "order.placed.v1":
+    if event.type == OrderPlaced.type_name:
         return event.data
     first = eventstore.first_event(event.stream_id)
     if not isinstance(first, OrderPlaced):

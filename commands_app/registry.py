@@ -112,6 +112,25 @@ COMMANDS: dict[str, CommandSpec] = {
             refusals=("order_not_found", "invalid_state"),
             refers_to="order_id",
         ),
+        CommandSpec(
+            name="update-order",
+            input=inputs.UpdateOrderInput,
+            who=Who.ORDER_OWNER_OR_STAFF,
+            summary=(
+                "Change an order: replace its `lines` until it is paid (stock is "
+                "reserved and released by the difference) and its "
+                "`shipping_address` until it ships. `result.changed` lists what "
+                "changed (empty when the order already was so)."
+            ),
+            refusals=(
+                "order_not_found",
+                "invalid_state",
+                "payment_in_progress",
+                "product_not_found",
+                "insufficient_stock",
+            ),
+            refers_to="order_id",
+        ),
     )
 }
 

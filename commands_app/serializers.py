@@ -215,6 +215,31 @@ class ShipOrderInput(StrictSerializer):
     tracking_number = _text(100, required=False, allow_blank=True, default="")
 
 
+class UpdateOrderInput(StrictSerializer):
+    order_id = serializers.UUIDField()
+    lines = ItemsField(
+        child=LineInput(),
+        min_length=1,
+        max_length=MAX_LINES,
+        required=False,
+        help_text=(
+            "The order's whole new lines (they replace the old ones), until it "
+            "is paid. Stock moves by the difference; lines already ordered keep "
+            "their price. To remove every line, cancel the order."
+        ),
+    )
+    shipping_address = AddressInput(
+        required=False, help_text="Where to ship the order, until it ships."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "lines" not in attrs and "shipping_address" not in attrs:
+            raise serializers.ValidationError(
+                "Send `lines`, `shipping_address` or both: there is nothing to change."
+            )
+        return attrs
+
+
 class CommandAcceptedOutput(serializers.Serializer):
     id = serializers.UUIDField()
     type = serializers.CharField()

@@ -63,7 +63,9 @@ def _placed(data: dict[str, Any]) -> dict[str, Any]:
             for line in data["lines"]
         ],
         "total_cents": data["total_cents"],
-        "currency": "EUR",
+        # Stored `order.placed.v1` events are read as v2 with the currency
+        # they were placed in (domain/events.py `order_placed_v1_to_v2`).
+        "currency": data["currency"],
     }
 
 
@@ -96,7 +98,8 @@ PUBLIC_TYPES: tuple[PublicType, ...] = (PLACED, PAID, SHIPPED, CANCELLED, REFUND
 # types not listed (product events, a payment's request or decline) are not
 # published; `previous_sequence` lets consumers see past them.
 PUBLISHED: dict[str, PublicType] = {
-    "order.placed.v1": PLACED,
+    # `order.placed.v1` is read as v2 (upcast), and published as v2 is.
+    "order.placed.v2": PLACED,
     # The first payment flow's event and the payment process's capture: one fact.
     "order.paid.v1": PAID,
     "order.payment_captured.v1": PAID,
