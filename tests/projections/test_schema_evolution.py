@@ -217,7 +217,8 @@ def test_orders_stored_as_v1_are_read_as_v2_by_every_reader(
     assert "EUR 24.00" in email.body
     publish_event(recorded)
     client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
-    ((_entry, fields),) = client.xrange(stream)
+    entries: list[tuple[str, dict[str, str]]] = client.xrange(stream)  # type: ignore[assignment]
+    ((_entry, fields),) = entries
     client.close()
     message = json.loads(fields["payload"])
     assert (message["type"], message["version"]) == ("orders.order_placed", 1)
