@@ -69,6 +69,22 @@ def _placed(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _lines_changed(data: dict[str, Any]) -> dict[str, Any]:
+    # In the currency of the order's `orders.order_placed`; no address, no user.
+    return {
+        "lines": [
+            {
+                "product_id": str(line["product_id"]),
+                "sku": line["sku"],
+                "quantity": line["quantity"],
+                "unit_price_cents": line["unit_price_cents"],
+            }
+            for line in data["lines"]
+        ],
+        "total_cents": data["total_cents"],
+    }
+
+
 def _paid(data: dict[str, Any]) -> dict[str, Any]:
     return {"amount_cents": data["amount_cents"], "currency": "EUR"}
 
@@ -87,12 +103,20 @@ def _refunded(data: dict[str, Any]) -> dict[str, Any]:
 
 
 PLACED = PublicType("orders.order_placed", 1, _placed)
+LINES_CHANGED = PublicType("orders.order_lines_changed", 1, _lines_changed)
 PAID = PublicType("orders.order_paid", 1, _paid)
 SHIPPED = PublicType("orders.order_shipped", 1, _shipped)
 CANCELLED = PublicType("orders.order_cancelled", 1, _cancelled)
 REFUNDED = PublicType("orders.order_refunded", 1, _refunded)
 
-PUBLIC_TYPES: tuple[PublicType, ...] = (PLACED, PAID, SHIPPED, CANCELLED, REFUNDED)
+PUBLIC_TYPES: tuple[PublicType, ...] = (
+    PLACED,
+    LINES_CHANGED,
+    PAID,
+    SHIPPED,
+    CANCELLED,
+    REFUNDED,
+)
 
 # Stored (internal) type name -> the public type it is published as. Internal
 # types not listed (product events, a payment's request or decline) are not
@@ -100,6 +124,8 @@ PUBLIC_TYPES: tuple[PublicType, ...] = (PLACED, PAID, SHIPPED, CANCELLED, REFUND
 PUBLISHED: dict[str, PublicType] = {
     # `order.placed.v1` is read as v2 (upcast), and published as v2 is.
     "order.placed.v2": PLACED,
+    # A change of address is personal data: it stays internal.
+    "order.lines_changed.v1": LINES_CHANGED,
     # The first payment flow's event and the payment process's capture: one fact.
     "order.paid.v1": PAID,
     "order.payment_captured.v1": PAID,
