@@ -28,7 +28,12 @@ from django.template import TemplateDoesNotExist
 from django.template.loader import render_to_string
 
 from . import eventstore, outbox
-from .domain.events import OrderPlaced, event_to_data
+from .domain.events import (
+    OrderLinesChanged,
+    OrderPlaced,
+    ShippingAddressChanged,
+    event_to_data,
+)
 from .eventstore import RecordedEvent
 
 logger = logging.getLogger(__name__)
@@ -155,12 +160,25 @@ def format_cents(cents: int) -> str:
 
 
 def _order_placed(event: RecordedEvent) -> dict[str, Any] | None:
+    """Return the order's placed data with its lines and address as of `event`.
+
+    An order's lines (until paid) and address (until shipped) may have changed
+    since it was placed (`update-order`): an e-mail shows them as they were
+    when its event happened.
+    """
     if event.type == OrderPlaced.type_name:
         return event.data
-    first = eventstore.first_event(event.stream_id)
-    if not isinstance(first, OrderPlaced):
+    history = eventstore.load_streams([event.stream_id])[event.stream_id]
+    if not history or not isinstance(history[0], OrderPlaced):
         return None
-    return event_to_data(first)
+    order = event_to_data(history[0])
+    for later in history[1 : event.version]:
+        if isinstance(later, OrderLinesChanged):
+            order["lines"] = event_to_data(later)["lines"]
+            order["total_cents"] = later.total_cents
+        elif isinstance(later, ShippingAddressChanged):
+            order["shipping_address"] = event_to_data(later)["shipping_address"]
+    return order
 
 
 def _customer_email(customer_id: int) -> str:
