@@ -64,6 +64,13 @@ def load_order(order_id: UUID, context: Context) -> Order:
     return order
 
 
+def _requested_lines(lines: list[dict[str, Any]]) -> tuple[RequestedLine, ...]:
+    return tuple(
+        RequestedLine(product_id=UUID(line["product_id"]), quantity=line["quantity"])
+        for line in lines
+    )
+
+
 def register_product(payload: dict[str, Any], context: Context) -> Outcome:
     command = RegisterProduct(
         product_id=UUID(payload["product_id"]),
@@ -166,24 +173,21 @@ def ship_order(payload: dict[str, Any], context: Context) -> Outcome:
 
 def update_order(payload: dict[str, Any], context: Context) -> Outcome:
     order = load_order(UUID(payload["order_id"]), context)
-    lines = payload.get("lines")
     address = payload.get("shipping_address")
     command = UpdateOrder(
         order_id=order.id,
         changed_by=context.user_id,
-        lines=None
-        if lines is None
-        else tuple(
-            RequestedLine(
-                product_id=UUID(line["product_id"]), quantity=line["quantity"]
-            )
-            for line in lines
-        ),
+        lines=_requested_lines(payload["lines"]) if "lines" in payload else None,
         shipping_address=None if address is None else Address(**address),
     )
-    products = load_products(
-        [line.product_id for line in order.lines]
-        + [line.product_id for line in command.lines or ()]
+    # Only a change of lines moves stock: an address alone reads no product.
+    products = (
+        {}
+        if command.lines is None
+        else load_products(
+            [line.product_id for line in order.lines]
+            + [line.product_id for line in command.lines]
+        )
     )
     changed = decisions.update_order(command, order=order, products=products)
     changes = [
