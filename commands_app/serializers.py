@@ -216,6 +216,9 @@ class ShipOrderInput(StrictSerializer):
 
 
 class UpdateOrderInput(StrictSerializer):
+    # At least one of them (the OpenAPI schema says so too, as `anyOf`).
+    at_least_one_of = ("lines", "shipping_address")
+
     order_id = serializers.UUIDField()
     lines = ItemsField(
         child=LineInput(),
@@ -233,7 +236,7 @@ class UpdateOrderInput(StrictSerializer):
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if "lines" not in attrs and "shipping_address" not in attrs:
+        if not any(name in attrs for name in self.at_least_one_of):
             raise serializers.ValidationError(
                 "Send `lines`, `shipping_address` or both: there is nothing to change."
             )
