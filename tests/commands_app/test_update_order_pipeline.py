@@ -7,11 +7,14 @@ projections, effects); the gateway is the simulated one.
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 import pytest
 from rest_framework.test import APIClient
 
-from commands_app.models import StoredEvent
+from commands_app import eventstore, services
+from commands_app.domain.order import Order
+from commands_app.models import CommandRecord, StoredEvent
 from tests.support.commands import (
     ADDRESS,
     GOOD_CARD,
@@ -21,7 +24,7 @@ from tests.support.commands import (
     run,
     submit,
 )
-from tests.support.processes import wait_until
+from tests.support.processes import Worker, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -197,3 +200,83 @@ def test_an_update_is_checked_at_accept_and_accepted_once_per_key(
     assert same["status"] == "succeeded"
     assert same["result"]["changed"] == []
     assert types_of(same) == []
+
+
+def test_changes_racing_new_orders_and_a_payment_never_oversell_or_change_paid_lines(
+    worker, output_dir, staff_api, alice_api, bob_api, monkeypatch
+):
+
+    product_id = register_product(staff_api, sku="UPD-RACE", stock=6, price=100)
+    mine = place_order(alice_api, product_id, quantity=1)["aggregate_id"]
+    paying = place_order(alice_api, product_id, quantity=1)["aggregate_id"]
+    more = Worker(queues="commands", concurrency=4, log_dir=output_dir).start()
+    try:
+        # Hold the tasks back until all are stored, then release them at once.
+        held: list[CommandRecord] = []
+        monkeypatch.setattr(services, "enqueue", held.append)
+        bodies = [
+            (
+                alice_api,
+                "update-order",
+                {
+                    "order_id": mine,
+                    "lines": [{"product_id": product_id, "quantity": 4}],
+                },
+            ),
+            (alice_api, "pay-order", {"order_id": paying, "card": GOOD_CARD}),
+            (
+                alice_api,
+                "update-order",
+                {
+                    "order_id": paying,
+                    "lines": [{"product_id": product_id, "quantity": 2}],
+                },
+            ),
+            *[
+                (
+                    bob_api,
+                    "place-order",
+                    {
+                        "lines": [{"product_id": product_id, "quantity": 1}],
+                        "shipping_address": ADDRESS,
+                    },
+                )
+                for _ in range(3)
+            ],
+        ]
+        ids = [
+            (client, submit(client, name, body).json()["id"])
+            for client, name, body in bodies
+        ]
+        monkeypatch.undo()
+        for record in held:
+            services.enqueue(record)
+        outcomes = [final_status(client, command_id, 60) for client, command_id in ids]
+    finally:
+        more.stop()
+    assert {o["status"] for o in outcomes} <= {"succeeded", "rejected"}, outcomes
+    # Seven more units asked for, four left: some lose, on stock.
+    codes = [o["error"]["code"] for o in outcomes if o["status"] == "rejected"]
+    assert "insufficient_stock" in codes, outcomes
+    events = StoredEvent.objects.filter(stream_id=f"product-{product_id}")
+    reserved = sum(
+        e.data["quantity"] for e in events.filter(type="product.stock_reserved.v1")
+    )
+    released = sum(
+        e.data["quantity"] for e in events.filter(type="product.stock_released.v1")
+    )
+    assert 0 <= reserved - released <= 6, "never more reserved than the stock"
+    # What each order reserved is what its lines say, whatever won the races.
+
+    held_by_orders = 0
+    for order_id in [mine, paying] + [
+        o["aggregate_id"] for o in outcomes[3:] if o["status"] == "succeeded"
+    ]:
+        stream = f"order-{order_id}"
+        order = Order.from_events(
+            UUID(order_id), eventstore.load_streams([stream])[stream]
+        )
+        held_by_orders += sum(order.reserved_quantities().values())
+        # A paid order was charged for the lines it has: none changed after.
+        assert order.status != "paid" or order.paid_cents == order.total_cents
+    assert held_by_orders == reserved - released
