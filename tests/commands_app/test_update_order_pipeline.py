@@ -6,6 +6,7 @@ projections, effects); the gateway is the simulated one.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
@@ -15,6 +16,8 @@ from rest_framework.test import APIClient
 from commands_app import eventstore, services
 from commands_app.domain.order import Order
 from commands_app.models import CommandRecord, StoredEvent
+from projections.models import Checkpoint
+from projections.registry import PROJECTOR_NAMES
 from tests.support.commands import (
     ADDRESS,
     GOOD_CARD,
@@ -27,6 +30,28 @@ from tests.support.commands import (
 from tests.support.processes import Worker, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+
+@pytest.fixture(autouse=True)
+def _projected_before_the_flush(worker: Any) -> Iterator[None]:
+    """Let the worker's projections catch up before the test's tables are emptied.
+
+    A round still running after the flush would write rows of this test into the
+    next one's read tables (projection tests compare them with a rebuild).
+    """
+    yield
+
+    def caught_up() -> bool:
+        head = eventstore.head()
+        reached = Checkpoint.objects.filter(name__in=PROJECTOR_NAMES).values_list(
+            "tx_id", "position"
+        )
+        return len(reached) == len(PROJECTOR_NAMES) and all(
+            tuple(row) >= (head.tx_id, head.position) for row in reached
+        )
+
+    wait_until(caught_up, timeout=60, interval=0.1)
+
 
 LYON = {**ADDRESS, "line1": "2 place Bellecour", "city": "Lyon", "postal_code": "69002"}
 
