@@ -20,7 +20,7 @@ import pytest
 import redis
 from django.contrib.auth.models import User
 from django.core import mail
-from django.db import transaction
+from django.db import connections, transaction
 
 from commands_app import eventstore, handlers, outbox
 from commands_app.domain.events import (
@@ -37,6 +37,7 @@ from commands_app.models import Effect, StoredEvent
 from commands_app.notifications import send_for_event
 from projections import rebuild
 from projections.dead_letters import replay_dead_letters
+from projections.locks import projection_lock
 from projections.models import (
     CustomerOrderHistory,
     DailySales,
@@ -45,13 +46,13 @@ from projections.models import (
     ProductCatalogue,
 )
 from projections.projectors import OrderSummaryProjector
-from projections.registry import PROJECTOR_NAMES
+from projections.registry import PROJECTOR_NAMES, projector_class
 
 from .conftest import ADDRESS, Store, rows, settle
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, databases="__all__"),
-    pytest.mark.usefixtures("fast_retries"),
+    pytest.mark.usefixtures("fast_retries", "quiet_read_side"),
 ]
 
 
@@ -120,6 +121,25 @@ def update_lines(
             ],
             metadata={"command_id": str(uuid4()), "user_id": customer},
         )
+
+
+@pytest.fixture
+def quiet_read_side() -> None:
+    """Start from empty read tables, whatever a worker of an earlier test did.
+
+    A session's worker process (started by an earlier pipeline or browser
+    test) may still be in a round that read the earlier test's events before
+    the flush and writes after it; taking every projection's lock waits for
+    that round, then its rows go.
+    """
+    with transaction.atomic(using="read"):
+        for name in PROJECTOR_NAMES:
+            assert projection_lock(name, timeout_seconds=30), name
+        with connections["read"].cursor() as cursor:
+            for name in PROJECTOR_NAMES:
+                for table in projector_class(name).tables:
+                    cursor.execute(f'DELETE FROM "{table}"')
+            cursor.execute("DELETE FROM read_checkpoints")
 
 
 @pytest.fixture
