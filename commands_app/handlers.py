@@ -22,11 +22,12 @@ from .domain.commands import (
     RequestedLine,
     RestockProduct,
     ShipOrder,
+    UpdateOrder,
 )
 from .domain.customer import Customer, ForgetCustomer, customer_stream
 from .domain.customer import forget_customer as decide_forget
 from .domain.decisions import Aggregate
-from .domain.events import Address
+from .domain.events import Address, OrderLinesChanged
 from .domain.order import Order, order_stream
 from .domain.product import Product
 from .models import ProductSku
@@ -66,6 +67,13 @@ def load_order(order_id: UUID, context: Context) -> Order:
     order = Order.from_events(order_id, events)
     order.check_visible_to(user_id=context.user_id, is_staff=context.is_staff)
     return order
+
+
+def _requested_lines(lines: list[dict[str, Any]]) -> tuple[RequestedLine, ...]:
+    return tuple(
+        RequestedLine(product_id=UUID(line["product_id"]), quantity=line["quantity"])
+        for line in lines
+    )
 
 
 def register_product(payload: dict[str, Any], context: Context) -> Outcome:
@@ -185,6 +193,39 @@ def forget_customer(payload: dict[str, Any], context: Context) -> Outcome:
     )
 
 
+def update_order(payload: dict[str, Any], context: Context) -> Outcome:
+    order = load_order(UUID(payload["order_id"]), context)
+    address = payload.get("shipping_address")
+    command = UpdateOrder(
+        order_id=order.id,
+        changed_by=context.user_id,
+        lines=_requested_lines(payload["lines"]) if "lines" in payload else None,
+        shipping_address=None if address is None else Address(**address),
+    )
+    # Only a change of lines moves stock: an address alone reads no product.
+    products = (
+        {}
+        if command.lines is None
+        else load_products(
+            [line.product_id for line in order.lines]
+            + [line.product_id for line in command.lines]
+        )
+    )
+    changed = decisions.update_order(command, order=order, products=products)
+    changes = [
+        "lines" if isinstance(event, OrderLinesChanged) else "shipping_address"
+        for event in order.pending_events
+    ]
+    return Outcome(
+        changed,
+        result={
+            "order_id": str(order.id),
+            "total_cents": order.total_cents,
+            "changed": changes,
+        },
+    )
+
+
 HANDLERS: dict[str, Handler] = {
     "register-product": register_product,
     "restock-product": restock_product,
@@ -193,4 +234,5 @@ HANDLERS: dict[str, Handler] = {
     "cancel-order": cancel_order,
     "ship-order": ship_order,
     "forget-customer": forget_customer,
+    "update-order": update_order,
 }

@@ -8,9 +8,10 @@ the duplicate. A transport error is raised, never swallowed, so the caller
 retries.
 
 Mapped by stored type name, not by event class, so that a type is covered as
-soon as it exists; `data` is read as stored (JSON), and the order's customer and
-lines come from the order's first event (`order.placed.v1`): staff may ship or
-cancel, so the issuer of a later event is not the recipient.
+soon as it exists; `data` is read as stored (JSON, upcast), and the order's
+customer and lines come from the order's first event (`order.placed.v2`, or v1
+read as v2): staff may ship or cancel, so the issuer of a later event is not
+the recipient.
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ from django.template import TemplateDoesNotExist
 from django.template.loader import render_to_string
 
 from . import eventstore, outbox
-from .domain.events import OrderPlaced, event_to_data
+from .domain.events import (
+    OrderLinesChanged,
+    OrderPlaced,
+    ShippingAddressChanged,
+    event_to_data,
+)
 from .eventstore import RecordedEvent
 
 logger = logging.getLogger(__name__)
@@ -43,7 +49,8 @@ class Email:
 
 # Stored type name -> the e-mail it sends. A type not listed sends nothing.
 EMAILS: dict[str, Email] = {
-    "order.placed.v1": Email("order_placed", "Your order {order_ref} is placed"),
+    # Stored `order.placed.v1` events are read (and delivered) as v2.
+    "order.placed.v2": Email("order_placed", "Your order {order_ref} is placed"),
     # The first payment flow's event; the payment process records captures.
     "order.paid.v1": Email("order_paid", "Payment received for order {order_ref}"),
     "order.payment_captured.v1": Email(
@@ -86,7 +93,7 @@ def send_for_event(event: RecordedEvent) -> None:
     placed = _order_placed(event)
     if placed is None:
         logger.warning(
-            "No order.placed.v1 in %s: no e-mail for %s v%s",
+            "No order.placed in %s: no e-mail for %s v%s",
             event.stream_id,
             event.type,
             event.version,
@@ -153,12 +160,25 @@ def format_cents(cents: int) -> str:
 
 
 def _order_placed(event: RecordedEvent) -> dict[str, Any] | None:
-    if event.type == "order.placed.v1":
+    """Return the order's placed data with its lines and address as of `event`.
+
+    An order's lines (until paid) and address (until shipped) may have changed
+    since it was placed (`update-order`): an e-mail shows them as they were
+    when its event happened.
+    """
+    if event.type == OrderPlaced.type_name:
         return event.data
-    first = eventstore.first_event(event.stream_id)
-    if not isinstance(first, OrderPlaced):
+    history = eventstore.load_streams([event.stream_id])[event.stream_id]
+    if not history or not isinstance(history[0], OrderPlaced):
         return None
-    return event_to_data(first)
+    order = event_to_data(history[0])
+    for later in history[1 : event.version]:
+        if isinstance(later, OrderLinesChanged):
+            order["lines"] = event_to_data(later)["lines"]
+            order["total_cents"] = later.total_cents
+        elif isinstance(later, ShippingAddressChanged):
+            order["shipping_address"] = event_to_data(later)["shipping_address"]
+    return order
 
 
 def _customer_email(customer_id: int) -> str:

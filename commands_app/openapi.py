@@ -38,6 +38,10 @@ class StrictSerializerExtension(OpenApiSerializerExtension):
             ):
                 continue
             prop["pattern"] = NO_NUL if field.allow_blank else NOT_BLANK
+        # A body must carry at least one of these optional fields (update-order).
+        at_least_one = getattr(self.target, "at_least_one_of", ())
+        if at_least_one:
+            schema["anyOf"] = [{"required": [name]} for name in at_least_one]
         return schema
 
 

@@ -10,7 +10,7 @@ An effect kind is registered once, at start-up (`AppConfig.ready`):
 
     outbox.register(EffectKind(
         name="email",
-        event_types=frozenset({"order.placed.v1", "order.shipped.v1"}),
+        event_types=frozenset({"order.placed.v2", "order.shipped.v1"}),
         perform=lambda effect, event: notifications.send_for_event(event),
     ))
 
@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.db import connections
+
+from .domain.events import newest_type_name
 
 if TYPE_CHECKING:
     from .eventstore import RecordedEvent
@@ -65,7 +67,14 @@ def register(kind: EffectKind) -> None:
 
 
 def kinds_for(type_name: str) -> list[EffectKind]:
-    return [kind for kind in KINDS.values() if type_name in kind.event_types]
+    """Return the kinds an event decides, by its type name or its newest one.
+
+    A kind lists the newest type names; an event appended under an older name
+    (by a writer not yet upgraded, domain/events.py `UPCASTERS`) decides the
+    same effects, which read it upcast.
+    """
+    names = {type_name, newest_type_name(type_name)}
+    return [kind for kind in KINDS.values() if names & kind.event_types]
 
 
 @dataclass(frozen=True)

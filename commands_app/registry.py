@@ -125,6 +125,25 @@ COMMANDS: dict[str, CommandSpec] = {
             ),
             refusals=("customer_not_found",),
         ),
+        CommandSpec(
+            name="update-order",
+            input=inputs.UpdateOrderInput,
+            who=Who.ORDER_OWNER_OR_STAFF,
+            summary=(
+                "Change an order: replace its `lines` until it is paid (stock is "
+                "reserved and released by the difference) and its "
+                "`shipping_address` until it ships. `result.changed` lists what "
+                "changed (empty when the order already was so)."
+            ),
+            refusals=(
+                "order_not_found",
+                "invalid_state",
+                "payment_in_progress",
+                "product_not_found",
+                "insufficient_stock",
+            ),
+            refers_to="order_id",
+        ),
     )
 }
 

@@ -126,6 +126,34 @@ class ForgetCustomerInput(StrictSerializer):
     )
 
 
+class UpdateOrderInput(StrictSerializer):
+    # At least one of them (the OpenAPI schema says so too, as `anyOf`).
+    at_least_one_of = ("lines", "shipping_address")
+
+    order_id = serializers.UUIDField()
+    lines = ItemsField(
+        child=LineInput(),
+        min_length=1,
+        max_length=MAX_LINES,
+        required=False,
+        help_text=(
+            "The order's whole new lines (they replace the old ones), until it "
+            "is paid. Stock moves by the difference; lines already ordered keep "
+            "their price. To remove every line, cancel the order."
+        ),
+    )
+    shipping_address = AddressInput(
+        required=False, help_text="Where to ship the order, until it ships."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not any(name in attrs for name in self.at_least_one_of):
+            raise serializers.ValidationError(
+                "Send `lines`, `shipping_address` or both: there is nothing to change."
+            )
+        return attrs
+
+
 class CommandAcceptedOutput(serializers.Serializer):
     id = serializers.UUIDField()
     type = serializers.CharField()

@@ -63,6 +63,12 @@ class OrderSummary(ProjectedRow):
     lines = models.JSONField(default=list)
     shipping_address = models.JSONField(default=dict)
     total_cents = models.BigIntegerField()
+    currency = models.CharField(
+        max_length=3,
+        db_default="EUR",
+        help_text="ISO 4217 code of the order's amounts (OrderPlaced v2; "
+        "orders placed as v1 read as EUR).",
+    )
     refunded_cents = models.BigIntegerField(
         db_default=0, help_text="What the gateway refunded (OrderRefunded events)."
     )

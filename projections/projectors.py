@@ -19,6 +19,7 @@ from typing import Any
 from commands_app.domain.events import (
     CustomerForgotten,
     OrderCancelled,
+    OrderLinesChanged,
     OrderPlaced,
     OrderRefunded,
     OrderShipped,
@@ -27,6 +28,7 @@ from commands_app.domain.events import (
     PaymentRequested,
     ProductRegistered,
     ProductRestocked,
+    ShippingAddressChanged,
     StockReleased,
     StockReserved,
 )
@@ -107,6 +109,21 @@ class ProductCatalogueProjector(Projector):
         )
 
 
+def line_rows(lines: Any) -> list[dict[str, Any]]:
+    """Return an order's lines as the read model stores them."""
+    return [
+        {
+            "product_id": str(line.product_id),
+            "sku": line.sku,
+            "name": line.name,
+            "quantity": line.quantity,
+            "unit_price_cents": line.unit_price_cents,
+            "total_cents": line.total_cents,
+        }
+        for line in lines
+    ]
+
+
 def timeline_entry(
     name: str, recorded: RecordedEvent, **details: Any
 ) -> dict[str, Any]:
@@ -126,17 +143,8 @@ class OrderSummaryProjector(Projector):
     tables = ("read_orders",)
 
     def on_order_placed(self, event: OrderPlaced, recorded: RecordedEvent) -> None:
-        lines = [
-            {
-                "product_id": str(line.product_id),
-                "sku": line.sku,
-                "name": line.name,
-                "quantity": line.quantity,
-                "unit_price_cents": line.unit_price_cents,
-                "total_cents": line.total_cents,
-            }
-            for line in event.lines
-        ]
+        # The entry is as before v2 (no currency: the row has it), so rows that
+        # the code before v2 projected equal a rebuild's.
         entry = timeline_entry("placed", recorded, total_cents=event.total_cents)
         self.staged.insert(
             "placed",
@@ -144,13 +152,47 @@ class OrderSummaryProjector(Projector):
             {
                 "id": str(event.order_id),
                 "customer_id": event.customer_id,
-                "lines": lines,
+                "lines": line_rows(event.lines),
                 "address": recorded.data["shipping_address"],
                 "total_cents": event.total_cents,
+                "currency": event.currency,
                 "history": [entry],
                 "at": recorded.recorded_at.isoformat(),
                 "position": recorded.position,
             },
+        )
+
+    def on_order_lines_changed(
+        self, event: OrderLinesChanged, recorded: RecordedEvent
+    ) -> None:
+        entry = timeline_entry(
+            "lines_changed",
+            recorded,
+            total_cents=event.total_cents,
+            changed_by=event.changed_by,
+        )
+        self._move(
+            event.order_id,
+            None,
+            entry,
+            recorded,
+            lines=line_rows(event.lines),
+            total_cents=event.total_cents,
+        )
+
+    def on_shipping_address_changed(
+        self, event: ShippingAddressChanged, recorded: RecordedEvent
+    ) -> None:
+        # The address is personal data: the row holds it, the timeline does not.
+        entry = timeline_entry(
+            "shipping_address_changed", recorded, changed_by=event.changed_by
+        )
+        self._move(
+            event.order_id,
+            None,
+            entry,
+            recorded,
+            address=recorded.data["shipping_address"],
         )
 
     def on_payment_requested(
@@ -218,12 +260,15 @@ class OrderSummaryProjector(Projector):
     def _move(
         self,
         order_id: Any,
-        status: str,
+        status: str | None,
         entry: dict[str, Any],
         recorded: RecordedEvent,
-        *,
-        refunded: int = 0,
+        **changed: Any,
     ) -> None:
+        """Stage an order's move; `changed` may set `refunded` (cents, else 0),
+        `lines`, `total_cents` and `address` (each left as it is when absent)."""
+        # None leaves a column as it is: a change of lines keeps the status,
+        # a payment keeps the lines.
         self.staged.update(
             "moved",
             order_id,
@@ -232,7 +277,10 @@ class OrderSummaryProjector(Projector):
                 "id": str(order_id),
                 "status": status,
                 "entry": entry,
-                "refunded": refunded,
+                "refunded": changed.get("refunded", 0),
+                "lines": changed.get("lines"),
+                "total_cents": changed.get("total_cents"),
+                "address": changed.get("address"),
                 "at": recorded.recorded_at.isoformat(),
                 "position": recorded.position,
             },
@@ -241,26 +289,41 @@ class OrderSummaryProjector(Projector):
     def write(self, staged: Staged) -> None:
         self.sql_rows(
             "INSERT INTO {read_orders} (id, customer_id, status, lines, "
-            "shipping_address, total_cents, history, created_at, updated_at, position) "
-            "SELECT id, customer_id, 'placed', lines, address, total_cents, history, "
-            "at, at, position FROM jsonb_to_recordset(%s::jsonb) AS e(id uuid, "
-            "customer_id bigint, lines jsonb, address jsonb, total_cents bigint, "
-            "history jsonb, at timestamptz, position bigint) "
+            "shipping_address, total_cents, currency, history, created_at, "
+            "updated_at, position) "
+            "SELECT id, customer_id, 'placed', lines, address, total_cents, "
+            "currency, history, at, at, position FROM jsonb_to_recordset(%s::jsonb) "
+            "AS e(id uuid, customer_id bigint, lines jsonb, address jsonb, "
+            "total_cents bigint, currency text, history jsonb, at timestamptz, "
+            "position bigint) "
             "ORDER BY position ON CONFLICT DO NOTHING",
             staged.inserts("placed"),
         )
-        # One UPDATE per order per batch: its last status, its entries appended
-        # in position order.
+        # One UPDATE per order per batch: its last status (and lines, total,
+        # address) among the events that set one, its entries appended in
+        # position order.
         self.sql_rows(
-            "UPDATE {read_orders} AS t SET status = c.status, "
+            "UPDATE {read_orders} AS t SET status = coalesce(c.status, t.status), "
+            "lines = coalesce(c.lines, t.lines), "
+            "total_cents = coalesce(c.total_cents, t.total_cents), "
+            "shipping_address = coalesce(c.address, t.shipping_address), "
             "history = t.history || c.entries, updated_at = c.at, "
             "refunded_cents = t.refunded_cents + c.refunded, "
             "position = c.position FROM ("
-            "SELECT e.id, (array_agg(e.status ORDER BY e.position DESC))[1] AS status, "
+            "SELECT e.id, "
+            "(array_agg(e.status ORDER BY e.position DESC) "
+            "FILTER (WHERE e.status IS NOT NULL))[1] AS status, "
+            "(array_agg(e.lines ORDER BY e.position DESC) "
+            "FILTER (WHERE e.lines IS NOT NULL))[1] AS lines, "
+            "(array_agg(e.total_cents ORDER BY e.position DESC) "
+            "FILTER (WHERE e.total_cents IS NOT NULL))[1] AS total_cents, "
+            "(array_agg(e.address ORDER BY e.position DESC) "
+            "FILTER (WHERE e.address IS NOT NULL))[1] AS address, "
             "jsonb_agg(e.entry ORDER BY e.position) AS entries, "
             "(array_agg(e.at ORDER BY e.position DESC))[1] AS at, "
             "sum(e.refunded)::bigint AS refunded, max(e.position) AS position "
             "FROM jsonb_to_recordset(%s::jsonb) AS e(id uuid, status text, "
+            "lines jsonb, total_cents bigint, address jsonb, "
             "entry jsonb, refunded bigint, at timestamptz, position bigint) "
             "JOIN {read_orders} AS o ON o.id = e.id AND e.position > o.position "
             "GROUP BY e.id) AS c WHERE t.id = c.id",
@@ -295,6 +358,17 @@ class CustomerOrderHistoryProjector(Projector):
             },
         )
 
+    def on_order_lines_changed(
+        self, event: OrderLinesChanged, recorded: RecordedEvent
+    ) -> None:
+        self._move(
+            event.order_id,
+            None,
+            recorded,
+            total_cents=event.total_cents,
+            item_count=sum(line.quantity for line in event.lines),
+        )
+
     def on_payment_requested(
         self, event: PaymentRequested, recorded: RecordedEvent
     ) -> None:
@@ -318,12 +392,26 @@ class CustomerOrderHistoryProjector(Projector):
     def on_order_shipped(self, event: OrderShipped, recorded: RecordedEvent) -> None:
         self._move(event.order_id, "shipped", recorded)
 
-    def _move(self, order_id: Any, status: str, recorded: RecordedEvent) -> None:
+    def _move(
+        self,
+        order_id: Any,
+        status: str | None,
+        recorded: RecordedEvent,
+        *,
+        total_cents: int | None = None,
+        item_count: int | None = None,
+    ) -> None:
         self.staged.update(
             "moved",
             order_id,
             recorded.position,
-            {"id": str(order_id), "status": status, "position": recorded.position},
+            {
+                "id": str(order_id),
+                "status": status,
+                "total_cents": total_cents,
+                "item_count": item_count,
+                "position": recorded.position,
+            },
         )
 
     def write(self, staged: Staged) -> None:
@@ -338,12 +426,21 @@ class CustomerOrderHistoryProjector(Projector):
             staged.inserts("placed"),
         )
         self.sql_rows(
-            "UPDATE {read_customer_orders} AS t SET status = c.status, "
+            "UPDATE {read_customer_orders} AS t "
+            "SET status = coalesce(c.status, t.status), "
+            "total_cents = coalesce(c.total_cents, t.total_cents), "
+            "item_count = coalesce(c.item_count, t.item_count), "
             "position = c.position FROM ("
-            "SELECT e.id, (array_agg(e.status ORDER BY e.position DESC))[1] AS status, "
+            "SELECT e.id, "
+            "(array_agg(e.status ORDER BY e.position DESC) "
+            "FILTER (WHERE e.status IS NOT NULL))[1] AS status, "
+            "(array_agg(e.total_cents ORDER BY e.position DESC) "
+            "FILTER (WHERE e.total_cents IS NOT NULL))[1] AS total_cents, "
+            "(array_agg(e.item_count ORDER BY e.position DESC) "
+            "FILTER (WHERE e.item_count IS NOT NULL))[1] AS item_count, "
             "max(e.position) AS position "
-            "FROM jsonb_to_recordset(%s::jsonb) "
-            "AS e(id uuid, status text, position bigint) "
+            "FROM jsonb_to_recordset(%s::jsonb) AS e(id uuid, status text, "
+            "total_cents bigint, item_count integer, position bigint) "
             "JOIN {read_customer_orders} AS o "
             "ON o.order_id = e.id AND e.position > o.position "
             "GROUP BY e.id) AS c WHERE t.order_id = c.id",
@@ -371,6 +468,21 @@ class DailySalesProjector(Projector):
             {
                 "order_id": str(event.order_id),
                 "day": recorded.recorded_at.astimezone(UTC).date().isoformat(),
+                "revenue_cents": event.total_cents,
+                "units": sum(line.quantity for line in event.lines),
+                "position": recorded.position,
+            },
+        )
+
+    def on_order_lines_changed(
+        self, event: OrderLinesChanged, recorded: RecordedEvent
+    ) -> None:
+        self.staged.update(
+            "changed",
+            event.order_id,
+            recorded.position,
+            {
+                "order_id": str(event.order_id),
                 "revenue_cents": event.total_cents,
                 "units": sum(line.quantity for line in event.lines),
                 "position": recorded.position,
@@ -405,6 +517,32 @@ class DailySalesProjector(Projector):
             "units = d.units + EXCLUDED.units, "
             "position = greatest(d.position, EXCLUDED.position)",
             staged.inserts("placed"),
+        )
+        # A change of lines moves its day by the difference with the order's
+        # row (its last change above the row). Lines change only before an
+        # order is paid or cancelled, so this runs before the cancellations.
+        self.sql_rows(
+            "WITH moved AS (UPDATE {read_sales_orders} AS s "
+            "SET revenue_cents = c.revenue_cents, units = c.units, "
+            "position = c.position FROM ("
+            "SELECT DISTINCT ON (e.order_id) e.order_id, e.revenue_cents, e.units, "
+            "e.position, e.revenue_cents - o.revenue_cents AS revenue_delta, "
+            "e.units - o.units AS units_delta "
+            "FROM jsonb_to_recordset(%s::jsonb) AS e(order_id uuid, "
+            "revenue_cents bigint, units integer, position bigint) "
+            "JOIN {read_sales_orders} AS o ON o.order_id = e.order_id "
+            "AND e.position > o.position AND NOT o.cancelled "
+            "ORDER BY e.order_id, e.position DESC) AS c "
+            "WHERE s.order_id = c.order_id "
+            "RETURNING s.day, c.revenue_delta, c.units_delta, s.position), "
+            "by_day AS (SELECT day, sum(revenue_delta) AS revenue, "
+            "sum(units_delta) AS units, max(position) AS position "
+            "FROM moved GROUP BY day) "
+            "UPDATE {read_daily_sales} AS d SET revenue_cents = d.revenue_cents "
+            "+ m.revenue, units = d.units + m.units, "
+            "position = greatest(d.position, m.position) "
+            "FROM by_day AS m WHERE d.day = m.day",
+            staged.updates("changed"),
         )
         # An order is cancelled once: by the first of its events above its row.
         self.sql_rows(

@@ -35,8 +35,8 @@ class OrderLineOutput(serializers.Serializer):
 
 class TimelineEntryOutput(serializers.Serializer):
     event = serializers.CharField(
-        help_text="placed, payment_requested, paid, payment_declined, shipped, "
-        "cancelled or refunded."
+        help_text="placed, lines_changed, shipping_address_changed, "
+        "payment_requested, paid, payment_declined, shipped, cancelled or refunded."
     )
     at = serializers.DateTimeField()
     position = serializers.IntegerField(help_text="The event's global position.")
@@ -66,6 +66,7 @@ class OrderOutput(serializers.ModelSerializer):
             "lines",
             "shipping_address",
             "total_cents",
+            "currency",
             "refunded_cents",
             "created_at",
             "updated_at",

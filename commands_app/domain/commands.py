@@ -68,3 +68,16 @@ class ShipOrder:
 
     order_id: UUID
     tracking_number: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpdateOrder:
+    """Change an order: its lines until it is paid, its address until it ships.
+
+    A field left as None is not changed; `lines` replaces all of the order's lines.
+    """
+
+    order_id: UUID
+    changed_by: int
+    lines: tuple[RequestedLine, ...] | None = None
+    shipping_address: Address | None = None

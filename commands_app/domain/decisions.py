@@ -8,6 +8,7 @@ was loaded at, which the store checks when appending.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Protocol
 from uuid import UUID
 
@@ -16,8 +17,10 @@ from .commands import (
     PayOrder,
     PlaceOrder,
     RegisterProduct,
+    RequestedLine,
     RestockProduct,
     ShipOrder,
+    UpdateOrder,
 )
 from .errors import (
     DuplicateIdError,
@@ -80,11 +83,7 @@ def place_order(
         raise DuplicateIdError(
             "An order with this id exists.", order_id=str(command.order_id)
         )
-    quantities: dict[UUID, int] = {}
-    for requested in command.lines:
-        quantities[requested.product_id] = (
-            quantities.get(requested.product_id, 0) + requested.quantity
-        )
+    quantities = _requested_quantities(command.lines)
     changed: list[Aggregate] = []
     lines = []
     for product_id, quantity in quantities.items():
@@ -129,6 +128,73 @@ def cancel_order(
         product.release(order_id=order.id, quantity=quantity)
         changed.append(product)
     return changed
+
+
+def update_order(
+    command: UpdateOrder, *, order: Order, products: Mapping[UUID, Product | None]
+) -> list[Aggregate]:
+    """Change an order's lines and address; move stock by the difference.
+
+    Every check runs before anything is recorded: a refusal changes nothing.
+    Lines already in the order keep the price they were ordered at; a product
+    new to the order takes its catalogue price. Only the aggregates that
+    changed are returned (none when the update asks for what the order has).
+    """
+    changed: dict[str, Aggregate] = {}
+    if command.lines is not None:
+        order.check_lines_changeable()
+        before = order.reserved_quantities()
+        after = _requested_quantities(command.lines)
+        lines = _priced_lines(order, after, products)
+        for product_id in dict.fromkeys([*before, *after]):
+            delta = after.get(product_id, 0) - before.get(product_id, 0)
+            product = _existing_product(product_id, products.get(product_id))
+            if delta > 0:
+                product.reserve(order_id=order.id, quantity=delta)
+            elif delta < 0:
+                product.release(order_id=order.id, quantity=-delta)
+            if product.pending_events:
+                changed[product.stream] = product
+        order.change_lines(lines, changed_by=command.changed_by)
+    if command.shipping_address is not None:
+        order.change_shipping_address(
+            command.shipping_address, changed_by=command.changed_by
+        )
+    if order.pending_events:
+        return [order, *changed.values()]
+    return list(changed.values())
+
+
+def _requested_quantities(lines: tuple[RequestedLine, ...]) -> dict[UUID, int]:
+    """Sum the requested quantity of each product, in the order first asked."""
+    quantities: dict[UUID, int] = {}
+    for requested in lines:
+        quantities[requested.product_id] = (
+            quantities.get(requested.product_id, 0) + requested.quantity
+        )
+    return quantities
+
+
+def _priced_lines(
+    order: Order,
+    quantities: Mapping[UUID, int],
+    products: Mapping[UUID, Product | None],
+) -> tuple[OrderLine, ...]:
+    ordered = {line.product_id: line for line in order.lines}
+    lines = []
+    for product_id, quantity in quantities.items():
+        line = ordered.get(product_id)
+        if line is None:
+            product = _existing_product(product_id, products.get(product_id))
+            line = OrderLine(
+                product_id=product_id,
+                sku=product.sku,
+                name=product.name,
+                quantity=quantity,
+                unit_price_cents=product.price_cents,
+            )
+        lines.append(replace(line, quantity=quantity))
+    return tuple(lines)
 
 
 def ship_order(command: ShipOrder, *, order: Order) -> list[Aggregate]:

@@ -101,14 +101,64 @@ class StockReleased(ProductEvent):
     quantity: int
 
 
+# The currency of every order placed before orders carried one.
+V1_CURRENCY = "EUR"
+
+
 @dataclass(frozen=True, kw_only=True)
-class OrderPlaced(OrderEvent):
+class OrderPlacedV1(OrderEvent):
+    """An order placed before orders carried a currency (read as `OrderPlaced`).
+
+    Stored rows of this type are never rewritten: `UPCASTERS` turns each into
+    an `order.placed.v2` payload on every read, so this class is never decoded
+    from the store. It stays as the record of the old shape (and so that tests
+    can write it as the code before v2 did).
+    """
+
     type_name: ClassVar[str] = "order.placed.v1"
     personal_fields: ClassVar[tuple[str, ...]] = ("shipping_address",)
     customer_id: int
     lines: tuple[OrderLine, ...]
     shipping_address: Address
     total_cents: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderPlaced(OrderEvent):
+    """An order was placed: its lines, where to ship it and in which currency."""
+
+    type_name: ClassVar[str] = "order.placed.v2"
+    personal_fields: ClassVar[tuple[str, ...]] = ("shipping_address",)
+    customer_id: int
+    lines: tuple[OrderLine, ...]
+    shipping_address: Address
+    total_cents: int
+    currency: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderLinesChanged(OrderEvent):
+    """The customer (or staff) replaced an unpaid order's lines.
+
+    `lines` and `total_cents` are the order's whole new lines and total, not a
+    difference; the stock moved by the difference in the same append (as
+    `StockReserved` and `StockReleased` on the products).
+    """
+
+    type_name: ClassVar[str] = "order.lines_changed.v1"
+    lines: tuple[OrderLine, ...]
+    total_cents: int
+    changed_by: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShippingAddressChanged(OrderEvent):
+    """The customer (or staff) changed where an order not yet shipped goes."""
+
+    type_name: ClassVar[str] = "order.shipping_address_changed.v1"
+    personal_fields: ClassVar[tuple[str, ...]] = ("shipping_address",)
+    shipping_address: Address
+    changed_by: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -191,7 +241,10 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ProductRestocked,
         StockReserved,
         StockReleased,
+        OrderPlacedV1,
         OrderPlaced,
+        OrderLinesChanged,
+        ShippingAddressChanged,
         OrderPaid,
         PaymentRequested,
         PaymentCaptured,
@@ -219,8 +272,18 @@ def _paid_as_captured(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "gateway_reference": data.get("payment_id", "")}
 
 
+def order_placed_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Read an order placed before orders carried a currency: it was in euros.
+
+    Every price and total of a v1 order is in `V1_CURRENCY` (the integration
+    events and e-mails of the time said so), so the upcast order says it.
+    """
+    return {**data, "currency": V1_CURRENCY}
+
+
 UPCASTERS: dict[str, tuple[str, Upcaster]] = {
     OrderPaid.type_name: (PaymentCaptured.type_name, _paid_as_captured),
+    OrderPlacedV1.type_name: (OrderPlaced.type_name, order_placed_v1_to_v2),
 }
 
 
@@ -238,6 +301,15 @@ def upcast(type_name: str, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         seen.add(type_name)
         data = function(data)
     return type_name, data
+
+
+def newest_type_name(type_name: str) -> str:
+    """Return the type name that events stored under `type_name` are read as."""
+    seen = {type_name}
+    while type_name in UPCASTERS and UPCASTERS[type_name][0] not in seen:
+        type_name = UPCASTERS[type_name][0]
+        seen.add(type_name)
+    return type_name
 
 
 def event_to_data(event: Event) -> dict[str, Any]:

@@ -1,5 +1,9 @@
 """The Order aggregate: placed, payment pending, paid, shipped or cancelled.
 
+An order changes before it is paid: its lines may be replaced while it is
+`placed` (stock moves by the difference, see `decisions.update_order`) and its
+shipping address until it ships.
+
 Paying is a process: `request_payment` records `PaymentRequested` (the order is
 `payment_pending`), the charge runs afterwards as an effect, and its outcome
 comes back as `PaymentCaptured` (paid) or `PaymentDeclined` (placed again).
@@ -19,6 +23,7 @@ from .events import (
     Event,
     OrderCancelled,
     OrderLine,
+    OrderLinesChanged,
     OrderPaid,
     OrderPlaced,
     OrderRefunded,
@@ -26,10 +31,13 @@ from .events import (
     PaymentCaptured,
     PaymentDeclined,
     PaymentRequested,
+    ShippingAddressChanged,
 )
 
 PLACED, PAID, SHIPPED, CANCELLED = "placed", "paid", "shipped", "cancelled"
 PAYMENT_PENDING = "payment_pending"
+# The shop sells in one currency; every order records it (`OrderPlaced`).
+CURRENCY = "EUR"
 
 
 def order_stream(order_id: UUID) -> str:
@@ -42,6 +50,8 @@ class Order:
     customer_id: int = 0
     status: str = ""
     lines: tuple[OrderLine, ...] = ()
+    shipping_address: Address | None = None
+    currency: str = CURRENCY
     total_cents: int = 0
     paid_cents: int = 0
     payment_id: str = ""
@@ -72,6 +82,7 @@ class Order:
                 lines=lines,
                 shipping_address=shipping_address,
                 total_cents=sum(line.total_cents for line in lines),
+                currency=CURRENCY,
             )
         )
         return order
@@ -181,6 +192,44 @@ class Order:
             )
         )
 
+    def check_lines_changeable(self) -> None:
+        """Refuse to change the lines of an order being paid, paid or closed."""
+        self._check_not_paying()
+        self._check_status(PLACED, action="given new lines")
+
+    def change_lines(self, lines: tuple[OrderLine, ...], *, changed_by: int) -> bool:
+        """Replace the lines of an unpaid order; return False if they are the same.
+
+        The caller moves the stock by the difference (`reserved_quantities`
+        before and after) in the same append.
+        """
+        self.check_lines_changeable()
+        if lines == self.lines:
+            return False
+        self._record(
+            OrderLinesChanged(
+                order_id=self.id,
+                lines=lines,
+                total_cents=sum(line.total_cents for line in lines),
+                changed_by=changed_by,
+            )
+        )
+        return True
+
+    def change_shipping_address(self, address: Address, *, changed_by: int) -> bool:
+        """Change where an order not yet shipped goes; return False if unchanged."""
+        self._check_status(
+            PLACED, PAYMENT_PENDING, PAID, action="sent to another address"
+        )
+        if address == self.shipping_address:
+            return False
+        self._record(
+            ShippingAddressChanged(
+                order_id=self.id, shipping_address=address, changed_by=changed_by
+            )
+        )
+        return True
+
     def ship(self, *, tracking_number: str) -> None:
         self._check_status(PAID, action="shipped")
         self._record(OrderShipped(order_id=self.id, tracking_number=tracking_number))
@@ -190,8 +239,15 @@ class Order:
             case OrderPlaced():
                 self.customer_id = event.customer_id
                 self.lines = event.lines
+                self.shipping_address = event.shipping_address
+                self.currency = event.currency
                 self.total_cents = event.total_cents
                 self.status = PLACED
+            case OrderLinesChanged():
+                self.lines = event.lines
+                self.total_cents = event.total_cents
+            case ShippingAddressChanged():
+                self.shipping_address = event.shipping_address
             case PaymentRequested():
                 self.pending_payment_id = str(event.payment_id)
                 self.status = PAYMENT_PENDING

@@ -63,7 +63,25 @@ def _placed(data: dict[str, Any]) -> dict[str, Any]:
             for line in data["lines"]
         ],
         "total_cents": data["total_cents"],
-        "currency": "EUR",
+        # Stored `order.placed.v1` events are read as v2 with the currency
+        # they were placed in (domain/events.py `order_placed_v1_to_v2`).
+        "currency": data["currency"],
+    }
+
+
+def _lines_changed(data: dict[str, Any]) -> dict[str, Any]:
+    # In the currency of the order's `orders.order_placed`; no address, no user.
+    return {
+        "lines": [
+            {
+                "product_id": str(line["product_id"]),
+                "sku": line["sku"],
+                "quantity": line["quantity"],
+                "unit_price_cents": line["unit_price_cents"],
+            }
+            for line in data["lines"]
+        ],
+        "total_cents": data["total_cents"],
     }
 
 
@@ -85,18 +103,29 @@ def _refunded(data: dict[str, Any]) -> dict[str, Any]:
 
 
 PLACED = PublicType("orders.order_placed", 1, _placed)
+LINES_CHANGED = PublicType("orders.order_lines_changed", 1, _lines_changed)
 PAID = PublicType("orders.order_paid", 1, _paid)
 SHIPPED = PublicType("orders.order_shipped", 1, _shipped)
 CANCELLED = PublicType("orders.order_cancelled", 1, _cancelled)
 REFUNDED = PublicType("orders.order_refunded", 1, _refunded)
 
-PUBLIC_TYPES: tuple[PublicType, ...] = (PLACED, PAID, SHIPPED, CANCELLED, REFUNDED)
+PUBLIC_TYPES: tuple[PublicType, ...] = (
+    PLACED,
+    LINES_CHANGED,
+    PAID,
+    SHIPPED,
+    CANCELLED,
+    REFUNDED,
+)
 
 # Stored (internal) type name -> the public type it is published as. Internal
 # types not listed (product events, a payment's request or decline) are not
 # published; `previous_sequence` lets consumers see past them.
 PUBLISHED: dict[str, PublicType] = {
-    "order.placed.v1": PLACED,
+    # `order.placed.v1` is read as v2 (upcast), and published as v2 is.
+    "order.placed.v2": PLACED,
+    # A change of address is personal data: it stays internal.
+    "order.lines_changed.v1": LINES_CHANGED,
     # The first payment flow's event and the payment process's capture: one fact.
     "order.paid.v1": PAID,
     "order.payment_captured.v1": PAID,

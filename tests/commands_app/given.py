@@ -63,6 +63,7 @@ def placed(order_id: UUID, lines: Iterable[tuple[ProductRegistered, int]]):
         lines=order_lines,
         shipping_address=ADDRESS,
         total_cents=sum(line.total_cents for line in order_lines),
+        currency="EUR",
     )
 
 

@@ -57,6 +57,7 @@ def placed(customer_id: int, order_id: UUID | None = None) -> OrderPlaced:
         lines=lines,
         shipping_address=ADDRESS,
         total_cents=sum(line.total_cents for line in lines),
+        currency="EUR",
     )
 
 

@@ -168,8 +168,8 @@ def test_events_are_found_by_type_stream_customer_correlation_command_and_time(
         assert page.status_code == 200, query
         return listed_positions(page)
 
-    assert found("type=order.placed.v1") & order_positions
-    assert not found("type=order.placed.v1") & product_positions
+    assert found("type=order.placed.v2") & order_positions
+    assert not found("type=order.placed.v2") & product_positions
     assert found(f"stream=product-{product_id}") == product_positions
     assert order_positions <= found(f"customer={alice.pk}")
     assert not found(f"customer={alice.pk}") & {
@@ -264,7 +264,7 @@ def test_a_commands_page_lists_the_effects_its_events_decided(
     product_id = register_product(staff_api, sku="EFFECT-1")
     order = place_order(alice_api, product_id)
     assert order["status"] == "succeeded", order
-    (placed,) = [e for e in events_of(order["id"]) if e.type == "order.placed.v1"]
+    (placed,) = [e for e in events_of(order["id"]) if e.type == "order.placed.v2"]
     wait_until(
         lambda: Effect.objects.filter(
             event_position=placed.position, kind="email", status="done"

@@ -195,6 +195,7 @@ def test_placing_an_order_reserves_stock_on_every_line_with_the_total():
             ),
             shipping_address=ADDRESS,
             total_cents=2 * 1200 + 350,
+            currency="EUR",
         ),
         reserved(mug, order_id, 2),
         reserved(tea, order_id, 1),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
-from uuid import uuid4
+from pathlib import Path
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -15,12 +16,17 @@ from commands_app.domain.events import (
     Address,
     CustomerForgotten,
     OrderCancelled,
+    OrderLine,
+    OrderLinesChanged,
+    OrderPlaced,
+    OrderPlacedV1,
     OrderRefunded,
     OrderShipped,
     PaymentCaptured,
     PaymentDeclined,
     PaymentRequested,
     ProductRestocked,
+    ShippingAddressChanged,
     StockReleased,
     UnknownEventTypeError,
     event_from_data,
@@ -28,7 +34,12 @@ from commands_app.domain.events import (
     upcast,
 )
 
-from .given import paid, placed, registered, reserved
+from .given import ADDRESS, paid, placed, registered, reserved
+
+# An `order.placed.v1` event as the code before v2 wrote it (commit c0121e1).
+V1_RECORDED = json.loads(
+    (Path(__file__).parents[1] / "data" / "order.placed.v1.json").read_text()
+)
 
 pytestmark = [pytest.mark.unit]
 
@@ -39,7 +50,31 @@ EXAMPLES = [
     ProductRestocked(product_id=mug.product_id, quantity=4),
     reserved(mug, an_order.order_id, 2),
     StockReleased(product_id=mug.product_id, order_id=an_order.order_id, quantity=2),
+    OrderPlacedV1(
+        order_id=an_order.order_id,
+        customer_id=an_order.customer_id,
+        lines=an_order.lines,
+        shipping_address=an_order.shipping_address,
+        total_cents=an_order.total_cents,
+    ),
     an_order,
+    OrderLinesChanged(
+        order_id=an_order.order_id,
+        lines=an_order.lines[:1],
+        total_cents=an_order.lines[0].total_cents,
+        changed_by=7,
+    ),
+    ShippingAddressChanged(
+        order_id=an_order.order_id,
+        shipping_address=Address(
+            name="Alice Martin",
+            line1="2 place Bellecour",
+            city="Lyon",
+            postal_code="69002",
+            country="FR",
+        ),
+        changed_by=7,
+    ),
     paid(an_order),
     PaymentRequested(
         order_id=an_order.order_id,
@@ -99,17 +134,61 @@ def test_a_stored_paid_event_reads_as_a_captured_payment_with_its_own_reference(
     )
 
 
+def test_the_v1_class_writes_what_the_code_before_v2_wrote():
+    recorded = V1_RECORDED["data"]
+    event = OrderPlacedV1(
+        order_id=UUID(recorded["order_id"]),
+        customer_id=recorded["customer_id"],
+        lines=(
+            OrderLine(
+                product_id=UUID("7c9e6679-7425-40de-944b-e07fc1f90ae7"),
+                sku="MUG-001",
+                name="Stoneware mug",
+                quantity=2,
+                unit_price_cents=1200,
+            ),
+        ),
+        shipping_address=Address(**recorded["shipping_address"]),
+        total_cents=2400,
+    )
+    assert V1_RECORDED["type"] == event.type_name == "order.placed.v1"
+    assert event_to_data(event) == recorded
+
+
+def test_a_stored_v1_order_reads_as_v2_in_euros():
+    recorded = V1_RECORDED["data"]
+    assert upcast("order.placed.v1", recorded) == (
+        "order.placed.v2",
+        {**recorded, "currency": "EUR"},
+    )
+    event = event_from_data("order.placed.v1", recorded)
+    assert isinstance(event, OrderPlaced)
+    assert event.currency == "EUR"
+    assert event.total_cents == 2400
+    assert event.lines[0].sku == "MUG-001"
+    assert "currency" not in recorded, "the stored payload is left as it was"
+
+
+def test_new_orders_are_written_as_v2_with_their_currency():
+    assert an_order.type_name == "order.placed.v2"
+    assert event_to_data(an_order)["currency"] == "EUR"
+    assert an_order.shipping_address == ADDRESS
+
+
 def test_stored_type_names_are_stable_and_versioned():
     assert sorted(EVENT_TYPES) == [
         "customer.forgotten.v1",
         "order.cancelled.v1",
+        "order.lines_changed.v1",
         "order.paid.v1",
         "order.payment_captured.v1",
         "order.payment_declined.v1",
         "order.payment_requested.v1",
         "order.placed.v1",
+        "order.placed.v2",
         "order.refunded.v1",
         "order.shipped.v1",
+        "order.shipping_address_changed.v1",
         "product.registered.v1",
         "product.restocked.v1",
         "product.stock_released.v1",

@@ -132,7 +132,7 @@ def test_placing_an_order_reserves_stock_and_short_stock_is_rejected(
     status = place_order(alice_api, product_id, quantity=2)
     assert status["status"] == "succeeded", status
     assert status["result"]["total_cents"] == 1000
-    assert types_of(status) == ["order.placed.v1", "product.stock_reserved.v1"]
+    assert types_of(status) == ["order.placed.v2", "product.stock_reserved.v1"]
     short = place_order(alice_api, product_id, quantity=2)
     assert short["status"] == "rejected"
     assert short["error"]["code"] == "insufficient_stock"
@@ -266,7 +266,7 @@ def test_ten_concurrent_orders_for_five_in_stock_leave_exactly_five_placed(
     reserved = stream.filter(type="product.stock_reserved.v1")
     assert reserved.count() == 5
     assert sum(e.data["quantity"] for e in reserved) == 5
-    assert StoredEvent.objects.filter(type="order.placed.v1").count() == 5
+    assert StoredEvent.objects.filter(type="order.placed.v2").count() == 5
     versions = list(stream.order_by("version").values_list("version", flat=True))
     assert versions == list(range(1, 7))
 

@@ -17,7 +17,12 @@ from uuid import UUID, uuid4
 import jsonschema
 import pytest
 
-from commands_app.domain.events import PaymentRequested, StockReserved
+from commands_app.domain.events import (
+    OrderLinesChanged,
+    PaymentRequested,
+    ShippingAddressChanged,
+    StockReserved,
+)
 from commands_app.eventstore import RecordedEvent
 from commands_app.integration import PUBLIC_TYPES, PUBLISHED, event_id, to_public
 from commands_app.integration.contract import SCHEMA_DIR, customer_ref
@@ -124,6 +129,50 @@ def test_every_published_event_validates_against_its_schema() -> None:
     for message in messages:
         assert message is not None
         check(message)
+
+
+@pytest.mark.django_db
+def test_changed_lines_are_published_with_the_new_total_but_no_address() -> None:
+    order = placed(CUSTOMER)
+    first_line = order.lines[0]
+    (_placed, changed, moved) = store(
+        [
+            order,
+            OrderLinesChanged(
+                order_id=order.order_id,
+                lines=(first_line,),
+                total_cents=first_line.total_cents,
+                changed_by=CUSTOMER,
+            ),
+            ShippingAddressChanged(
+                order_id=order.order_id,
+                shipping_address=replace(ADDRESS, city="Lyon"),
+                changed_by=CUSTOMER,
+            ),
+        ]
+    )
+
+    message = to_public(changed)
+
+    assert message is not None
+    check(message)
+    assert (message["type"], message["sequence"], message["previous_sequence"]) == (
+        "orders.order_lines_changed",
+        2,
+        1,
+    )
+    assert message["data"] == {
+        "lines": [
+            {
+                "product_id": str(first_line.product_id),
+                "sku": first_line.sku,
+                "quantity": first_line.quantity,
+                "unit_price_cents": first_line.unit_price_cents,
+            }
+        ],
+        "total_cents": first_line.total_cents,
+    }
+    assert to_public(moved) is None
 
 
 @pytest.mark.django_db

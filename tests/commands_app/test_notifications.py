@@ -266,3 +266,35 @@ def test_the_demo_customers_have_email_addresses() -> None:
     emails = dict(User.objects.values_list("username", "email"))
     assert emails["alice"] == "alice@example.com"
     assert emails["bob"] == "bob@example.com"
+
+
+def test_an_email_after_a_change_shows_the_lines_and_address_as_changed(
+    alice,
+) -> None:
+    from commands_app.domain.events import OrderLinesChanged, ShippingAddressChanged
+
+    order = placed(alice.pk)
+    pen = order.lines[1]
+    lyon = replace(recorded.ADDRESS, name="Alice M. Martin", city="Lyon")
+    *_, payment = store(
+        [
+            order,
+            OrderLinesChanged(
+                order_id=order.order_id,
+                lines=(replace(pen, quantity=2),),
+                total_cents=2 * pen.unit_price_cents,
+                changed_by=alice.pk,
+            ),
+            ShippingAddressChanged(
+                order_id=order.order_id, shipping_address=lyon, changed_by=alice.pk
+            ),
+            paid(order),
+        ]
+    )
+
+    send_for_event(payment)
+
+    body = only_email().body
+    assert "Fountain pen" in body
+    assert "Stoneware mug" not in body
+    assert "Alice M. Martin" in body

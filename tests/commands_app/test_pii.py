@@ -49,6 +49,7 @@ def placed(customer_id: int) -> OrderPlaced:
         ),
         shipping_address=ADDRESS,
         total_cents=5,
+        currency="EUR",
     )
 
 

@@ -111,6 +111,7 @@ class Store:
                     lines=(line,),
                     shipping_address=ADDRESS,
                     total_cents=quantity * price,
+                    currency="EUR",
                 ),
             )
         return order_id

@@ -48,6 +48,7 @@ def test_the_order_page_shows_each_event_the_state_after_it_and_its_cause(
             customer_id=alice.pk,
             lines=(line,),
             shipping_address=ADDRESS,
+            currency="EUR",
             total_cents=1200,
         ),
         command_id=str(placing),

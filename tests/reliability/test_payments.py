@@ -156,7 +156,7 @@ def test_a_worker_killed_between_the_charge_and_its_append_charges_once(
         ("charge", "succeeded", 1300)
     ]
     assert order_events(driver, order_id) == [
-        "order.placed.v1",
+        "order.placed.v2",
         "order.payment_requested.v1",
         "order.payment_captured.v1",
     ]
@@ -197,7 +197,7 @@ def test_a_declined_card_rejects_the_payment_and_the_order_can_be_paid_again(
         ("charge", "succeeded", 400),
     ]
     assert order_events(driver, order_id) == [
-        "order.placed.v1",
+        "order.placed.v2",
         "order.payment_requested.v1",
         "order.payment_declined.v1",
         "order.payment_requested.v1",

@@ -188,3 +188,34 @@ def test_the_staff_dashboard_plots_live_figures(
     expect(page.locator("#chart-rate-text")).to_contain_text("commands this minute")
     expect(page.locator("#chart-success-text")).to_contain_text("100 % succeeded")
     page.screenshot(path=output_dir / "browser-d-dashboard.png", full_page=True)
+
+
+def test_a_customer_changes_an_unpaid_order_and_sees_saving_until_the_push(
+    web, worker, staff_api, alice, browser, output_dir: Path
+):
+    from tests.conftest import client_for
+    from tests.support.commands import place_order as place_order_by_api
+
+    product_id = register_product(staff_api, sku="WEB-EDIT", stock=5, price=1000)
+    placed = off_the_loop(
+        lambda: place_order_by_api(client_for(alice), product_id, quantity=1)
+    )
+    short_id = placed["aggregate_id"][:8]
+    page = sign_in(browser, web, "alice", **PHONE)
+    page.get_by_role("link", name="My orders").click()
+    order = page.locator("article.order", has_text=f"Order {short_id}")
+    order.get_by_text("Change order").click()
+    order.get_by_label("Product WEB-EDIT").fill("3")
+    order.get_by_label("Town").fill("Lyon")
+    record_busy_states(page, f"#customerActions-status-{placed['aggregate_id']}")
+    order.get_by_role("button", name="Save changes").click()
+    order = page.locator("article.order", has_text=f"Order {short_id}")
+    expect(order.get_by_role("status")).to_have_text("Order changed.")
+    seen = page.evaluate("window.__seen")
+    assert ["true", "Saving…"] in seen, seen
+    expect(order.locator(".total strong")).to_contain_text("30")
+    expect(order.locator(".timeline li .event")).to_have_text(
+        ["placed", "lines_changed", "shipping_address_changed"]
+    )
+    assert resolved_by(page) == ["push"]
+    page.screenshot(path=output_dir / "browser-order-changed.png", full_page=True)
