@@ -43,6 +43,13 @@ from .projectors import OrderSummaryProjector
 # order's: an order's own events already read erased once the key is shredded,
 # so the fold has nothing to do for it.
 ORDER_ROW_KINDS = frozenset({"placed", "moved", "forgotten"})
+# The columns a "moved" row may set: (state key, row key).
+MOVED_COLUMNS = (
+    ("status", "status"),
+    ("lines", "lines"),
+    ("total_cents", "total_cents"),
+    ("shipping_address", "address"),
+)
 # State keys that change with every event: not worth a line in "what changed".
 UNTRACKED = frozenset({"history", "updated_at", "position"})
 # W3C traceparent: version, trace id, parent span id, flags.
@@ -190,6 +197,7 @@ def _order_step(
                 "lines": row["lines"],
                 "shipping_address": row["address"],
                 "total_cents": row["total_cents"],
+                "currency": row["currency"],
                 "refunded_cents": 0,
                 "created_at": recorded.recorded_at,
                 "updated_at": recorded.recorded_at,
@@ -198,7 +206,10 @@ def _order_step(
             }
     for row in staged.updates("moved"):
         if state is not None and row["position"] > state["position"]:
-            state["status"] = row["status"]
+            # None leaves a column as it is (the projector's SQL: coalesce).
+            for column, key in MOVED_COLUMNS:
+                if row[key] is not None:
+                    state[column] = row[key]
             state["history"] = [*state["history"], row["entry"]]
             state["refunded_cents"] += row["refunded"]
             state["updated_at"] = recorded.recorded_at

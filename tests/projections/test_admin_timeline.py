@@ -81,7 +81,7 @@ def test_the_order_page_shows_each_event_the_state_after_it_and_its_cause(
     page = html.unescape(response.content.decode())
     table = page[page.index('class="order-timeline"') :]
     assert table.count("<tr>") == 4  # the header and three events
-    for kind in ("order.placed.v1", "order.payment_captured.v1", "order.shipped.v1"):
+    for kind in ("order.placed.v2", "order.payment_captured.v1", "order.shipped.v1"):
         assert kind in table
     # What changed, and the state after each event.
     assert '<b>status</b>: "placed" → "paid"' in table

@@ -43,6 +43,7 @@ ROW_FIELDS = (
     "lines",
     "shipping_address",
     "total_cents",
+    "currency",
     "refunded_cents",
     "created_at",
     "updated_at",

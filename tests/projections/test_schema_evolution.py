@@ -22,7 +22,7 @@ from django.contrib.auth.models import User
 from django.core import mail
 from django.db import connections, transaction
 
-from commands_app import eventstore, handlers, outbox
+from commands_app import eventstore, handlers, outbox, pii
 from commands_app.domain.events import (
     OrderLine,
     OrderPlaced,
@@ -181,7 +181,8 @@ def test_orders_stored_as_v1_are_read_as_v2_by_every_reader(
         # Letters parked by the code before v2 hold the v1 type and payload.
         for letter in letters:
             stored = StoredEvent.objects.get(position=letter.position)
-            letter.event_type, letter.data = stored.type, stored.data
+            # (in clear: personal fields were sealed only from then on)
+            letter.event_type, letter.data = stored.type, pii.reveal_one(stored.data)
             letter.save(update_fields=["event_type", "data"])
 
     # The rows in the store stay as they were written.

@@ -20,6 +20,7 @@ TODAY_FIELDS = {
     "lines",
     "shipping_address",
     "total_cents",
+    "currency",
     "refunded_cents",
     "created_at",
     "updated_at",
