@@ -301,3 +301,28 @@ def read_until(
             ],
         )
         return [_recorded(row) for row in cursor.fetchall()]
+
+
+def chunk_end(after: Checkpoint, until: Checkpoint, *, size: int) -> Checkpoint:
+    """Return where a `read_until(after, until, limit=size)` would end.
+
+    Reads the index only, so that a bulk scan can hand out its next chunks
+    (to several readers) before anyone reads them.
+    """
+    with connections[DB_ALIAS].cursor() as cursor:
+        cursor.execute(
+            "SELECT tx_id::text::bigint, position FROM events "
+            "WHERE (tx_id, position) > (%s::text::xid8, %s) "
+            "AND (tx_id, position) <= (%s::text::xid8, %s) "
+            "AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) "
+            "ORDER BY events.tx_id, events.position OFFSET %s LIMIT 1",
+            [
+                str(after.tx_id),
+                after.position,
+                str(until.tx_id),
+                until.position,
+                size - 1,
+            ],
+        )
+        row = cursor.fetchone()
+    return Checkpoint(*row) if row else until

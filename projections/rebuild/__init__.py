@@ -11,42 +11,60 @@ lock, applies the few events between the shadow and the live checkpoint, and
 swaps the tables by renaming them, in one short transaction; the live
 checkpoint stays as it is. `verify` does the same into `<table>__verify`
 tables but compares checksums instead of swapping.
+
+The modules, by what changes together: this one orchestrates; `shadow.py` is
+the shadow tables' DDL; `readahead.py` reads and stages chunks in reader
+processes; `staging.py` turns the projectors' writes into COPY; `fill.py`
+sends the chunks; `progress_bar.py` draws the command line's bar.
 """
 
 from __future__ import annotations
 
-import re
-import sys
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing, contextmanager, suppress
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
-from django.db import connections, transaction
+from django.db import transaction
 
-from commands_app import eventstore
-from commands_app.domain.events import EVENT_TYPES, Event
-from commands_app.eventstore import Checkpoint as Position
-from commands_app.eventstore import RecordedEvent
+from ..base import READ_DB
+from ..dead_letters import discarded_positions, resolve_by_rebuild
+from ..locks import projection_lock
+from ..models import Checkpoint
+from ..registry import projector_class, projector_names
+from .fill import Position, Progress, RebuildError, Shadow, fill
+from .progress_bar import ProgressBar
+from .shadow import (
+    checksum,
+    create_shadow_tables,
+    defer_indexes,
+    drop_shadow_tables,
+    execute,
+    index_definitions,
+    swap_tables,
+)
 
-from .base import READ_DB, Projector, apply_with_retries, pipelined
-from .dead_letters import discarded_positions, resolve_by_rebuild
-from .locks import projection_lock
-from .models import Checkpoint
-from .registry import projector_class, projector_names
+__all__ = [
+    "BATCH_SIZE",
+    "Progress",
+    "ProgressBar",
+    "RebuildError",
+    "Verification",
+    "checksum",
+    "create_shadow_tables",
+    "drop_shadow_tables",
+    "index_definitions",
+    "rebuild",
+    "rebuild_many",
+    "swap_tables",
+    "verify",
+    "verify_many",
+]
 
 REBUILD_SUFFIX = "__rebuild"
 VERIFY_SUFFIX = "__verify"
 SWAP_LOCK_SECONDS = 30.0
 # Events per read of the store and per read-database transaction.
 BATCH_SIZE = 5000
-
-Progress = Callable[[Position, Position], None]
-
-
-class RebuildError(Exception):
-    """Raise when an event cannot be applied to the rebuilt tables."""
 
 
 @dataclass(frozen=True)
@@ -55,33 +73,6 @@ class Verification:
     equal: bool
     live: dict[str, str]
     rebuilt: dict[str, str]
-
-
-@dataclass
-class Shadow:
-    """One projection being replayed aside: what it skips, how far it got."""
-
-    projector: Projector
-    skip: set[int]
-    done: Position = field(default_factory=Position)
-    target: Position = field(default_factory=Position)
-
-    def wanted(self, chunk: list[RecordedEvent]) -> list[RecordedEvent]:
-        """Return the events of a chunk (in reader order) this projection lacks."""
-        if chunk and not (
-            self.done < chunk[0].checkpoint and chunk[-1].checkpoint <= self.target
-        ):
-            chunk = [
-                recorded
-                for recorded in chunk
-                if self.done < recorded.checkpoint <= self.target
-            ]
-        handles = self.projector.handles
-        return [
-            recorded
-            for recorded in chunk
-            if recorded.position not in self.skip and handles(recorded)
-        ]
 
 
 def rebuild(
@@ -157,7 +148,7 @@ def _replayed(
             shadow.target = live_checkpoint(shadow.projector.name)
         fill(shadows, batch_size=batch_size, progress=progress)
         for statement in deferred:
-            _execute(statement)
+            execute(statement)
         yield shadows
     finally:
         for shadow in shadows:
@@ -182,228 +173,3 @@ def live_checkpoint(name: str) -> Position:
     row = Checkpoint.objects.filter(name=name).values_list("tx_id", "position")
     found = row.first()
     return Position(*found) if found else Position()
-
-
-def fill(
-    shadows: Sequence[Shadow],
-    *,
-    batch_size: int,
-    progress: Progress | None = None,
-) -> None:
-    """Apply the events after each shadow's `done` up to its target, by batch.
-
-    The store is read once for all of them, and each event decoded once.
-    """
-    start = min(shadow.done for shadow in shadows)
-    end = max(shadow.target for shadow in shadows)
-    if not start < end:
-        return
-    with closing(chunks(start, end, batch_size)) as read:
-        for cursor, events, decoded in read:
-            batches = [(shadow.projector, shadow.wanted(events)) for shadow in shadows]
-            with transaction.atomic(using=READ_DB):
-                if not apply_together(batches, decoded):
-                    for projector, batch in batches:
-                        apply_or_raise(projector, batch, decoded)
-            for shadow in shadows:
-                shadow.done = max(shadow.done, min(cursor, shadow.target))
-            if progress is not None:
-                progress(cursor, end)
-
-
-Chunk = tuple[Position, list[RecordedEvent], dict[int, Event]]
-
-
-def chunks(start: Position, end: Position, batch_size: int) -> Generator[Chunk]:
-    """Yield the events in (start, end] by chunk: its end, its events, decoded.
-
-    Each event is decoded once for every projection, by position; one that
-    does not decode is left out, and fails where a projection applies it. A
-    thread reads and decodes the next chunk while the caller applies this one:
-    the event store's work and the read database's overlap ours.
-    """
-
-    def read(after: Position) -> Chunk | None:
-        events = eventstore.read_until(after, end, limit=batch_size)
-        if not events:
-            return None
-        decoded = {}
-        for recorded in events:
-            if recorded.type in EVENT_TYPES:
-                with suppress(Exception):
-                    decoded[recorded.position] = recorded.to_domain()
-        return events[-1].checkpoint, events, decoded
-
-    with ThreadPoolExecutor(1, thread_name_prefix="rebuild-read") as reader:
-        try:
-            ahead = reader.submit(read, start)
-            while (chunk := ahead.result()) is not None:
-                cursor = chunk[0]
-                if cursor < end:
-                    ahead = reader.submit(read, cursor)
-                yield chunk
-                if not cursor < end:
-                    return
-        finally:
-            # The thread's own connection to the event store.
-            reader.submit(connections.close_all).result()
-
-
-def apply_together(
-    batches: list[tuple[Projector, list[RecordedEvent]]], decoded: dict[int, Event]
-) -> bool:
-    """Apply each projector's batch in one pipeline; say if all of them went.
-
-    The server runs one projector's statements while the next one stages its
-    rows. On a failure (an event that did not decode too) nothing of it stays.
-    """
-    try:
-        with pipelined():
-            for projector, batch in batches:
-                if batch:
-                    projector.apply_decoded(
-                        [(recorded, decoded[recorded.position]) for recorded in batch]
-                    )
-    except Exception:
-        return False
-    return True
-
-
-def apply_or_raise(
-    projector: Projector, batch: list[RecordedEvent], decoded: dict[int, Event]
-) -> None:
-    """Apply a batch set-based; on a failure, event by event, naming the event."""
-    if apply_together([(projector, batch)], decoded):
-        return
-    for recorded in batch:
-        error = apply_with_retries(projector, recorded)
-        if error is not None:
-            raise RebuildError(
-                f"{projector.name}: event {recorded.position} failed:\n{error}"
-            )
-
-
-def _execute(sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    with connections[READ_DB].cursor() as cursor:
-        cursor.execute(sql, params)
-        return list(cursor.fetchall()) if cursor.description else []
-
-
-def _quote(name: str) -> str:
-    return connections[READ_DB].ops.quote_name(name)
-
-
-def create_shadow_tables(projector: Projector) -> None:
-    """Create empty tables like the live ones (columns, defaults, indexes)."""
-    drop_shadow_tables(projector)
-    for table in projector.tables:
-        _execute(
-            f"CREATE TABLE {_quote(table + projector.suffix)} "
-            f"(LIKE {_quote(table)} INCLUDING ALL)"
-        )
-
-
-def defer_indexes(projector: Projector) -> list[str]:
-    """Drop the shadow tables' non-unique indexes; return what creates them again.
-
-    Building an index once over the filled table is cheaper than updating it
-    row by row. Unique indexes stay: the upserts rely on them.
-    """
-    statements = []
-    for table in projector.tables:
-        rows = _execute(
-            "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x "
-            "JOIN pg_class i ON i.oid = x.indexrelid "
-            "WHERE x.indrelid = %s::regclass AND NOT x.indisunique "
-            "ORDER BY i.relname",
-            [table + projector.suffix],
-        )
-        for name, definition in rows:
-            _execute(f"DROP INDEX {_quote(name)}")
-            statements.append(definition)
-    return statements
-
-
-def drop_shadow_tables(projector: Projector) -> None:
-    for table in projector.tables:
-        _execute(f"DROP TABLE IF EXISTS {_quote(table + projector.suffix)}")
-
-
-def index_definitions(table: str) -> dict[str, str]:
-    """Return index name → definition without the index and table names."""
-    rows = _execute(
-        "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x "
-        "JOIN pg_class i ON i.oid = x.indexrelid "
-        "WHERE x.indrelid = %s::regclass ORDER BY i.relname",
-        [table],
-    )
-    return {
-        name: re.sub(r"^(CREATE (?:UNIQUE )?INDEX) \S+ ON \S+", r"\1 ON", sql)
-        for name, sql in rows
-    }
-
-
-def swap_tables(projector: Projector) -> None:
-    """Replace the live tables by the shadow ones, keeping index names.
-
-    Runs in the caller's transaction: renames take an exclusive lock on the live
-    table for an instant, so readers wait rather than fail.
-    """
-    for table in projector.tables:
-        shadow = table + projector.suffix
-        live_names: dict[str, list[str]] = {}
-        for name, definition in index_definitions(table).items():
-            live_names.setdefault(definition, []).append(name)
-        renames = [
-            (name, live_names[definition].pop())
-            for name, definition in index_definitions(shadow).items()
-            if live_names.get(definition)
-        ]
-        _execute(f"DROP TABLE {_quote(table)}")
-        _execute(f"ALTER TABLE {_quote(shadow)} RENAME TO {_quote(table)}")
-        for old, new in renames:
-            _execute(f"ALTER INDEX {_quote(old)} RENAME TO {_quote(new)}")
-
-
-def checksum(table: str) -> str:
-    """Return the row count and an md5 of every row's text, in a stable order."""
-    rows = _execute(
-        "SELECT count(*)::text || ':' || md5(coalesce("  # noqa: S608 -- table quoted
-        f"string_agg(t::text, E'\\n' ORDER BY t::text), '')) FROM {_quote(table)} t"
-    )
-    return str(rows[0][0])
-
-
-class ProgressBar:
-    """A plain-text progress bar (stderr by default), by event position."""
-
-    def __init__(
-        self,
-        label: str,
-        write: Callable[[str], object] | None = None,
-        width: int = 30,
-    ) -> None:
-        self.label = label
-        self.write = write or self._stderr
-        self.width = width
-        self.shown = False
-
-    @staticmethod
-    def _stderr(text: str) -> None:
-        sys.stderr.write(text)
-        sys.stderr.flush()
-
-    def __call__(self, done: Position, target: Position) -> None:
-        share = 1.0 if target.position <= 0 else done.position / target.position
-        share = min(1.0, share)
-        filled = int(share * self.width)
-        bar = "#" * filled + "-" * (self.width - filled)
-        self.write(
-            f"\r{self.label:<24} [{bar}] {share:6.1%} "
-            f"position {done.position}/{target.position}"
-        )
-        self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            self.write("\n")
