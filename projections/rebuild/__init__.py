@@ -14,7 +14,7 @@ tables but compares checksums instead of swapping.
 
 The modules, by what changes together: this one orchestrates; `shadow.py` is
 the shadow tables' DDL; `readahead.py` reads and stages chunks in reader
-processes; `staging.py` turns the projectors' writes into COPY; `fill.py`
+processes; `staging.py` turns the projectors' writes into COPY; `replay.py`
 sends the chunks; `progress_bar.py` draws the command line's bar.
 """
 
@@ -31,7 +31,7 @@ from ..dead_letters import discarded_positions, resolve_by_rebuild
 from ..locks import projection_lock
 from ..models import Checkpoint
 from ..registry import projector_class, projector_names
-from .fill import Position, Progress, RebuildError, Shadow, fill
+from .replay import Position, Progress, RebuildError, Shadow, fill
 from .progress_bar import ProgressBar
 from .shadow import (
     checksum,

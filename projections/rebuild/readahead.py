@@ -34,7 +34,7 @@ from commands_app.eventstore import RecordedEvent
 from .staging import Statement, stage
 
 if TYPE_CHECKING:
-    from .fill import Shadow
+    from .replay import Shadow
 
 # Chunks handed out ahead per reader: one staged while the last one is sent.
 AHEAD_PER_READER = 2

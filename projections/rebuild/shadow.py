@@ -1,7 +1,7 @@
 """The shadow tables of a rebuild: create, index, swap in, compare, drop.
 
 Everything here is DDL or a whole-table read on the read database; what fills
-the tables is in `fill.py`.
+the tables is in `replay.py`.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from ..base import READ_DB, Decoded, Projector
 
 RECORDSET = re.compile(r"jsonb_to_recordset\(%s::jsonb\)\s+AS\s+e\(([^()]*)\)")
 JSON_TYPES = frozenset({"json", "jsonb"})
+_SPECIAL = re.compile(r"[\\\n\r]")
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -87,30 +88,44 @@ def statement(query: str, rows: list[dict[str, Any]]) -> Statement:
 
 
 def copy_text(columns: str, rows: list[dict[str, Any]]) -> bytes:
-    """Return rows in COPY's text format, each value as jsonb_to_recordset reads it."""
+    """Return rows in COPY's text format, each value as jsonb_to_recordset reads it.
+
+    A row is escaped value by value only when its line has a character COPY
+    treats specially (most have none: UUIDs, numbers, timestamps).
+    """
     fields = []
     for column in columns.split(","):
         name, _, kind = column.strip().partition(" ")
         fields.append((name, kind.strip().lower() in JSON_TYPES))
+    tabs = len(fields) - 1
     lines = []
     for row in rows:
-        values = []
-        for name, is_json in fields:
-            value = row.get(name)
-            if value is None:
-                values.append("\\N")
-                continue
-            if is_json or isinstance(value, dict | list):
-                text = json.dumps(value)
-            elif isinstance(value, str):
-                text = value
-            elif isinstance(value, bool):
-                text = "true" if value else "false"
-            else:
-                text = str(value)
-            values.append(text.translate(_ESCAPES))
-        lines.append("\t".join(values))
-    return ("\n".join(lines) + "\n").encode()
+        values = [_value(row.get(name), is_json) for name, is_json in fields]
+        line = "\t".join(values)
+        if line.count("\t") != tabs or _SPECIAL.search(line):
+            line = "\t".join(
+                value if value == "\\N" and row.get(name) is None else _escape(value)
+                for value, (name, _) in zip(values, fields, strict=True)
+            )
+        lines.append(line)
+    lines.append("")
+    return "\n".join(lines).encode()
+
+
+def _value(value: Any, is_json: bool) -> str:
+    if value is None:
+        return "\\N"
+    if is_json or isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _escape(text: str) -> str:
+    return text.translate(_ESCAPES)
 
 
 class Stages:
