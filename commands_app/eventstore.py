@@ -84,13 +84,17 @@ def append(batches: Iterable[NewEvents], *, metadata: dict[str, Any]) -> list[in
     types: list[str] = []
     decisive: list[tuple[int, str, str, dict[str, Any]]] = []
     meta = json.dumps(metadata, default=str)
+    # Whether a type decides effects, asked once per type (not per event).
+    decides: dict[str, bool] = {}
     for batch in batches:
         version = batch.expected_version
         for event in batch.events:
             version += 1
             types.append(event.type_name)
             data = event_to_data(event)
-            if outbox.kinds_for(event.type_name):
+            if event.type_name not in decides:
+                decides[event.type_name] = bool(outbox.kinds_for(event.type_name))
+            if decides[event.type_name]:
                 decisive.append(
                     (len(types) - 1, batch.stream_id, event.type_name, data)
                 )
