@@ -31,8 +31,8 @@ from ..dead_letters import discarded_positions, resolve_by_rebuild
 from ..locks import projection_lock
 from ..models import Checkpoint
 from ..registry import projector_class, projector_names
-from .replay import Position, Progress, RebuildError, Shadow, fill
 from .progress_bar import ProgressBar
+from .replay import Position, Progress, RebuildError, Shadow, fill
 from .shadow import (
     checksum,
     create_shadow_tables,

@@ -46,7 +46,9 @@ def staged_through(query: str, rows_: list[dict[str, Any]], copy: bool) -> list[
 
 
 def test_copied_rows_read_as_the_json_recordset_reads_them():
-    query = f"INSERT INTO sink SELECT * FROM jsonb_to_recordset(%s::jsonb) AS e({COLUMNS})"
+    query = (
+        f"INSERT INTO sink SELECT * FROM jsonb_to_recordset(%s::jsonb) AS e({COLUMNS})"
+    )
 
     assert staged_through(query, TRICKY, copy=True) == staged_through(
         query, TRICKY, copy=False
