@@ -78,15 +78,15 @@ def stage_chunk(
     events = eventstore.read_until(after, until, limit=batch_size)
     if not events:
         return None
-    decoded = decode(events)
+    wanted = [shadow.wanted(events) for shadow in shadows]
+    # Only what some shadow applies is decoded, each event once for all of them.
+    needed = {recorded.position: recorded for batch in wanted for recorded in batch}
+    decoded = decode(list(needed.values()))
     statements: list[list[Statement]] | None = []
     try:
-        for shadow in shadows:
-            batch = [
-                (recorded, decoded[recorded.position])
-                for recorded in shadow.wanted(events)
-            ]
-            statements.append(stage(shadow.projector, batch))  # type: ignore[union-attr]
+        for shadow, batch in zip(shadows, wanted, strict=True):
+            pairs = [(recorded, decoded[recorded.position]) for recorded in batch]
+            statements.append(stage(shadow.projector, pairs))  # type: ignore[union-attr]
     except Exception:
         statements = None
     return Chunk(after, events[-1].checkpoint, len(events), statements)
