@@ -75,7 +75,9 @@ def stage(projector: Projector, batch: Sequence[Decoded]) -> list[Statement]:
 def statement(query: str, rows: list[dict[str, Any]]) -> Statement:
     """Return the statement over staged rows: COPY text where the SQL allows."""
     found = RECORDSET.search(query)
-    if found is None:
+    rest = "" if found is None else query[: found.start()] + query[found.end() :]
+    if found is None or "%" in rest:
+        # Not the recordset form, or other placeholders: sent as the live way does.
         return Statement(query, "", "", json.dumps(rows).encode())
     columns = found.group(1).strip()
     name = "rebuild_stage_" + hashlib.md5(query.encode()).hexdigest()[:16]  # noqa: S324

@@ -56,6 +56,15 @@ def test_copied_rows_read_as_the_json_recordset_reads_them():
     assert copy_text(COLUMNS, TRICKY).count(b"\n") == len(TRICKY)
 
 
+def test_a_statement_not_in_the_recordset_form_is_sent_as_its_json():
+    query = "INSERT INTO sink SELECT * FROM jsonb_populate_recordset(null::sink, %s)"
+
+    assert statement(query, TRICKY).stage == ""
+    assert staged_through(query, TRICKY, copy=True) == staged_through(
+        query, TRICKY, copy=False
+    )
+
+
 @pytest.mark.parametrize("readers", [0, 2])
 def test_a_rebuild_staged_by_reader_processes_gives_the_live_rows(
     store, monkeypatch, readers
