@@ -1,14 +1,18 @@
-"""The web server choice: a2wsgi threads inside uvicorn (what `make run` serves)
-against gunicorn sync workers for HTTP, at the accept figure's load.
+"""The web server choice: the layouts that keep one port, at the accept figure's load.
 
-    .venv/bin/python bench/servers.py [--seconds 5]
+    .venv/bin/python bench/servers.py [--seconds 5] [--runs 5]
 
-Prints req/s and p99 of place-order and of the baseline view for each layout.
+For each layout, prints place-order and baseline-view req/s (median of the runs,
+the two paths measured in turn within each run), the ratio of the two and p99.
+The ASGI layouts serve WebSocket on the same port; the gunicorn gthread layout
+serves HTTP only (WebSocket would need a second server and a path-routing
+proxy in front of both), so it is the upper bound of the split layout.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from pathlib import Path
 
@@ -17,35 +21,48 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import common
 from bench.common import Proc, System
 
-LAYOUTS = {
-    "uvicorn -w2, a2wsgi 16 threads (make run)": {"WEB_THREADS": "16"},
-    "uvicorn -w2, a2wsgi 4 threads": {"WEB_THREADS": "4"},
-    "gunicorn sync -w2": {"gunicorn": "sync"},
-    "gunicorn gthread -w2 --threads 4": {"gunicorn": "gthread"},
+ASGI = "config.asgi:application"
+LAYOUTS: dict[str, tuple[list[str], dict[str, str]]] = {
+    # Empty argv: the Makefile's WEB_CMD, as `make run` starts it.
+    "make run (WEB_CMD)": ([], {}),
+    "uvicorn -w 2, a2wsgi 16 threads": (
+        ["uvicorn", ASGI, "--workers", "2"],
+        {"WEB_THREADS": "16"},
+    ),
+    "gunicorn -w 2 -k uvicorn.workers.UvicornWorker": (
+        ["gunicorn", ASGI, "-w", "2", "-k", "uvicorn.workers.UvicornWorker"],
+        {},
+    ),
+    "gunicorn gthread -w 2 --threads 4 (HTTP only)": (
+        [
+            *("gunicorn", "config.wsgi:application", "-w", "2"),
+            *("-k", "gthread", "--threads", "4"),
+        ],
+        {},
+    ),
 }
 
 
-def gunicorn(system: System, worker: str) -> Proc:
-    argv = [
-        str(common.VENV_BIN / "gunicorn"),
-        "config.wsgi:application",
-        "-b",
-        f"127.0.0.1:{system.port}",
-        "-w",
-        "2",
-        "-k",
-        worker,
-    ]
-    if worker == "gthread":
-        argv += ["--threads", "4"]
-    proc = Proc("gunicorn", argv, common.bench_env(system.port)).start()
-    system.procs.append(proc)
-    return proc
+def start(system: System, argv: list[str], env: dict[str, str]) -> None:
+    program, *rest = argv
+    rest += ["--port" if program == "uvicorn" else "-b"]
+    rest += [str(system.port) if program == "uvicorn" else f"127.0.0.1:{system.port}"]
+    if program == "uvicorn":
+        rest += ["--host", "127.0.0.1"]
+    proc = Proc(
+        "web",
+        [str(common.VENV_BIN / program), *rest],
+        common.bench_env(system.port, **env),
+    )
+    system.procs.append(proc.start())
+    common.wait_until(system.is_ready_http, timeout=60)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", default="", help="substring of the layouts to run")
     args = parser.parse_args()
     common.prepare_databases()
     common.setup_django()
@@ -53,22 +70,38 @@ def main() -> None:
     common.reset_state()
     (product,) = common.register_products(1)
     body = common.order_body(product)
-    for label, options in LAYOUTS.items():
-        worker = options.pop("gunicorn", None)
-        with System(*(() if worker else ("web",)), **options) as system:
-            if worker:
-                proc = gunicorn(system, worker)
-                system.procs[-1] = proc
-                common.wait_until(lambda: system.is_ready_http(), timeout=60)
-            for path in ("/api/commands/place-order/", "/bench/baseline/"):
-                url = system.url + path
-                common.post_load(url, body, token, seconds=1, connections=4)
-                result = common.post_load(url, body, token, seconds=args.seconds)
-                print(
-                    f"{label:42} {path:28} {result.rate:7.0f} req/s "
-                    f"p99 {result.p99_ms:6.1f} ms",
-                    flush=True,
+    for label, (argv, env) in LAYOUTS.items():
+        if args.only not in label:
+            continue
+        with System(*(() if argv else ("web",)), **env) as system:
+            if argv:
+                start(system, argv, env)
+            paths = ("/api/commands/place-order/", "/bench/baseline/")
+            for path in paths:
+                common.post_load(
+                    system.url + path, body, token, seconds=1, connections=4
                 )
+            results: dict[str, list[common.LoadResult]] = {path: [] for path in paths}
+            for _ in range(args.runs):
+                for path in paths:
+                    results[path].append(
+                        common.post_load(
+                            system.url + path, body, token, seconds=args.seconds
+                        )
+                    )
+            ours, base = (results[path] for path in paths)
+            ratios = [a.rate / b.rate for a, b in zip(ours, base, strict=True)]
+            rate, base_rate = (
+                statistics.median(r.rate for r in rs) for rs in (ours, base)
+            )
+            print(
+                f"{label:48} place-order {rate:6.0f} baseline {base_rate:6.0f} req/s, "
+                f"ratio median {statistics.median(ratios):.2f}x "
+                f"(runs {', '.join(f'{r:.2f}' for r in ratios)}), "
+                f"p99 {statistics.median(r.p99_ms for r in ours):.0f} / "
+                f"{statistics.median(r.p99_ms for r in base):.0f} ms",
+                flush=True,
+            )
     common.reset_state()
 
 

@@ -85,6 +85,8 @@ def append(batches: Iterable[NewEvents], *, metadata: dict[str, Any]) -> list[in
     decisive: list[tuple[int, str, str, dict[str, Any]]] = []
     personal: list[pii.Personal] = []
     meta = json.dumps(metadata, default=str)
+    # Whether a type decides effects, asked once per type (not per event).
+    decides: dict[str, bool] = {}
     for batch in batches:
         version = batch.expected_version
         for event in batch.events:
@@ -95,7 +97,9 @@ def append(batches: Iterable[NewEvents], *, metadata: dict[str, Any]) -> list[in
                 personal.append(
                     pii.Personal(len(types) - 1, batch.stream_id, event, data)
                 )
-            if outbox.kinds_for(event.type_name):
+            if event.type_name not in decides:
+                decides[event.type_name] = bool(outbox.kinds_for(event.type_name))
+            if decides[event.type_name]:
                 decisive.append(
                     (len(types) - 1, batch.stream_id, event.type_name, data)
                 )
@@ -364,3 +368,28 @@ def read_stream(
             [stream_id, after_version, until],
         )
         return [_recorded(row) for row in _revealed(cursor.fetchall())]
+
+
+def chunk_end(after: Checkpoint, until: Checkpoint, *, size: int) -> Checkpoint:
+    """Return where a `read_until(after, until, limit=size)` would end.
+
+    Reads the index only, so that a bulk scan can hand out its next chunks
+    (to several readers) before anyone reads them.
+    """
+    with connections[DB_ALIAS].cursor() as cursor:
+        cursor.execute(
+            "SELECT tx_id::text::bigint, position FROM events "
+            "WHERE (tx_id, position) > (%s::text::xid8, %s) "
+            "AND (tx_id, position) <= (%s::text::xid8, %s) "
+            "AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) "
+            "ORDER BY events.tx_id, events.position OFFSET %s LIMIT 1",
+            [
+                str(after.tx_id),
+                after.position,
+                str(until.tx_id),
+                until.position,
+                size - 1,
+            ],
+        )
+        row = cursor.fetchone()
+    return Checkpoint(*row) if row else until

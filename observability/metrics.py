@@ -14,6 +14,7 @@ depth) are computed at scrape time by collectors passed to `render()`.
 
 from __future__ import annotations
 
+import collections
 import glob
 import ipaddress
 import logging
@@ -146,8 +147,9 @@ def command_finished(
 
 
 def events_appended(types: Iterable[str]) -> None:
-    for type_name in types:
-        EVENTS_APPENDED.labels(type_name).inc()
+    # One increment per type: each is a locked write to a shared file.
+    for type_name, count in collections.Counter(types).items():
+        EVENTS_APPENDED.labels(type_name).inc(count)
 
 
 def projection_read(projection: str, count: int) -> None:

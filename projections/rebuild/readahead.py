@@ -1,0 +1,203 @@
+"""Read, decode and stage the store's events by chunk, ahead of the writes.
+
+A chunk's Python work (decoding the events, running the projectors' handlers,
+turning their rows into COPY text) is most of a rebuild's time. Reader
+processes do it while the rebuilding process sends the previous chunks to the
+read database, so that both cores work: the rebuilding process hands out
+chunk boundaries (read from the store's index alone), each reader reads and
+stages the chunks it is given, and the chunks come back in the store's order.
+Each event is read and decoded once, by one reader, for every projection.
+
+Without reader processes (`readers=0`, or inside a transaction, which a forked
+process must not share) the same staging runs in the rebuilding process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import traceback
+from collections import deque
+from collections.abc import Generator, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.db import connections
+
+from commands_app import eventstore
+from commands_app.domain.events import EVENT_TYPES, Event
+from commands_app.eventstore import Checkpoint as Position
+from commands_app.eventstore import RecordedEvent
+
+from .staging import Statement, stage
+
+if TYPE_CHECKING:
+    from .replay import Shadow
+
+# Chunks handed out ahead per reader: one staged while the last one is sent.
+AHEAD_PER_READER = 2
+# How often an idle reader checks that the rebuilding process is still there.
+PARENT_CHECK_SECONDS = 5.0
+
+
+class ReaderError(Exception):
+    """Raise when a reader process fails or dies."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Events in (after, cursor] of the store, staged for each shadow.
+
+    `statements` holds each shadow's writes in order, or is None when a chunk
+    could not be staged (an event that does not decode, a handler that fails):
+    the caller then applies it event by event, which names the failing event.
+    """
+
+    after: Position
+    cursor: Position
+    count: int
+    statements: list[list[Statement]] | None
+
+
+def decode(events: Sequence[RecordedEvent]) -> dict[int, Event]:
+    """Decode each event of a known type once; leave out those that fail."""
+    decoded = {}
+    for recorded in events:
+        if recorded.type in EVENT_TYPES:
+            with suppress(Exception):
+                decoded[recorded.position] = recorded.to_domain()
+    return decoded
+
+
+def stage_chunk(
+    shadows: Sequence[Shadow], after: Position, until: Position, batch_size: int
+) -> Chunk | None:
+    """Read the events in (after, until], at most `batch_size`, and stage them."""
+    events = eventstore.read_until(after, until, limit=batch_size)
+    if not events:
+        return None
+    wanted = [shadow.wanted(events) for shadow in shadows]
+    # Only what some shadow applies is decoded, each event once for all of them.
+    needed = {recorded.position: recorded for batch in wanted for recorded in batch}
+    decoded = decode(list(needed.values()))
+    statements: list[list[Statement]] | None = []
+    try:
+        for shadow, batch in zip(shadows, wanted, strict=True):
+            pairs = [(recorded, decoded[recorded.position]) for recorded in batch]
+            statements.append(stage(shadow.projector, pairs))  # type: ignore[union-attr]
+    except Exception:
+        statements = None
+    return Chunk(after, events[-1].checkpoint, len(events), statements)
+
+
+def inline_chunks(
+    shadows: Sequence[Shadow], start: Position, end: Position, batch_size: int
+) -> Generator[Chunk]:
+    """Stage the chunks of (start, end] in this process, one after the other."""
+    after = start
+    while after < end:
+        chunk = stage_chunk(shadows, after, end, batch_size)
+        if chunk is None:
+            return
+        yield chunk
+        after = chunk.cursor
+
+
+def reader_chunks(
+    shadows: Sequence[Shadow],
+    start: Position,
+    end: Position,
+    batch_size: int,
+    readers: int,
+) -> Generator[Chunk]:
+    """Stage the chunks of (start, end] in `readers` forked processes, in order.
+
+    The caller must hold no transaction: the children start with no database
+    connection of their own, so this process's are closed before they fork.
+    """
+    context = multiprocessing.get_context("fork")
+    connections.close_all()
+    inboxes: list[Any] = [context.Queue() for _ in range(readers)]
+    outboxes: list[Any] = [context.Queue() for _ in range(readers)]
+    processes = [
+        context.Process(
+            target=_read,
+            args=(shadows, batch_size, inboxes[index], outboxes[index], os.getpid()),
+            name=f"rebuild-reader-{index}",
+            daemon=True,
+        )
+        for index in range(readers)
+    ]
+    for process in processes:
+        process.start()
+    pending: deque[int] = deque()
+    after, turn = start, 0
+
+    def hand_out() -> None:
+        nonlocal after, turn
+        if not after < end:
+            return
+        until = eventstore.chunk_end(after, end, size=batch_size)
+        inboxes[turn].put((after, until))
+        pending.append(turn)
+        after, turn = until, (turn + 1) % readers
+
+    finished = False
+    try:
+        for _ in range(readers * AHEAD_PER_READER):
+            hand_out()
+        while pending:
+            index = pending.popleft()
+            result = _receive(outboxes[index], processes[index])
+            hand_out()
+            if result is not None:
+                yield result
+        finished = True
+    finally:
+        for inbox, process in zip(inboxes, processes, strict=True):
+            if finished:
+                inbox.put(None)
+            else:
+                # Stopped early (a failure, or the caller's): drop the work ahead.
+                process.terminate()
+        for process in processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+
+def _receive(outbox: Any, process: Any) -> Chunk | None:
+    while True:
+        try:
+            result = outbox.get(timeout=1.0)
+        except queue.Empty:
+            if not process.is_alive():
+                raise ReaderError(f"{process.name} died") from None
+            continue
+        if isinstance(result, str):
+            raise ReaderError(f"{process.name} failed:\n{result}")
+        return result
+
+
+def _read(
+    shadows: Sequence[Shadow], batch_size: int, inbox: Any, outbox: Any, parent: int
+) -> None:
+    """Stage each range the inbox gives until told to stop (a reader process)."""
+    try:
+        while True:
+            try:
+                job = inbox.get(timeout=PARENT_CHECK_SECONDS)
+            except queue.Empty:
+                if os.getppid() != parent:
+                    return
+                continue
+            if job is None:
+                return
+            outbox.put(stage_chunk(shadows, job[0], job[1], batch_size))
+    except Exception:
+        outbox.put(traceback.format_exc())
+    finally:
+        connections.close_all()
