@@ -53,9 +53,7 @@ def test_nothing_to_wait_for_is_applied_and_an_unknown_position_is_not() -> None
     _tx_id, position = f.append_event()
     f.checkpoints(10**12, 10**12, PROJECTOR_NAMES)
     assert not progress.is_applied(position + 1000)
-    assert progress.applied_by(position + 1000) == dict.fromkeys(
-        PROJECTOR_NAMES, False
-    )
+    assert progress.applied_by(position + 1000) == dict.fromkeys(PROJECTOR_NAMES, False)
 
 
 def test_reached_is_the_least_checkpoint_and_nothing_without_one() -> None:
