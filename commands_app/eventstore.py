@@ -31,8 +31,15 @@ class ConcurrencyError(Exception):
 
 
 @dataclass(frozen=True, order=True)
-class Checkpoint:
-    """A reader's place in the global order: (transaction id, position)."""
+class Position:
+    """A reader's place in the global order: (transaction id, position).
+
+    The one type of a reader position, on both sides: a projection's
+    checkpoint (`projections.models.Checkpoint.to_position`), the event a
+    command wrote (`position_of`), the store's head, a rebuild's target.
+    Compare positions as a whole: transactions commit in any order, so
+    (7, 90) comes before (8, 12).
+    """
 
     tx_id: int = 0
     position: int = 0
@@ -50,8 +57,8 @@ class RecordedEvent:
     recorded_at: datetime
 
     @property
-    def checkpoint(self) -> Checkpoint:
-        return Checkpoint(self.tx_id, self.position)
+    def checkpoint(self) -> Position:
+        return Position(self.tx_id, self.position)
 
     def to_domain(self) -> Event:
         return event_from_data(self.type, self.data)
@@ -206,7 +213,7 @@ def first_event(stream_id: str) -> Event | None:
 # --- Read interface for projections -------------------------------------------------
 
 
-def read_after(checkpoint: Checkpoint, *, limit: int = 1000) -> list[RecordedEvent]:
+def read_after(checkpoint: Position, *, limit: int = 1000) -> list[RecordedEvent]:
     """Return committed events after `checkpoint` in global order, gap-safe."""
     with connections[DB_ALIAS].cursor() as cursor:
         cursor.execute(
@@ -239,17 +246,37 @@ def read_position(position: int) -> RecordedEvent:
     return _recorded(_revealed([row])[0])
 
 
-def checkpoint_of(position: int) -> Checkpoint | None:
-    """Return the reader checkpoint that covers the event at `position`, if any."""
+def position_of(position: int) -> Position | None:
+    """Return the reader position of the committed event at `position`, if any.
+
+    One primary-key lookup of the event's transaction id, never event data,
+    always on the write database ("default", whatever server the read
+    database is on): the transaction ids that checkpoints store are the write
+    server's. A checkpoint's position alone says nothing about smaller
+    positions whose transactions committed later (positions are handed out at
+    insert, not at commit), so "is event N applied?" needs N's transaction id.
+    """
     with connections[DB_ALIAS].cursor() as cursor:
         cursor.execute(
             "SELECT tx_id::text::bigint FROM events WHERE position = %s", [position]
         )
         row = cursor.fetchone()
-    return None if row is None else Checkpoint(row[0], position)
+    return None if row is None else Position(int(row[0]), position)
 
 
-def count_after(checkpoint: Checkpoint, *, limit: int = 100_000) -> int:
+def last_position() -> int:
+    """Return the highest position handed out so far (0 if the store is empty).
+
+    One index lookup on the write database: no committed command can have
+    returned a position beyond it (`min_position` refuses those at once).
+    """
+    with connections[DB_ALIAS].cursor() as cursor:
+        cursor.execute("SELECT coalesce(max(position), 0) FROM events")
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+def count_after(checkpoint: Position, *, limit: int = 100_000) -> int:
     """Count readable events after `checkpoint`, up to `limit` (a lag measure)."""
     with connections[DB_ALIAS].cursor() as cursor:
         cursor.execute(
@@ -262,8 +289,8 @@ def count_after(checkpoint: Checkpoint, *, limit: int = 100_000) -> int:
     return int(row[0]) if row else 0
 
 
-def head() -> Checkpoint:
-    """Return the checkpoint of the last committed event readers may see."""
+def head() -> Position:
+    """Return the position of the last committed event readers may see."""
     with connections[DB_ALIAS].cursor() as cursor:
         cursor.execute(
             "SELECT tx_id::text::bigint, position FROM events "
@@ -271,7 +298,7 @@ def head() -> Checkpoint:
             "ORDER BY events.tx_id DESC, events.position DESC LIMIT 1"
         )
         row = cursor.fetchone()
-    return Checkpoint(*row) if row else Checkpoint()
+    return Position(*row) if row else Position()
 
 
 def _revealed(rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
@@ -301,7 +328,7 @@ def _json(value: Any) -> Any:
 
 
 def read_until(
-    after: Checkpoint, until: Checkpoint, *, limit: int = 5000
+    after: Position, until: Position, *, limit: int = 5000
 ) -> list[RecordedEvent]:
     """Return committed events in (after, until] in global order, gap-safe.
 
@@ -370,7 +397,7 @@ def read_stream(
         return [_recorded(row) for row in _revealed(cursor.fetchall())]
 
 
-def chunk_end(after: Checkpoint, until: Checkpoint, *, size: int) -> Checkpoint:
+def chunk_end(after: Position, until: Position, *, size: int) -> Position:
     """Return where a `read_until(after, until, limit=size)` would end.
 
     Reads the index only, so that a bulk scan can hand out its next chunks
@@ -392,4 +419,4 @@ def chunk_end(after: Checkpoint, until: Checkpoint, *, size: int) -> Checkpoint:
             ],
         )
         row = cursor.fetchone()
-    return Checkpoint(*row) if row else until
+    return Position(*row) if row else until

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.progress import is_projected
+from projections.progress import is_applied
 
 from .models import CommandRecord, CommandStatus
 
@@ -33,10 +33,14 @@ def status_object(
 
 
 def is_reflected(record: CommandRecord) -> bool:
-    """True once every read model reflects a succeeded command's events."""
+    """True once every read model reflects a succeeded command's events.
+
+    A command's events are appended in one transaction, so every projection
+    that has applied the last of them (`record.position`) has applied them all.
+    """
     if record.status != CommandStatus.SUCCEEDED:
         return False
-    return record.position is None or is_projected(record.position)
+    return record.position is None or is_applied(record.position)
 
 
 def status_url(record: CommandRecord) -> str:

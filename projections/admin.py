@@ -75,9 +75,7 @@ class CheckpointAdmin(ReadOnlyAdmin):
 
     @admin.display(description="lag (seconds)")
     def lag_seconds(self, obj: Checkpoint) -> float:
-        pending = eventstore.read_after(
-            eventstore.Checkpoint(obj.tx_id, obj.position), limit=1
-        )
+        pending = eventstore.read_after(obj.to_position(), limit=1)
         if not pending:
             return 0.0
         return round((timezone.now() - pending[0].recorded_at).total_seconds(), 1)

@@ -21,8 +21,7 @@ from django.db import connections, transaction
 from django.utils.module_loading import import_string
 
 from commands_app import eventstore
-from commands_app.eventstore import Checkpoint as Position
-from commands_app.eventstore import RecordedEvent
+from commands_app.eventstore import Position, RecordedEvent
 
 from .base import READ_DB
 from .models import Checkpoint, ProjectedMark

@@ -42,13 +42,13 @@ def _redis() -> redis.Redis:
 def projection_lag() -> list[dict[str, Any]]:
     """Return, per projection, the events it has still to apply and their age."""
     checkpoints = {
-        row.name: eventstore.Checkpoint(row.tx_id, row.position)
+        row.name: row.to_position()
         for row in Checkpoint.objects.filter(name__in=projector_names())
     }
     now = timezone.now()
     lag = []
     for name in projector_names():
-        checkpoint = checkpoints.get(name, eventstore.Checkpoint())
+        checkpoint = checkpoints.get(name, eventstore.Position())
         oldest = eventstore.read_after(checkpoint, limit=1)
         seconds = (now - oldest[0].recorded_at).total_seconds() if oldest else 0.0
         lag.append(

@@ -21,7 +21,7 @@ from typing import Any
 from django.core.cache import cache
 from django.utils import timezone
 
-from commands_app.eventstore import Checkpoint as Position
+from commands_app.eventstore import Position
 
 from . import rebuild
 

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from django.db import models
 
+from commands_app.eventstore import Position
+
 
 class Checkpoint(models.Model):
-    """How far one projection has applied the event store, in reader order."""
+    """How far one projection has applied the event store, in reader order.
+
+    A table row, not the position itself: `to_position()` is the reader
+    position it stores (`commands_app.eventstore.Position`), `move_to()` stores one.
+    """
 
     name = models.CharField(max_length=64, primary_key=True)
     tx_id = models.BigIntegerField(
@@ -23,6 +29,14 @@ class Checkpoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.position}"
+
+    def to_position(self) -> Position:
+        """Return the reader position this projection has applied up to."""
+        return Position(self.tx_id, self.position)
+
+    def move_to(self, position: Position) -> None:
+        """Set (not save) the reader position this projection has applied up to."""
+        self.tx_id, self.position = position.tx_id, position.position
 
 
 class ProjectedRow(models.Model):

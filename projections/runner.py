@@ -21,8 +21,7 @@ from typing import Any
 from django.db import connections, transaction
 
 from commands_app import eventstore
-from commands_app.eventstore import Checkpoint as Position
-from commands_app.eventstore import RecordedEvent
+from commands_app.eventstore import Position, RecordedEvent
 from observability import metrics, tracing
 
 from .announce import announce_in_round, announce_projected, notify_projected
@@ -302,13 +301,13 @@ def run_batch(projector: Projector, batch_size: int) -> BatchResult:
             return BatchResult(locked_out=True)
         checkpoint = Checkpoint.objects.select_for_update().get(name=projector.name)
         events = eventstore.read_after(
-            eventstore.Checkpoint(checkpoint.tx_id, checkpoint.position),
+            checkpoint.to_position(),
             limit=batch_size,
         )
         if not events:
             return BatchResult()
         parked = apply_events(projector, events, RetryBudget())
-        checkpoint.tx_id, checkpoint.position = events[-1].tx_id, events[-1].position
+        checkpoint.move_to(events[-1].checkpoint)
         fields = ["tx_id", "position", "updated_at"]
         if parked:
             checkpoint.last_error = parked

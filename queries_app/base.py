@@ -13,6 +13,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from projections.progress import reached, store_head
 from throttles import ReadThrottle
 
 from . import consistency, replicas
@@ -87,7 +88,7 @@ class ReadApi(GenericAPIView):
                     self.projections,
                     min_position,
                     timeout=settings.READ_REPLICA_MAX_WAIT_SECONDS,
-                    head=consistency.store_head,
+                    head=store_head,
                 ):
                     return True
                 replicas.use(replicas.PRIMARY)
@@ -95,7 +96,7 @@ class ReadApi(GenericAPIView):
                 if not self.fall_back(exc):
                     raise
         return consistency.wait_for_position(
-            self.projections, min_position, head=consistency.store_head
+            self.projections, min_position, head=store_head
         )
 
     def fall_back(self, error: Exception) -> bool:
@@ -109,7 +110,7 @@ class ReadApi(GenericAPIView):
         return True
 
     def reflected_position(self) -> int:
-        return consistency.reflected_point(self.projections).position
+        return reached(self.projections).position
 
     @property
     def output(self) -> RowPresenter:

@@ -1,10 +1,10 @@
-"""Consistency tokens: how far a read model has got, and waiting for a position.
+"""Consistency tokens: waiting for a `min_position` to be applied.
 
-Projections apply events in reader order, (transaction id, position), not in
-position order: positions are handed out at insert and transactions commit in any
-order, so a checkpoint at position 9 may not yet include position 7 (its
-transaction committed later, with a higher id). A projection has applied event N
-exactly when its checkpoint (tx_id, position) >= (tx_N, N).
+Whether a position is applied, and how far the read models have got (the
+`X-Read-Position` token), are the read side's published progress questions,
+asked of `projections.progress` (`is_applied`, `reached`), the same ones the
+write side's command status asks. This module bounds the wait: how long, and
+how many requests may sleep at once.
 """
 
 from __future__ import annotations
@@ -12,96 +12,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connections, router
+from django.db import connections
 
-from projections.models import Checkpoint
+from projections.progress import is_applied
 
 from .errors import PositionBeyondHeadError
 
 POLL_FIRST_SECONDS = 0.01
 POLL_MAX_SECONDS = 0.1
-
-
-@dataclass(frozen=True, order=True)
-class ReadPoint:
-    """A place in reader order: (transaction id, position)."""
-
-    tx_id: int = 0
-    position: int = 0
-
-
-def reflected_point(names: Sequence[str]) -> ReadPoint:
-    """Return the point every projection in `names` has reached (one query).
-
-    That is the least checkpoint in reader order; a projection without a
-    checkpoint has applied nothing. Its position is a valid token: every one of
-    these projections has applied the event at that position.
-
-    Every read request asks this, so the query is written out: building it
-    with the ORM cost more CPU than running it.
-    """
-    with connections[router.db_for_read(Checkpoint)].cursor() as cursor:
-        cursor.execute(
-            f"SELECT tx_id, position FROM {Checkpoint._meta.db_table} "  # noqa: S608 -- the model's table
-            "WHERE name = ANY(%s)",
-            [list(names)],
-        )
-        points = [ReadPoint(tx_id, position) for tx_id, position in cursor.fetchall()]
-    if len(points) < len(set(names)):
-        return ReadPoint()
-    return min(points)
-
-
-def event_point(position: int) -> ReadPoint | None:
-    """Return the reader point of the committed event at `position`, if visible.
-
-    This single primary-key lookup is the one place where the read API touches
-    the write database. It cannot be avoided with the read database alone: a
-    checkpoint's position says nothing about smaller positions whose
-    transactions committed later (positions are handed out at insert, not at
-    commit), so deciding whether event N is applied needs N's transaction id.
-    It reads one row of the event store's index, never event data.
-
-    With the two databases on two servers this is one round trip to the write
-    server; the transaction ids it compares are the write server's on both
-    sides (checkpoints store the events' ids), never the read server's own. A
-    read without `min_position` never comes here, so only reads that carry a
-    token depend on the write server being up.
-    """
-    with connections["default"].cursor() as cursor:
-        cursor.execute(
-            "SELECT tx_id::text::bigint FROM events WHERE position = %s", [position]
-        )
-        row = cursor.fetchone()
-    return None if row is None else ReadPoint(int(row[0]), position)
-
-
-def position_applied(names: Sequence[str], position: int) -> bool:
-    """Return True once every projection in `names` has applied `position`.
-
-    A position with no visible event (not committed yet, or never used) is not
-    applied, so the caller waits and then says it is behind; it never guesses.
-    """
-    if position <= 0:
-        return True
-    target = event_point(position)
-    return target is not None and reflected_point(names) >= target
-
-
-def store_head() -> int:
-    """Return the highest committed position of the event store (0 if empty).
-
-    Like `event_point`, one index lookup on the write database; it is asked
-    only when a `min_position` is not applied yet.
-    """
-    with connections["default"].cursor() as cursor:
-        cursor.execute("SELECT coalesce(max(position), 0) FROM events")
-        row = cursor.fetchone()
-    return int(row[0]) if row else 0
-
 
 PositionApplied = Callable[[Sequence[str], int], bool]
 
@@ -149,9 +69,15 @@ def wait_for_position(
     bounded number wait at once; the others are answered after one check.
     With `head`, a position beyond it is refused at once: no committed
     command can have returned it, so waiting would only hold a slot.
+    `applied` replaces the published check, `progress.is_applied` (tests).
     """
-    check = applied or position_applied
-    if check(names, position):
+
+    def check() -> bool:
+        if applied is not None:
+            return applied(names, position)
+        return is_applied(position, projections=names)
+
+    if check():
         return True
     if head is not None and position > (top := head()):
         raise PositionBeyondHeadError(min_position=position, head=top)
@@ -164,7 +90,7 @@ def wait_for_position(
         while (left := deadline - time.monotonic()) > 0:
             release_pooled_connections()
             time.sleep(min(pause, left))
-            if check(names, position):
+            if check():
                 return True
             pause = min(pause * 2, POLL_MAX_SECONDS)
         return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from commands_app.eventstore import Checkpoint as Position
+from commands_app.eventstore import Position
 
 
 class ProgressBar:

@@ -28,8 +28,7 @@ from django.db import connections
 
 from commands_app import eventstore
 from commands_app.domain.events import EVENT_TYPES, Event
-from commands_app.eventstore import Checkpoint as Position
-from commands_app.eventstore import RecordedEvent
+from commands_app.eventstore import Position, RecordedEvent
 
 from .staging import Statement, stage
 

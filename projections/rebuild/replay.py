@@ -18,8 +18,7 @@ from django.db import connections, transaction
 
 from commands_app import eventstore
 from commands_app.domain.events import Event
-from commands_app.eventstore import Checkpoint as Position
-from commands_app.eventstore import RecordedEvent
+from commands_app.eventstore import Position, RecordedEvent
 
 from ..base import READ_DB, Projector, apply_with_retries, pipelined
 from .readahead import Chunk, decode, inline_chunks, reader_chunks

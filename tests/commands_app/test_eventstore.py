@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from commands_app import eventstore
 from commands_app.domain.events import UPCASTERS, ProductRestocked
-from commands_app.eventstore import Checkpoint, ConcurrencyError, NewEvents
+from commands_app.eventstore import ConcurrencyError, NewEvents, Position
 from tests.support.processes import wait_until
 
 from .given import registered
@@ -43,8 +43,8 @@ def insert(conn: psycopg.Connection, stream: str) -> int:
     return int(row[0])
 
 
-def positions(checkpoint: Checkpoint | None = None) -> list[int]:
-    events = eventstore.read_after(checkpoint or Checkpoint())
+def positions(checkpoint: Position | None = None) -> list[int]:
+    events = eventstore.read_after(checkpoint or Position())
     return [event.position for event in events]
 
 
@@ -64,13 +64,13 @@ def test_the_reader_waits_for_an_earlier_position_committing_after_a_later_one()
             cursor.execute("SELECT position FROM events WHERE position > %s", [first])
             assert [row[0] for row in cursor.fetchall()] == [position_b]
         assert positions() == [first]
-        assert positions(eventstore.checkpoint_of(first)) == []
-        assert eventstore.head() == eventstore.checkpoint_of(first)
+        assert positions(eventstore.position_of(first)) == []
+        assert eventstore.head() == eventstore.position_of(first)
         a.commit()
         after = wait_until(lambda: positions() if len(positions()) == 3 else None)
         assert after == [first, position_a, position_b]
-        assert positions(eventstore.checkpoint_of(first)) == [position_a, position_b]
-        assert eventstore.head() == eventstore.checkpoint_of(position_b)
+        assert positions(eventstore.position_of(first)) == [position_a, position_b]
+        assert eventstore.head() == eventstore.position_of(position_b)
     finally:
         a.close()
         b.close()
@@ -84,7 +84,7 @@ def test_reading_in_batches_resumes_after_the_last_checkpoint_without_gaps():
                 [NewEvents(f"product-{event.product_id}", 0, (event,))], metadata={}
             )
     wait_until(lambda: len(positions()) == 5)
-    seen, checkpoint = [], Checkpoint()
+    seen, checkpoint = [], Position()
     while batch := eventstore.read_after(checkpoint, limit=2):
         seen += batch
         checkpoint = batch[-1].checkpoint
@@ -169,7 +169,7 @@ def test_readers_see_a_stored_old_version_as_the_newest_one(monkeypatch):
         )
     wait_until(lambda: len(positions()) == 1)
 
-    (recorded,) = eventstore.read_after(Checkpoint())
+    (recorded,) = eventstore.read_after(Position())
     assert recorded.type == "product.restocked.v1"
     assert recorded.data == {"product_id": str(product_id), "quantity": 3}
     restocked = ProductRestocked(product_id=product_id, quantity=3)

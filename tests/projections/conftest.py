@@ -196,7 +196,7 @@ def rows_applied_twice(name: str) -> dict[str, list[tuple[Any, ...]]]:
     rebuild.create_shadow_tables(projector)
     try:
         with transaction.atomic(using="read"):
-            for recorded in eventstore.read_after(eventstore.Checkpoint(), limit=1000):
+            for recorded in eventstore.read_after(eventstore.Position(), limit=1000):
                 projector.apply(recorded)
                 projector.apply(recorded)
         return rows(name, "__twice")

@@ -50,7 +50,7 @@ def stored_events(store: Store, timeout: float = 30.0) -> list[RecordedEvent]:
     """Return every event the store wrote, once readers may see them all."""
     deadline = time.monotonic() + timeout
     while True:
-        events = eventstore.read_after(eventstore.Checkpoint(), limit=10_000)
+        events = eventstore.read_after(eventstore.Position(), limit=10_000)
         if len(events) >= len(store.positions) or time.monotonic() > deadline:
             return events
         time.sleep(0.05)

@@ -186,7 +186,7 @@ def test_a_fault_on_every_event_parks_them_within_the_round_s_retry_budget(
     # has passed every event, as a budget is the round's.
     wait_until(
         lambda: (
-            len(eventstore.read_after(eventstore.Checkpoint(0, 0), limit=500))
+            len(eventstore.read_after(eventstore.Position(0, 0), limit=500))
             == len(store.positions)
         )
     )

@@ -7,6 +7,8 @@ import time
 import pytest
 from django.test import override_settings
 
+from commands_app.eventstore import Position
+from projections import progress
 from queries_app import consistency
 
 from . import factories as f
@@ -34,14 +36,10 @@ def test_the_reported_position_is_the_least_checkpoint_in_reader_order(
 ) -> None:
     f.checkpoints(7, 90, ("product_catalogue",))
     assert alice_api.get("/api/products/")["X-Read-Position"] == "90"
-    assert consistency.reflected_point(("product_catalogue", "order_summary")) == (
-        consistency.ReadPoint()
-    )
+    assert progress.reached(("product_catalogue", "order_summary")) == Position()
     f.checkpoints(8, 12, ("order_summary",))
     # (7, 90) comes before (8, 12): transaction order first, then position.
-    assert consistency.reflected_point(
-        ("product_catalogue", "order_summary")
-    ) == consistency.ReadPoint(7, 90)
+    assert progress.reached(("product_catalogue", "order_summary")) == Position(7, 90)
 
 
 def test_a_projection_without_a_checkpoint_reflects_position_zero(alice_api) -> None:
@@ -127,21 +125,23 @@ def test_a_checkpoint_further_on_but_in_an_earlier_transaction_has_not_applied_i
     tx_id, position = f.append_event()
     names = ("product_catalogue",)
     f.checkpoints(tx_id - 1, position + 50, names)
-    assert not consistency.position_applied(names, position)
+    assert not progress.is_applied(position, projections=names)
     f.checkpoints(tx_id, position - 1, names)
-    assert not consistency.position_applied(names, position)
+    assert not progress.is_applied(position, projections=names)
     f.checkpoints(tx_id, position, names)
-    assert consistency.position_applied(names, position)
+    assert progress.is_applied(position, projections=names)
     f.checkpoints(tx_id + 1, 1, names)
-    assert consistency.position_applied(names, position)
+    assert progress.is_applied(position, projections=names)
 
 
 def test_a_position_applied_only_by_some_projections_is_not_applied() -> None:
     tx_id, position = f.append_event()
     f.checkpoints(tx_id, position, ("order_summary",))
     f.checkpoints(tx_id, position - 1, ("daily_sales",))
-    assert not consistency.position_applied(("order_summary", "daily_sales"), position)
-    assert consistency.position_applied(("order_summary",), position)
+    assert not progress.is_applied(
+        position, projections=("order_summary", "daily_sales")
+    )
+    assert progress.is_applied(position, projections=("order_summary",))
 
 
 def test_a_read_answers_as_soon_as_the_position_is_applied_during_the_wait() -> None:
