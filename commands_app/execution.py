@@ -216,7 +216,6 @@ def await_effect(record: CommandRecord, attempt: int, *, position: int) -> None:
             raise LostClaimError(str(record.id))
     record.lease_expires_at = None
     record.position = position
-    transaction.on_commit(push.wake_projections)
 
 
 def finish(

@@ -11,8 +11,11 @@ run in several relays at once (claim rows with `FOR UPDATE SKIP LOCKED` and a
 lease, as `commands_app.effects.drain_once` does).
 
 `Relay.run_once()` is the testable unit; `Relay.start()` runs it in a daemon
-thread; `RelayStep` runs the effects relay inside the command worker, so that
-Celery starts and stops it with the worker.
+thread; a `QueueRelayStep` runs one inside the workers of a queue, so that
+Celery starts and stops it with the worker. Three relays use it: the effects
+(`RelayStep`) and the publishing of accepted commands (`CommandsRelayStep`) in
+the command workers, and the projector (`projections.tasks.ProjectorRelayStep`)
+in the projection workers.
 """
 
 from __future__ import annotations
@@ -141,27 +144,46 @@ def effects_relay() -> Relay:
     )
 
 
-class RelayStep(bootsteps.StartStopStep):
-    """Run the effects relay in a thread of a worker that consumes `commands`.
+def commands_relay() -> Relay:
+    """Return the relay that publishes accepted commands to the broker."""
+    from django.conf import settings
+
+    from . import services
+
+    return Relay(
+        services.CHANNEL,
+        services.publish_pending,
+        poll_seconds=settings.COMMANDS_RELAY_POLL_SECONDS,
+    )
+
+
+class QueueRelayStep(bootsteps.StartStopStep):
+    """Run a relay in a thread of a worker that consumes `queue` (a base class).
 
     After the pool, so that prefork children are forked before the thread
-    starts; stopped (and joined) when the worker shuts down.
+    starts; stopped (and joined) when the worker shuts down. A subclass names
+    the queue, the setting that turns it off, and makes the relay.
     """
 
     requires = {"celery.worker.components:Pool"}
+    queue = ""
+    enabled_setting = ""
 
     def __init__(self, worker: Any, **kwargs: Any) -> None:
         self.relay: Relay | None = None
+
+    def make_relay(self) -> Relay:
+        raise NotImplementedError
 
     def start(self, worker: Any) -> None:
         from django.conf import settings
 
         # No -Q: the worker consumes every declared queue (the default one).
         queues = set(worker.app.amqp.queues.consume_from or worker.app.amqp.queues)
-        if not settings.EFFECTS_RELAY_ENABLED or "commands" not in queues:
+        if not getattr(settings, self.enabled_setting) or self.queue not in queues:
             return
-        self.relay = effects_relay().start()
-        logger.info("effects relay started")
+        self.relay = self.make_relay().start()
+        logger.info("%s relay started", self.relay.channel)
 
     def stop(self, worker: Any) -> None:
         if self.relay is not None:
@@ -169,3 +191,23 @@ class RelayStep(bootsteps.StartStopStep):
             self.relay = None
 
     shutdown = stop
+
+
+class RelayStep(QueueRelayStep):
+    """Run the effects relay in every worker that consumes `commands`."""
+
+    queue = "commands"
+    enabled_setting = "EFFECTS_RELAY_ENABLED"
+
+    def make_relay(self) -> Relay:
+        return effects_relay()
+
+
+class CommandsRelayStep(QueueRelayStep):
+    """Publish accepted commands from every worker that consumes `commands`."""
+
+    queue = "commands"
+    enabled_setting = "COMMANDS_RELAY_ENABLED"
+
+    def make_relay(self) -> Relay:
+        return commands_relay()

@@ -16,8 +16,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 app = Celery("cqrs_orders")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-# The effects relay runs as a thread of each worker that consumes `commands`.
+# Relays run as threads of the workers (commands_app/relay.py): the effects and
+# the publishing of accepted commands in each worker that consumes `commands`,
+# the projector in each worker that consumes `projections`.
 app.steps["worker"].add("commands_app.relay:RelayStep")
+app.steps["worker"].add("commands_app.relay:CommandsRelayStep")
+app.steps["worker"].add("projections.tasks:ProjectorRelayStep")
 # JSON logs with task ids, heartbeats for /readyz, metrics files of dead children.
 workers.install()
 

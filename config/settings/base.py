@@ -331,6 +331,15 @@ PAYMENT_GATEWAY_PAUSE_AFTER_CALL_MS = env.int(
 # after a backoff doubling from BASE up to MAX; after MAX_ATTEMPTS it is parked.
 EFFECTS_RELAY_ENABLED = env.bool("EFFECTS_RELAY_ENABLED", default=True)
 EFFECTS_POLL_SECONDS = env.float("EFFECTS_POLL_SECONDS", default=1.0)
+# The command relay (commands_app/services.py publish_pending): requests store
+# the command and NOTIFY; the command workers' relays publish the tasks. Off:
+# each request publishes its own task on commit.
+COMMANDS_RELAY_ENABLED = env.bool("COMMANDS_RELAY_ENABLED", default=True)
+COMMANDS_RELAY_POLL_SECONDS = env.float("COMMANDS_RELAY_POLL_SECONDS", default=1.0)
+# The projector relay (projections/runner.py): every appending commit wakes it;
+# it polls as a safety net for a lost notification.
+PROJECTIONS_RELAY_ENABLED = env.bool("PROJECTIONS_RELAY_ENABLED", default=True)
+PROJECTIONS_POLL_SECONDS = env.float("PROJECTIONS_POLL_SECONDS", default=1.0)
 EFFECTS_LEASE_SECONDS = env.int("EFFECTS_LEASE_SECONDS", default=60)
 EFFECTS_MAX_ATTEMPTS = env.int("EFFECTS_MAX_ATTEMPTS", default=8)
 EFFECTS_BACKOFF_BASE_SECONDS = env.float("EFFECTS_BACKOFF_BASE_SECONDS", default=1.0)
