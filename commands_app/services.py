@@ -162,10 +162,15 @@ CHANNEL = "commands"
 # Commands published per claim (one short transaction, then one producer).
 PUBLISH_BATCH = 200
 
+# Held (`pg_advisory_lock`, by an operator or a test) it pauses every command
+# relay: their claims take it shared, in the claiming statement itself.
+PUBLISH_LOCK = 0x434D4450  # "CMDP"
+
 _CLAIM_PENDING_SQL = """
 UPDATE commands SET publish_pending = false, enqueued_at = now()
 WHERE id IN (
-    SELECT id FROM commands WHERE publish_pending
+    SELECT id FROM commands
+    WHERE publish_pending AND pg_try_advisory_xact_lock_shared(%s)
     ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED
 )
 RETURNING id, type
@@ -192,7 +197,7 @@ def publish_pending(batch: int = PUBLISH_BATCH) -> int:
     from .tasks import execute_import_task, execute_task
 
     with transaction.atomic(), db_connections["default"].cursor() as cursor:
-        cursor.execute(_CLAIM_PENDING_SQL, [batch])
+        cursor.execute(_CLAIM_PENDING_SQL, [PUBLISH_LOCK, batch])
         claimed = [(str(command_id), kind) for command_id, kind in cursor.fetchall()]
     if not claimed:
         return 0
