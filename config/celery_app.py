@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import task_prerun, worker_init
+from celery.signals import setup_logging, task_prerun, worker_init
 
 from observability import workers
 
@@ -24,6 +24,22 @@ app.steps["worker"].add("commands_app.relay:CommandsRelayStep")
 app.steps["worker"].add("projections.tasks:ProjectorRelayStep")
 # JSON logs with task ids, heartbeats for /readyz, metrics files of dead children.
 workers.install()
+
+
+@setup_logging.connect
+def quiet_task_lines(loglevel: Any = None, **kwargs: Any) -> None:
+    """Keep Celery's per-task lines (received, succeeded) for --loglevel DEBUG.
+
+    Each command logs one structured line of its own (commands_app/execution.py);
+    Celery's two per task are the same facts, formatted and written in the
+    worker's main process. Failures (ERROR) are logged at every level.
+    """
+    import logging
+
+    level = logging.getLevelName(loglevel) if isinstance(loglevel, str) else loglevel
+    if isinstance(level, int) and level > logging.DEBUG:
+        for name in ("celery.app.trace", "celery.worker.strategy"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @task_prerun.connect

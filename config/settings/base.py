@@ -219,6 +219,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "commands"
 CELERY_TASK_ROUTES = {
     "commands.execute": {"queue": "commands"},
+    "commands.execute_many": {"queue": "commands"},
     "commands.execute_import": {"queue": "imports"},
     "commands.sweep": {"queue": "commands"},
     "commands.dashboard": {"queue": "commands"},
@@ -336,6 +337,11 @@ EFFECTS_POLL_SECONDS = env.float("EFFECTS_POLL_SECONDS", default=1.0)
 # each request publishes its own task on commit.
 COMMANDS_RELAY_ENABLED = env.bool("COMMANDS_RELAY_ENABLED", default=True)
 COMMANDS_RELAY_POLL_SECONDS = env.float("COMMANDS_RELAY_POLL_SECONDS", default=1.0)
+# The relay publishes a busy moment's commands as `commands.execute_many` tasks
+# of at most COMMANDS_PER_TASK commands, over at least COMMANDS_TASKS_PER_CLAIM
+# tasks (so every worker process gets a share); 1 publishes one task each.
+COMMANDS_PER_TASK = env.int("COMMANDS_PER_TASK", default=16)
+COMMANDS_TASKS_PER_CLAIM = env.int("COMMANDS_TASKS_PER_CLAIM", default=4)
 # The projector relay (projections/runner.py): every appending commit wakes it;
 # it polls as a safety net for a lost notification.
 PROJECTIONS_RELAY_ENABLED = env.bool("PROJECTIONS_RELAY_ENABLED", default=True)

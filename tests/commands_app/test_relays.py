@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from typing import Any
+from uuid import uuid4
 
 import psycopg
 import pytest
@@ -194,3 +195,41 @@ def test_a_failed_publish_leaves_the_rest_pending(
         transaction.set_rollback(True)
     # One went out; the two not published are pending again, for the next drain.
     assert (len(sent), pending) == (1, 2)
+
+
+def test_a_claim_is_published_as_chunks_spread_over_the_workers(
+    settings: Any,
+) -> None:
+    settings.COMMANDS_PER_TASK = 16
+    settings.COMMANDS_TASKS_PER_CLAIM = 4
+    claimed = [(str(n), "place-order") for n in range(40)]
+    claimed.insert(3, ("import", services.IMPORT_TYPE))
+    chunks = services.task_chunks(claimed)
+    assert chunks[0] == [("import", services.IMPORT_TYPE)]
+    assert [len(chunk) for chunk in chunks[1:]] == [10, 10, 10, 10]
+    assert [item for chunk in chunks[1:] for item in chunk] == [
+        item for item in claimed if item[1] != services.IMPORT_TYPE
+    ]
+    # A lone command is a task of its own; a large claim is capped per task.
+    assert services.task_chunks([("1", "place-order")]) == [[("1", "place-order")]]
+    many = services.task_chunks([(str(n), "place-order") for n in range(200)])
+    assert {len(chunk) for chunk in many} == {16, 8}
+
+
+def test_a_batch_runs_every_command_even_after_one_fails(
+    staff: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from commands_app import execution
+
+    ran: list[Any] = []
+
+    def execute(command_id: Any) -> None:
+        ran.append(command_id)
+        if len(ran) == 1:
+            raise RuntimeError("first one breaks")
+
+    monkeypatch.setattr(execution, "execute", execute)
+    ids = [uuid4() for _ in range(3)]
+    with pytest.raises(RuntimeError):
+        execution.execute_all(ids)
+    assert ran == ids
