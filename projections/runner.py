@@ -286,9 +286,25 @@ def relay_drain() -> int:
     relay finds waiting, and an extra empty round per wake-up is saved. The
     bound on one drain is the relay's poll: the next catch-up follows at once
     when notified, or within `PROJECTIONS_POLL_SECONDS`.
+
+    Whoever holds `PAUSE_LOCK` (`pg_advisory_lock` on the read database: an
+    operator, or a test driving the runner itself) pauses every projector
+    relay meanwhile; the runner's own functions do not take it.
     """
-    drain(max_seconds=RELAY_DRAIN_SECONDS)
+    with connections[READ_DB].cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock_shared(%s)", [PAUSE_LOCK])
+        row = cursor.fetchone()
+    if not (row and row[0]):
+        return 0
+    try:
+        drain(max_seconds=RELAY_DRAIN_SECONDS)
+    finally:
+        with connections[READ_DB].cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock_shared(%s)", [PAUSE_LOCK])
     return 0
+
+
+PAUSE_LOCK = 0x50524A52  # "PRJR"
 
 
 # One relay drain's bound before it lets the relay loop (and stop, on shutdown).
