@@ -34,8 +34,8 @@ from commands_app.domain.events import (
 )
 from commands_app.eventstore import RecordedEvent
 
-from . import erasure
-from .base import READ_DB, Projector, Staged
+from .. import erasure
+from ..base import READ_DB, Projector, Staged
 
 
 class ProductCatalogueProjector(Projector):
