@@ -1,6 +1,7 @@
 """The read models' projectors: catalogue, order summary, order history, sales.
 
-One module per projector; this package re-exports the four classes.
+One module per projector, named after it; this package re-exports the four
+classes (and the order summary's row helpers, `line_rows` and `timeline_entry`).
 
 Handlers stage rows; each projector's `write()` applies a batch's rows with one
 statement per kind, and the result is the same as applying its events one by
