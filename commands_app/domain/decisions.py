@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Protocol
 from uuid import UUID
 
+from .aggregate import AnyAggregate
 from .commands import (
     CancelOrder,
     PayOrder,
@@ -28,22 +28,17 @@ from .errors import (
     OrderNotFoundError,
     ProductNotFoundError,
 )
-from .events import Event, OrderLine
+from .events import OrderLine
 from .order import Order
 from .product import Product
 
-
-class Aggregate(Protocol):
-    @property
-    def stream(self) -> str: ...
-
-    version: int
-    pending_events: list[Event]
+# The name handlers and snapshots type their changed aggregates with.
+Aggregate = AnyAggregate
 
 
 def register_product(
     command: RegisterProduct, *, existing: Product | None, sku_owner: UUID | None
-) -> list[Aggregate]:
+) -> list[AnyAggregate]:
     if existing is not None and existing.version:
         raise DuplicateIdError(
             "A product with this id exists.", product_id=str(command.product_id)
@@ -67,7 +62,7 @@ def register_product(
 
 def restock_product(
     command: RestockProduct, *, product: Product | None
-) -> list[Aggregate]:
+) -> list[AnyAggregate]:
     product = _existing_product(command.product_id, product)
     product.restock(command.quantity)
     return [product]
@@ -78,13 +73,13 @@ def place_order(
     *,
     existing: Order | None,
     products: Mapping[UUID, Product | None],
-) -> list[Aggregate]:
+) -> list[AnyAggregate]:
     if existing is not None:
         raise DuplicateIdError(
             "An order with this id exists.", order_id=str(command.order_id)
         )
     quantities = _requested_quantities(command.lines)
-    changed: list[Aggregate] = []
+    changed: list[AnyAggregate] = []
     lines = []
     for product_id, quantity in quantities.items():
         product = _existing_product(product_id, products.get(product_id))
@@ -108,7 +103,7 @@ def place_order(
     return [order, *changed]
 
 
-def pay_order(command: PayOrder, *, order: Order) -> list[Aggregate]:
+def pay_order(command: PayOrder, *, order: Order) -> list[AnyAggregate]:
     """Record the payment request; a second one waits for the first's outcome."""
     if order.customer_id != command.paid_by:
         raise OrderNotFoundError("No such order.", order_id=str(order.id))
@@ -118,11 +113,11 @@ def pay_order(command: PayOrder, *, order: Order) -> list[Aggregate]:
 
 def cancel_order(
     command: CancelOrder, *, order: Order, products: Mapping[UUID, Product]
-) -> list[Aggregate]:
+) -> list[AnyAggregate]:
     # Refused unless placed or paid: an order gives its stock back once, as
     # OrderCancelled and the releases are appended together or not at all.
     order.cancel(reason=command.reason, cancelled_by=command.cancelled_by)
-    changed: list[Aggregate] = [order]
+    changed: list[AnyAggregate] = [order]
     for product_id, quantity in order.reserved_quantities().items():
         product = products[product_id]
         product.release(order_id=order.id, quantity=quantity)
@@ -132,7 +127,7 @@ def cancel_order(
 
 def update_order(
     command: UpdateOrder, *, order: Order, products: Mapping[UUID, Product | None]
-) -> list[Aggregate]:
+) -> list[AnyAggregate]:
     """Change an order's lines and address; move stock by the difference.
 
     Every check runs before anything is recorded: a refusal changes nothing.
@@ -140,7 +135,7 @@ def update_order(
     new to the order takes its catalogue price. Only the aggregates that
     changed are returned (none when the update asks for what the order has).
     """
-    changed: dict[str, Aggregate] = {}
+    changed: dict[str, AnyAggregate] = {}
     if command.lines is not None:
         order.check_lines_changeable()
         before = order.reserved_quantities()
@@ -197,7 +192,7 @@ def _priced_lines(
     return tuple(lines)
 
 
-def ship_order(command: ShipOrder, *, order: Order) -> list[Aggregate]:
+def ship_order(command: ShipOrder, *, order: Order) -> list[AnyAggregate]:
     order.ship(tracking_number=command.tracking_number)
     return [order]
 
