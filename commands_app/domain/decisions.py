@@ -32,13 +32,14 @@ from .events import OrderLine
 from .order import Order
 from .product import Product
 
-# The name handlers and snapshots type their changed aggregates with.
+# Any aggregate, whatever the type of its id (the base is `aggregate.Aggregate`):
+# what a decision returns, and handlers and the store take.
 Aggregate = AnyAggregate
 
 
 def register_product(
     command: RegisterProduct, *, existing: Product | None, sku_owner: UUID | None
-) -> list[AnyAggregate]:
+) -> list[Aggregate]:
     if existing is not None and existing.version:
         raise DuplicateIdError(
             "A product with this id exists.", product_id=str(command.product_id)
@@ -62,7 +63,7 @@ def register_product(
 
 def restock_product(
     command: RestockProduct, *, product: Product | None
-) -> list[AnyAggregate]:
+) -> list[Aggregate]:
     product = _existing_product(command.product_id, product)
     product.restock(command.quantity)
     return [product]
@@ -73,13 +74,13 @@ def place_order(
     *,
     existing: Order | None,
     products: Mapping[UUID, Product | None],
-) -> list[AnyAggregate]:
+) -> list[Aggregate]:
     if existing is not None:
         raise DuplicateIdError(
             "An order with this id exists.", order_id=str(command.order_id)
         )
     quantities = _requested_quantities(command.lines)
-    changed: list[AnyAggregate] = []
+    changed: list[Aggregate] = []
     lines = []
     for product_id, quantity in quantities.items():
         product = _existing_product(product_id, products.get(product_id))
@@ -103,7 +104,7 @@ def place_order(
     return [order, *changed]
 
 
-def pay_order(command: PayOrder, *, order: Order) -> list[AnyAggregate]:
+def pay_order(command: PayOrder, *, order: Order) -> list[Aggregate]:
     """Record the payment request; a second one waits for the first's outcome."""
     if order.customer_id != command.paid_by:
         raise OrderNotFoundError("No such order.", order_id=str(order.id))
@@ -113,11 +114,11 @@ def pay_order(command: PayOrder, *, order: Order) -> list[AnyAggregate]:
 
 def cancel_order(
     command: CancelOrder, *, order: Order, products: Mapping[UUID, Product]
-) -> list[AnyAggregate]:
+) -> list[Aggregate]:
     # Refused unless placed or paid: an order gives its stock back once, as
     # OrderCancelled and the releases are appended together or not at all.
     order.cancel(reason=command.reason, cancelled_by=command.cancelled_by)
-    changed: list[AnyAggregate] = [order]
+    changed: list[Aggregate] = [order]
     for product_id, quantity in order.reserved_quantities().items():
         product = products[product_id]
         product.release(order_id=order.id, quantity=quantity)
@@ -127,7 +128,7 @@ def cancel_order(
 
 def update_order(
     command: UpdateOrder, *, order: Order, products: Mapping[UUID, Product | None]
-) -> list[AnyAggregate]:
+) -> list[Aggregate]:
     """Change an order's lines and address; move stock by the difference.
 
     Every check runs before anything is recorded: a refusal changes nothing.
@@ -135,7 +136,7 @@ def update_order(
     new to the order takes its catalogue price. Only the aggregates that
     changed are returned (none when the update asks for what the order has).
     """
-    changed: dict[str, AnyAggregate] = {}
+    changed: dict[str, Aggregate] = {}
     if command.lines is not None:
         order.check_lines_changeable()
         before = order.reserved_quantities()
@@ -192,7 +193,7 @@ def _priced_lines(
     return tuple(lines)
 
 
-def ship_order(command: ShipOrder, *, order: Order) -> list[AnyAggregate]:
+def ship_order(command: ShipOrder, *, order: Order) -> list[Aggregate]:
     order.ship(tracking_number=command.tracking_number)
     return [order]
 
