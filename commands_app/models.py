@@ -11,6 +11,12 @@ from django.db.models.functions import Now
 
 
 class CommandStatus(models.TextChoices):
+    """Where a command is in its life cycle.
+
+    TextChoices is a `StrEnum`: a member equals the string stored in
+    `commands.status` and compared in SQL, so Python and SQL spell it alike.
+    """
+
     ACCEPTED = "accepted"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -110,7 +116,9 @@ class CommandRecord(models.Model):
             models.Index(
                 fields=("status", "enqueued_at"),
                 name="commands_open_idx",
-                condition=models.Q(status__in=["accepted", "running"]),
+                condition=models.Q(
+                    status__in=[CommandStatus.ACCEPTED, CommandStatus.RUNNING]
+                ),
             ),
             # The periodic queries: "projected" pushes by position, the staff
             # dashboard by created_at and finished_at, retention by finished_at.

@@ -15,6 +15,8 @@ from rest_framework import serializers
 from api.serializers import ItemsField, StrictSerializer
 from observability.logs import CARD_MAX_DIGITS, CARD_MIN_DIGITS, luhn_valid
 
+from .models import CommandStatus
+
 MAX_LINES = 100
 MAX_QUANTITY = 10_000
 MAX_PRICE_CENTS = 100_000_000
@@ -165,9 +167,7 @@ class CommandAcceptedOutput(serializers.Serializer):
 class CommandStatusOutput(serializers.Serializer):
     id = serializers.UUIDField()
     type = serializers.CharField()
-    status = serializers.ChoiceField(
-        choices=["accepted", "running", "succeeded", "rejected", "failed"]
-    )
+    status = serializers.ChoiceField(choices=CommandStatus.values)
     progress = serializers.IntegerField(
         help_text="0 to 100; long-running commands only."
     )

@@ -30,7 +30,7 @@ from uuid import UUID
 from django.db import connections
 
 from . import eventstore, pii
-from .domain.decisions import Aggregate
+from .domain.aggregate import AnyAggregate
 from .domain.events import EVENT_TYPES, Event, event_from_data
 from .domain.product import Product, product_stream
 from .eventstore import DB_ALIAS, RecordedEvent
@@ -123,7 +123,7 @@ def load(
     return products, {stream: events[stream] for stream in streams}
 
 
-def save_due(changed: Iterable[Aggregate]) -> None:
+def save_due(changed: Iterable[AnyAggregate]) -> None:
     """Store a snapshot of each changed product that is due one.
 
     Runs in the transaction that appends the products' pending events: the

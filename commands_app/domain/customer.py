@@ -7,15 +7,15 @@ second request succeeds without a second event).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from .aggregate import Aggregate
 from .errors import CustomerNotFoundError
 from .events import CustomerForgotten, Event
 
 
 def customer_stream(customer_id: int) -> str:
-    return f"customer-{customer_id}"
+    return Customer.stream_for(customer_id)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,23 +26,10 @@ class ForgetCustomer:
 
 
 @dataclass(kw_only=True)
-class Customer:
-    id: int
+class Customer(Aggregate[int]):
+    STREAM_TYPE = "customer"
+
     forgotten: bool = False
-    version: int = 0
-    pending_events: list[Event] = field(default_factory=list)
-
-    @property
-    def stream(self) -> str:
-        return customer_stream(self.id)
-
-    @classmethod
-    def from_events(cls, customer_id: int, events: Iterable[Event]) -> Customer:
-        customer = cls(id=customer_id)
-        for event in events:
-            customer.apply(event)
-            customer.version += 1
-        return customer
 
     def apply(self, event: Event) -> None:
         if isinstance(event, CustomerForgotten):
@@ -52,9 +39,7 @@ class Customer:
         """Record the erasure once; a second request records nothing."""
         if self.forgotten:
             return
-        event = CustomerForgotten(customer_id=self.id)
-        self.apply(event)
-        self.pending_events.append(event)
+        self.record(CustomerForgotten(customer_id=self.id))
 
 
 def forget_customer(

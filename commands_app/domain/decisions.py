@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Protocol
 from uuid import UUID
 
+from .aggregate import AnyAggregate
 from .commands import (
     CancelOrder,
     PayOrder,
@@ -28,17 +28,13 @@ from .errors import (
     OrderNotFoundError,
     ProductNotFoundError,
 )
-from .events import Event, OrderLine
+from .events import OrderLine
 from .order import Order
 from .product import Product
 
-
-class Aggregate(Protocol):
-    @property
-    def stream(self) -> str: ...
-
-    version: int
-    pending_events: list[Event]
+# Any aggregate, whatever the type of its id (the base is `aggregate.Aggregate`):
+# what a decision returns, and handlers and the store take.
+Aggregate = AnyAggregate
 
 
 def register_product(

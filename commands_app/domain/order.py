@@ -14,9 +14,11 @@ what the gateway refunded.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from enum import StrEnum
 from uuid import UUID
 
+from .aggregate import Aggregate
 from .errors import InvalidStateError, OrderNotFoundError, PaymentInProgressError
 from .events import (
     Address,
@@ -34,21 +36,36 @@ from .events import (
     ShippingAddressChanged,
 )
 
-PLACED, PAID, SHIPPED, CANCELLED = "placed", "paid", "shipped", "cancelled"
-PAYMENT_PENDING = "payment_pending"
+
+class OrderStatus(StrEnum):
+    """Where an order is in its life cycle.
+
+    The values are the strings the read side stores and filters by
+    (`read_order_summary.status`, `?status=`): a member equals its value.
+    """
+
+    PLACED = "placed"
+    PAYMENT_PENDING = "payment_pending"
+    PAID = "paid"
+    SHIPPED = "shipped"
+    CANCELLED = "cancelled"
+
+
 # The shop sells in one currency; every order records it (`OrderPlaced`).
 CURRENCY = "EUR"
 
 
 def order_stream(order_id: UUID) -> str:
-    return f"order-{order_id}"
+    return Order.stream_for(order_id)
 
 
 @dataclass(kw_only=True)
-class Order:
-    id: UUID
+class Order(Aggregate[UUID]):
+    STREAM_TYPE = "order"
+
     customer_id: int = 0
-    status: str = ""
+    # None until the order is placed (`OrderPlaced` is its stream's first event).
+    status: OrderStatus | None = None
     lines: tuple[OrderLine, ...] = ()
     shipping_address: Address | None = None
     currency: str = CURRENCY
@@ -58,12 +75,6 @@ class Order:
     payment_reference: str = ""
     pending_payment_id: str = ""
     refunded_cents: int = 0
-    version: int = 0
-    pending_events: list[Event] = field(default_factory=list)
-
-    @property
-    def stream(self) -> str:
-        return order_stream(self.id)
 
     @classmethod
     def place(
@@ -75,7 +86,7 @@ class Order:
         shipping_address: Address,
     ) -> Order:
         order = cls(id=order_id)
-        order._record(
+        order.record(
             OrderPlaced(
                 order_id=order_id,
                 customer_id=customer_id,
@@ -88,13 +99,11 @@ class Order:
         return order
 
     @classmethod
-    def from_events(cls, order_id: UUID, events: Iterable[Event]) -> Order:
-        order = cls(id=order_id)
-        for event in events:
-            order.apply(event)
-            order.version += 1
+    def from_events(cls, aggregate_id: UUID, events: Iterable[Event]) -> Order:
+        """Load an order; refuse a stream without events as not found."""
+        order = super().from_events(aggregate_id, events)
         if not order.version:
-            raise OrderNotFoundError("No such order.", order_id=str(order_id))
+            raise OrderNotFoundError("No such order.", order_id=str(aggregate_id))
         return order
 
     def reserved_quantities(self) -> dict[UUID, int]:
@@ -118,7 +127,7 @@ class Order:
 
     def check_payable(self) -> None:
         self._check_not_paying()
-        self._check_status(PLACED, action="paid")
+        self._check_status(OrderStatus.PLACED, action="paid")
 
     def request_payment(self, *, payment_id: UUID, card_last4: str) -> PaymentRequested:
         """Record that the customer asked to pay; the charge runs as an effect."""
@@ -129,20 +138,21 @@ class Order:
             amount_cents=self.total_cents,
             card_last4=card_last4,
         )
-        self._record(event)
+        self.record(event)
         return event
 
     def is_awaiting(self, payment_id: str) -> bool:
         """Tell whether `payment_id` is the charge this order is waiting for."""
-        return self.status == PAYMENT_PENDING and self.pending_payment_id == str(
-            payment_id
+        return (
+            self.status == OrderStatus.PAYMENT_PENDING
+            and self.pending_payment_id == str(payment_id)
         )
 
     def capture(
         self, *, payment_id: str, amount_cents: int, card_last4: str, reference: str
     ) -> None:
         self._check_awaiting(payment_id)
-        self._record(
+        self.record(
             PaymentCaptured(
                 order_id=self.id,
                 payment_id=payment_id,
@@ -154,7 +164,7 @@ class Order:
 
     def decline(self, *, payment_id: str, decline_code: str) -> None:
         self._check_awaiting(payment_id)
-        self._record(
+        self.record(
             PaymentDeclined(
                 order_id=self.id, payment_id=payment_id, decline_code=decline_code
             )
@@ -162,8 +172,8 @@ class Order:
 
     def cancel(self, *, reason: str, cancelled_by: int) -> None:
         self._check_not_paying()
-        self._check_status(PLACED, PAID, action="cancelled")
-        self._record(
+        self._check_status(OrderStatus.PLACED, OrderStatus.PAID, action="cancelled")
+        self.record(
             OrderCancelled(
                 order_id=self.id,
                 reason=reason,
@@ -174,7 +184,7 @@ class Order:
 
     def refund(self, *, refund_id: str, amount_cents: int, reference: str) -> None:
         """Record what the gateway refunded of a cancelled order's payment."""
-        self._check_status(CANCELLED, action="refunded")
+        self._check_status(OrderStatus.CANCELLED, action="refunded")
         if amount_cents > self.paid_cents - self.refunded_cents:
             raise InvalidStateError(
                 "The refund exceeds what was paid.",
@@ -182,7 +192,7 @@ class Order:
                 paid_cents=self.paid_cents,
                 refunded_cents=self.refunded_cents,
             )
-        self._record(
+        self.record(
             OrderRefunded(
                 order_id=self.id,
                 refund_id=refund_id,
@@ -195,7 +205,7 @@ class Order:
     def check_lines_changeable(self) -> None:
         """Refuse to change the lines of an order being paid, paid or closed."""
         self._check_not_paying()
-        self._check_status(PLACED, action="given new lines")
+        self._check_status(OrderStatus.PLACED, action="given new lines")
 
     def change_lines(self, lines: tuple[OrderLine, ...], *, changed_by: int) -> bool:
         """Replace the lines of an unpaid order; return False if they are the same.
@@ -206,7 +216,7 @@ class Order:
         self.check_lines_changeable()
         if lines == self.lines:
             return False
-        self._record(
+        self.record(
             OrderLinesChanged(
                 order_id=self.id,
                 lines=lines,
@@ -219,11 +229,14 @@ class Order:
     def change_shipping_address(self, address: Address, *, changed_by: int) -> bool:
         """Change where an order not yet shipped goes; return False if unchanged."""
         self._check_status(
-            PLACED, PAYMENT_PENDING, PAID, action="sent to another address"
+            OrderStatus.PLACED,
+            OrderStatus.PAYMENT_PENDING,
+            OrderStatus.PAID,
+            action="sent to another address",
         )
         if address == self.shipping_address:
             return False
-        self._record(
+        self.record(
             ShippingAddressChanged(
                 order_id=self.id, shipping_address=address, changed_by=changed_by
             )
@@ -231,8 +244,8 @@ class Order:
         return True
 
     def ship(self, *, tracking_number: str) -> None:
-        self._check_status(PAID, action="shipped")
-        self._record(OrderShipped(order_id=self.id, tracking_number=tracking_number))
+        self._check_status(OrderStatus.PAID, action="shipped")
+        self.record(OrderShipped(order_id=self.id, tracking_number=tracking_number))
 
     def apply(self, event: Event) -> None:
         match event:
@@ -242,7 +255,7 @@ class Order:
                 self.shipping_address = event.shipping_address
                 self.currency = event.currency
                 self.total_cents = event.total_cents
-                self.status = PLACED
+                self.status = OrderStatus.PLACED
             case OrderLinesChanged():
                 self.lines = event.lines
                 self.total_cents = event.total_cents
@@ -250,30 +263,30 @@ class Order:
                 self.shipping_address = event.shipping_address
             case PaymentRequested():
                 self.pending_payment_id = str(event.payment_id)
-                self.status = PAYMENT_PENDING
+                self.status = OrderStatus.PAYMENT_PENDING
             case PaymentCaptured():
                 self.paid_cents = event.amount_cents
                 self.payment_id = event.payment_id
                 self.payment_reference = event.gateway_reference
                 self.pending_payment_id = ""
-                self.status = PAID
+                self.status = OrderStatus.PAID
             case OrderPaid():  # built in memory; stored ones load as captured
                 self.paid_cents = event.amount_cents
                 self.payment_id = self.payment_reference = event.payment_id
                 self.pending_payment_id = ""
-                self.status = PAID
+                self.status = OrderStatus.PAID
             case PaymentDeclined():
                 self.pending_payment_id = ""
-                self.status = PLACED
+                self.status = OrderStatus.PLACED
             case OrderRefunded():
                 self.refunded_cents += event.amount_cents
             case OrderCancelled():
-                self.status = CANCELLED
+                self.status = OrderStatus.CANCELLED
             case OrderShipped():
-                self.status = SHIPPED
+                self.status = OrderStatus.SHIPPED
 
     def _check_not_paying(self) -> None:
-        if self.status == PAYMENT_PENDING:
+        if self.status == OrderStatus.PAYMENT_PENDING:
             raise PaymentInProgressError(
                 "A payment for this order is in progress; wait for its outcome.",
                 order_id=str(self.id),
@@ -289,14 +302,10 @@ class Order:
                 payment_id=payment_id,
             )
 
-    def _check_status(self, *allowed: str, action: str) -> None:
+    def _check_status(self, *allowed: OrderStatus, action: str) -> None:
         if self.status not in allowed:
             raise InvalidStateError(
                 f"A {self.status} order cannot be {action}.",
                 order_id=str(self.id),
                 status=self.status,
             )
-
-    def _record(self, event: Event) -> None:
-        self.apply(event)
-        self.pending_events.append(event)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from uuid import UUID
 
+from .aggregate import Aggregate
 from .errors import InsufficientStockError, InvalidStateError
 from .events import (
     Event,
@@ -23,28 +24,23 @@ from .events import (
 
 
 def product_stream(product_id: UUID) -> str:
-    return f"product-{product_id}"
+    return Product.stream_for(product_id)
 
 
 @dataclass(kw_only=True)
-class Product:
-    id: UUID
+class Product(Aggregate[UUID]):
+    STREAM_TYPE = "product"
+
     sku: str = ""
     name: str = ""
     price_cents: int = 0
     available: int = 0
-    version: int = 0
-    pending_events: list[Event] = field(default_factory=list)
     # The version of the latest stored snapshot (see `snapshot`).
     snapshot_version: int = field(default=0, compare=False, repr=False)
 
     # The format of `snapshot()`; bump it when the state's shape changes.
     # 1 also held `reserved_for` (every open reservation); 2 does not.
     SNAPSHOT_SCHEMA: ClassVar[int] = 2
-
-    @property
-    def stream(self) -> str:
-        return product_stream(self.id)
 
     @classmethod
     def register(
@@ -57,7 +53,7 @@ class Product:
         initial_stock: int,
     ) -> Product:
         product = cls(id=product_id)
-        product._record(
+        product.record(
             ProductRegistered(
                 product_id=product_id,
                 sku=sku,
@@ -66,14 +62,6 @@ class Product:
                 initial_stock=initial_stock,
             )
         )
-        return product
-
-    @classmethod
-    def from_events(cls, product_id: UUID, events: Iterable[Event]) -> Product:
-        product = cls(id=product_id)
-        for event in events:
-            product.apply(event)
-            product.version += 1
         return product
 
     @classmethod
@@ -94,9 +82,7 @@ class Product:
             version=version,
             snapshot_version=version,
         )
-        for event in events:
-            product.apply(event)
-            product.version += 1
+        product.fold(events)
         return product
 
     def snapshot(self) -> dict[str, Any]:
@@ -110,7 +96,7 @@ class Product:
 
     def restock(self, quantity: int) -> None:
         self._check_positive(quantity)
-        self._record(ProductRestocked(product_id=self.id, quantity=quantity))
+        self.record(ProductRestocked(product_id=self.id, quantity=quantity))
 
     def reserve(self, *, order_id: UUID, quantity: int) -> None:
         self._check_positive(quantity)
@@ -121,7 +107,7 @@ class Product:
                 available=self.available,
                 requested=quantity,
             )
-        self._record(
+        self.record(
             StockReserved(product_id=self.id, order_id=order_id, quantity=quantity)
         )
 
@@ -132,7 +118,7 @@ class Product:
         releases its own reservations exactly once (`Order.reservations`).
         """
         self._check_positive(quantity)
-        self._record(
+        self.record(
             StockReleased(product_id=self.id, order_id=order_id, quantity=quantity)
         )
 
@@ -149,10 +135,6 @@ class Product:
                 self.available -= event.quantity
             case StockReleased():
                 self.available += event.quantity
-
-    def _record(self, event: Event) -> None:
-        self.apply(event)
-        self.pending_events.append(event)
 
     @staticmethod
     def _check_positive(quantity: int) -> None:

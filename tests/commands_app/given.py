@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from uuid import UUID, uuid4
 
+from commands_app.domain.aggregate import AnyAggregate
 from commands_app.domain.commands import PayOrder
 from commands_app.domain.events import (
     Address,
@@ -95,6 +96,6 @@ def pay(order_id: UUID, *, by: int = ALICE) -> PayOrder:
     )
 
 
-def appended(aggregates: Iterable[object]) -> list[Event]:
+def appended(aggregates: Iterable[AnyAggregate]) -> list[Event]:
     """Return every event the decision would append, in order."""
-    return [e for agg in aggregates for e in agg.pending_events]  # type: ignore[attr-defined]
+    return [e for agg in aggregates for e in agg.pending_events]
