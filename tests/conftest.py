@@ -13,6 +13,7 @@ Tests that need committed data (anything a worker process must see) use
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ import redis
 import redis.asyncio.connection
 import redis.connection
 from django.conf import settings
+from django.db import OperationalError
+from django.db.backends.postgresql.operations import DatabaseOperations
 from rest_framework.test import APIClient
 
 from api.tokens import issue_token
@@ -34,6 +37,31 @@ from tests.support.servers import pg_primary, pg_standby, redis_servers
 __all__ = ["pg_primary", "pg_standby", "redis_servers"]
 
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
+
+
+def _flush_retrying_deadlocks(
+    operations: Any, sql_list: list[str], attempts: int = 5
+) -> None:
+    """Flush the test database, again when PostgreSQL aborts it for a deadlock.
+
+    A worker process of an earlier test (its relays are woken by every commit)
+    may still be writing while a transactional test's teardown truncates every
+    table; PostgreSQL then aborts one of the two. When it is the flush, the
+    flush is simply run again: nothing of the test's outcome depends on it.
+    """
+    for attempt in range(attempts):
+        try:
+            _flush(operations, sql_list)
+            return
+        except OperationalError as exc:
+            deadlock = isinstance(exc.__cause__, psycopg.errors.DeadlockDetected)
+            if not deadlock or attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+_flush = DatabaseOperations.execute_sql_flush
+DatabaseOperations.execute_sql_flush = _flush_retrying_deadlocks  # type: ignore[method-assign,assignment]
 # Whether a selected test is above the unit tier (set once collection is done).
 NEEDS_SERVICES = pytest.StashKey[bool]()
 

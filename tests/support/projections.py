@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 from django.db import connections
 
+from projections import runner
 from projections.locks import lock_key
 from projections.registry import projector_names
 
@@ -21,7 +22,8 @@ def projections_held_here() -> Iterator[None]:
     connection: its own runner takes the same keys again (re-entrant per
     session), any other runner waits, then gives up until its next run.
     """
-    keys = [lock_key(name) for name in projector_names()]
+    # PAUSE_LOCK first: every projector relay of a worker stays out entirely.
+    keys = [runner.PAUSE_LOCK, *(lock_key(name) for name in projector_names())]
     with connections["read"].cursor() as cursor:
         for key in keys:
             cursor.execute("SELECT pg_advisory_lock(%s)", [key])
