@@ -21,11 +21,9 @@ from . import eventstore
 from .domain.events import OrderPlaced
 from .domain.order import order_stream
 from .models import CommandRecord, CommandStatus
-from .registry import CommandSpec
+from .registry import CommandSpec, spec_of
 
 logger = logging.getLogger(__name__)
-
-IMPORT_TYPE = "import-products"
 
 
 class IdempotencyMismatchError(Exception):
@@ -137,7 +135,7 @@ def enqueue(record: CommandRecord) -> None:
     """Publish the task for a command; a lost publish is re-driven by the sweeper."""
     from .tasks import execute_import_task, execute_task
 
-    task = execute_import_task if record.type == IMPORT_TYPE else execute_task
+    task = execute_import_task if spec_of(record).long_running else execute_task
     try:
         task.delay(str(record.id))
     except Exception:
