@@ -21,7 +21,7 @@ from . import eventstore
 from .domain.events import OrderPlaced
 from .domain.order import order_stream
 from .models import CommandRecord, CommandStatus
-from .registry import CommandSpec, spec_of
+from .registry import PLACE_ORDER, CommandSpec, spec_of
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def order_owner(order_id: UUID) -> int | None:
         return event.customer_id
     return (
         CommandRecord.objects.filter(
-            type="place-order",
+            type=PLACE_ORDER.name,
             aggregate_id=order_id,
             status__in=[CommandStatus.ACCEPTED, CommandStatus.RUNNING],
         )
