@@ -91,6 +91,17 @@ class SubmitCommandApi(APIView):
     schema = SubmitCommandSchema()
     spec: CommandSpec[Any] | None = None  # set by as_view(spec=...)
 
+    # OPTIONS answers the command's own name and summary (DRF reads these).
+    @property
+    def name(self) -> str | None:
+        if self.spec is None:
+            return None
+        return " ".join(part.title() for part in self.spec.name.split("-")) + " Api"
+
+    @property
+    def description(self) -> str | None:
+        return None if self.spec is None else self.spec.summary
+
     def post(self, request: Request) -> Response:
         spec = self.spec
         assert spec is not None

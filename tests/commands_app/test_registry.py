@@ -135,6 +135,12 @@ def test_spec_names_its_handler_and_endpoint(spec: CommandSpec[Any]) -> None:
     match = resolve(url)
     assert match.func.cls is SubmitCommandApi  # type: ignore[attr-defined]
     assert match.func.initkwargs == {"spec": spec}  # type: ignore[attr-defined]
+    # OPTIONS names the command's view and summary, as a class per command did.
+    view = SubmitCommandApi(spec=spec)
+    assert view.get_view_name().replace(" ", "").lower() == (
+        spec.name.replace("-", "") + "api"
+    )
+    assert view.get_view_description() == spec.summary
 
 
 def test_only_import_products_is_long_running() -> None:
