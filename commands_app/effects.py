@@ -17,8 +17,9 @@ effect's idempotency key. Rules:
   EFFECTS_MAX_ATTEMPTS attempts the row is parked until an operator retries it
   (Django admin, or `retry()`).
 
-`drain_once()` delivers until nothing is due; the relay (`commands_app.relay`)
-calls it when woken by NOTIFY, and every EFFECTS_POLL_SECONDS as a safety net.
+`drain_once()` delivers until nothing is due; the effects relay
+(`commands_app.relay`, built on `relays`) calls it when woken by NOTIFY, and
+every EFFECTS_POLL_SECONDS as a safety net.
 """
 
 from __future__ import annotations

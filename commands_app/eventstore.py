@@ -24,6 +24,9 @@ from . import outbox, pii
 from .domain.events import Event, event_from_data, event_to_data, upcast
 
 DB_ALIAS = "default"
+# Notified by every appending transaction, at its commit (and never on rollback):
+# the projector relay in the projection workers listens (projections/runner.py).
+PROJECTIONS_CHANNEL = "projections"
 
 
 class ConcurrencyError(Exception):
@@ -85,7 +88,9 @@ def append(batches: Iterable[NewEvents], *, metadata: dict[str, Any]) -> list[in
     Raise ConcurrencyError when another writer appended to one of the streams
     first: the unique (stream_id, version) constraint decides, not locks. The
     caller must then roll back its transaction. The effects that the events
-    decide (`outbox.schedule`) are inserted in the same transaction.
+    decide (`outbox.schedule`) are inserted in the same transaction, and the
+    INSERT itself does `pg_notify(PROJECTIONS_CHANNEL)`, which PostgreSQL
+    delivers when the transaction commits: that commit wakes the projections.
     """
     rows: list[Any] = []
     types: list[str] = []
@@ -171,11 +176,18 @@ def _insert(count: int, params: list[Any]) -> list[int]:
 
 @functools.lru_cache(maxsize=64)
 def _insert_sql(count: int) -> str:
-    """Return the INSERT of `count` events (one VALUES row each)."""
+    """Return the INSERT of `count` events (one VALUES row each), and its NOTIFY.
+
+    One statement and round trip: the positions come back in insertion order
+    (one sequence, ascending), joined with the one row of `pg_notify`, which
+    PostgreSQL holds until the commit (several per transaction are one).
+    """
     values = ", ".join(["(%s, %s, %s, %s::jsonb, %s::jsonb)"] * count)
     return (
-        "INSERT INTO events (stream_id, version, type, data, metadata) "  # noqa: S608
-        f"VALUES {values} RETURNING position"
+        "WITH appended AS (INSERT INTO events "  # noqa: S608
+        f"(stream_id, version, type, data, metadata) VALUES {values} "
+        "RETURNING position) SELECT appended.position FROM appended, "
+        f"pg_notify('{PROJECTIONS_CHANNEL}', '') ORDER BY appended.position"
     )
 
 

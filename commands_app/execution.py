@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -80,10 +81,44 @@ def execute(command_id: UUID) -> None:
     attempt = record.attempt
     context.bind(command_id=record.id, correlation_id=record.correlation_id)
     attributes = {"command.id": str(record.id), "command.type": record.type}
+    started = time.monotonic()
     with tracing.span(
         "command.execute", parent=record.traceparent, attributes=attributes
     ):
         _run(record, attempt)
+    # The one line per command (Celery's per-task lines are at DEBUG).
+    logger.info(
+        "command %s %s",
+        record.type,
+        record.status,
+        extra={
+            "command_type": record.type,
+            "command_status": record.status,
+            "attempt": attempt,
+            "duration_ms": round((time.monotonic() - started) * 1000, 1),
+        },
+    )
+
+
+def execute_all(command_ids: list[UUID]) -> None:
+    """Run several commands in turn; raise the first error after trying them all.
+
+    A command that raises (its claim released, as `execute` does) does not
+    keep the others from running; the task is then retried or its commands
+    re-driven by the sweeper, and those already final are skipped by their
+    claim.
+    """
+    first_error: Exception | None = None
+    for command_id in command_ids:
+        try:
+            execute(command_id)
+        except Exception as exc:
+            logger.exception("command %s failed in a batch", command_id)
+            first_error = first_error or exc
+        finally:
+            context.bind(command_id=None, correlation_id=None)
+    if first_error is not None:
+        raise first_error
 
 
 def _run(record: CommandRecord, attempt: int) -> None:
@@ -219,7 +254,6 @@ def await_effect(record: CommandRecord, attempt: int, *, position: int) -> None:
             raise LostClaimError(str(record.id))
     record.lease_expires_at = None
     record.position = position
-    transaction.on_commit(push.wake_projections)
 
 
 def finish(

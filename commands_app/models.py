@@ -85,6 +85,14 @@ class CommandRecord(models.Model):
     enqueued_at = models.DateTimeField(
         db_default=Now(), help_text="When a task for it was last published."
     )
+    publish_pending = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text=(
+            "Accepted, and waiting for the command relay to publish its task "
+            "(the command row is the outbox)."
+        ),
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -113,6 +121,12 @@ class CommandRecord(models.Model):
                 condition=models.Q(position__isnull=False),
             ),
             models.Index(fields=("created_at",), name="commands_created_idx"),
+            # The command relay's queue: only the rows not yet published.
+            models.Index(
+                fields=("created_at",),
+                name="commands_publish_pending_idx",
+                condition=models.Q(publish_pending=True),
+            ),
             models.Index(
                 fields=("finished_at",),
                 name="commands_finished_idx",

@@ -8,17 +8,14 @@ that calls the channel layer from synchronous code (channels_redis#332).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import threading
 from collections.abc import Coroutine, Iterable
 from typing import Any
 
-import redis
-from celery import current_app
 from channels.layers import get_channel_layer
-from django.conf import settings
+from django.db import connections
 
 from observability import metrics, tracing
 
@@ -27,7 +24,6 @@ from .registry import spec_of
 
 logger = logging.getLogger(__name__)
 
-WAKE_KEY = "projections:wake-queued"
 # Every staff member's sockets: import progress and dashboard updates.
 STAFF_GROUP = "staff"
 # Sockets that subscribed (the shop's): the catalogue's stock changes (public data).
@@ -162,32 +158,30 @@ def push_command_stats(stats: dict[str, Any]) -> bool:
 
 
 def after_commit(record: CommandRecord) -> None:
-    """Wake the projections when events were appended, and push the final status.
+    """Push a command's final status after its commit.
 
-    The projections are woken first, so that they start while this pushes. The
-    events committed an instant ago, so the status says not yet projected
-    without asking the read database: a push with a higher sequence number
-    follows when every read model has them (push_projected).
+    The commit itself woke the projections (the append's NOTIFY, see
+    eventstore.append). The events committed an instant ago, so the status
+    says not yet projected without asking the read database: a push with a
+    higher sequence number follows when every read model has them
+    (push_projected).
     """
-    if record.position is not None:
-        wake_projections()
     push_status(record, projected=None if record.position is None else False)
 
 
-@functools.cache
-def _redis() -> redis.Redis:
-    return redis.Redis.from_url(
-        settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
-    )
-
-
 def wake_projections() -> None:
-    """Enqueue one catch-up task unless one is already queued (coalesced)."""
+    """Wake the projector relays now (or at the commit, inside a transaction).
+
+    Appending events already does this in its transaction; this is for code
+    that wants a catch-up without appending (a pending command's resumption).
+    A lost wake-up costs at most one relay poll (PROJECTIONS_POLL_SECONDS).
+    """
+    from . import eventstore
+
     try:
-        if _redis().set(WAKE_KEY, 1, nx=True, ex=30):
-            current_app.send_task("projections.catch_up", queue="projections")
+        with connections[eventstore.DB_ALIAS].cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [eventstore.PROJECTIONS_CHANNEL])
     except Exception:
-        # The beat safety net catches up within seconds.
         logger.warning("projection wake-up lost", exc_info=True)
 
 

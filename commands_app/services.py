@@ -1,4 +1,4 @@
-"""Accepting commands: ownership on the write model, idempotency, enqueue on commit."""
+"""Accepting commands: ownership on the write model, idempotency, the publish relay."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from . import eventstore
 from .domain.events import OrderPlaced
 from .domain.order import order_stream
 from .models import CommandRecord, CommandStatus
-from .registry import PLACE_ORDER, CommandSpec, spec_of
+from .registry import COMMANDS, PLACE_ORDER, CommandSpec, spec_of
 
 logger = logging.getLogger(__name__)
 
@@ -83,11 +83,18 @@ def submit(
     idempotency_key: str | None,
     body_hash: str,
 ) -> tuple[CommandRecord, bool]:
-    """Store a command once per (user, key) and enqueue it on commit.
+    """Store a command once per (user, key); it is published after the commit.
+
+    The row is the outbox: with COMMANDS_RELAY_ENABLED (the default) it is
+    stored as `publish_pending` with a NOTIFY on `CHANNEL`, and the relay in
+    the command workers publishes it (`publish_pending`); the request makes no
+    broker call. Otherwise the request publishes it on commit (`enqueue`).
+    Either way a lost publish is re-driven by the sweeper.
 
     Return the record and whether it was created now. Concurrent duplicates
     meet at the unique index: one inserts, the others read its row.
     """
+    by_relay = settings.COMMANDS_RELAY_ENABLED
     with tracing.span("command.accept", attributes={"command.type": spec.name}):
         correlation_id, traceparent = trace_ids()
         try:
@@ -101,8 +108,12 @@ def submit(
                     request_hash=body_hash,
                     correlation_id=correlation_id,
                     traceparent=traceparent,
+                    publish_pending=by_relay,
                 )
-                transaction.on_commit(lambda: enqueue(record), robust=True)
+                if by_relay:
+                    notify_relay()
+                else:
+                    transaction.on_commit(lambda: enqueue(record), robust=True)
                 transaction.on_commit(lambda: metrics.command_accepted(spec.name))
         except IntegrityError:
             if idempotency_key is None:
@@ -140,6 +151,94 @@ def enqueue(record: CommandRecord) -> None:
         task.delay(str(record.id))
     except Exception:
         logger.warning("enqueue of command %s failed; sweeper will re-drive", record.id)
+
+
+# --- The command relay: the commands table is the outbox -------------------------
+
+# Notified in the accepting transaction; the command workers' relays LISTEN.
+CHANNEL = "commands"
+# Commands published per claim (one short transaction, then one producer).
+PUBLISH_BATCH = 200
+
+# Held (`pg_advisory_lock`, by an operator or a test) it pauses every command
+# relay: their claims take it shared, in the claiming statement itself.
+PUBLISH_LOCK = 0x434D4450  # "CMDP"
+
+_CLAIM_PENDING_SQL = """
+UPDATE commands SET publish_pending = false, enqueued_at = now()
+WHERE id IN (
+    SELECT id FROM commands
+    WHERE publish_pending AND pg_try_advisory_xact_lock_shared(%s)
+    ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED
+)
+RETURNING id, type
+"""
+
+
+def notify_relay() -> None:
+    """Wake the command relays when the current transaction commits."""
+    with db_connections["default"].cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
+
+
+def publish_pending(batch: int = PUBLISH_BATCH) -> int:
+    """Publish up to `batch` pending commands; return how many (the relay's drain).
+
+    The claim (clear the flag, stamp `enqueued_at`) commits before the publish,
+    so that no row stays locked while the broker answers and several relays
+    share the work (SKIP LOCKED). A publish that fails puts the flag back on
+    the commands not yet published and raises (the relay pauses and tries
+    again); a relay that dies in between leaves them to the sweeper, which
+    re-drives accepted commands COMMAND_REDRIVE_AFTER_SECONDS after
+    `enqueued_at`. Publishing twice is harmless: a claim fences the second.
+    """
+    from .tasks import execute_import_task, execute_many_task, execute_task
+
+    with transaction.atomic(), db_connections["default"].cursor() as cursor:
+        cursor.execute(_CLAIM_PENDING_SQL, [PUBLISH_LOCK, batch])
+        claimed = [(str(command_id), kind) for command_id, kind in cursor.fetchall()]
+    if not claimed:
+        return 0
+    published = 0
+    try:
+        with execute_task.app.producer_or_acquire() as producer:
+            for chunk in task_chunks(claimed):
+                if len(chunk) > 1:
+                    execute_many_task.apply_async(
+                        ([command_id for command_id, _kind in chunk],),
+                        producer=producer,
+                    )
+                else:
+                    [(command_id, kind)] = chunk
+                    task = (
+                        execute_import_task
+                        if COMMANDS[kind].long_running
+                        else execute_task
+                    )
+                    task.apply_async((command_id,), producer=producer)
+                published += len(chunk)
+    except Exception:
+        CommandRecord.objects.filter(
+            pk__in=[command_id for command_id, _kind in claimed[published:]]
+        ).update(publish_pending=True)
+        raise
+    return published
+
+
+def task_chunks(claimed: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
+    """Group claimed commands into tasks: one per import, chunks of the others.
+
+    A chunk is at most COMMANDS_PER_TASK commands, and a claim is spread over
+    at least COMMANDS_TASKS_PER_CLAIM tasks (when it has that many), so that
+    every worker process gets a share of a burst; a lone command is a task of
+    its own, as fast as before.
+    """
+    imports = [[item] for item in claimed if COMMANDS[item[1]].long_running]
+    others = [item for item in claimed if not COMMANDS[item[1]].long_running]
+    per_task = settings.COMMANDS_PER_TASK
+    spread = -(-len(others) // settings.COMMANDS_TASKS_PER_CLAIM)
+    size = max(1, min(per_task, spread))
+    return imports + [others[i : i + size] for i in range(0, len(others), size)]
 
 
 def release_pooled_connections() -> None:

@@ -1,9 +1,11 @@
 """Re-drive stuck commands: `accepted` for too long, or `running` past their lease.
 
-`transaction.on_commit(task.delay)` is not an outbox: the publish can be lost
-between the commit and the broker. This sweeper, run by beat, is the outbox's
-relay. Re-driving twice is harmless: a worker claims a command at most once per
-lease.
+A publish can be lost between the commit and the broker (the command relay,
+commands_app/services.py `publish_pending`, dies after its claim; a request
+publishing on commit with the relay off). This sweeper, run by beat, re-drives
+what stayed `accepted` for COMMAND_REDRIVE_AFTER_SECONDS after its last
+publish, and what runs past its lease. Re-driving twice is harmless: a worker
+claims a command at most once per lease.
 """
 
 from __future__ import annotations
@@ -45,8 +47,9 @@ def stuck_commands() -> list[CommandRecord]:
 def sweep() -> int:
     """Enqueue every stuck command again; return how many."""
     stuck = stuck_commands()
+    # Published here: the command relay (if it was down) need not again.
     CommandRecord.objects.filter(pk__in=[r.pk for r in stuck]).update(
-        enqueued_at=timezone.now()
+        enqueued_at=timezone.now(), publish_pending=False
     )
     for record in stuck:
         enqueue(record)

@@ -15,6 +15,18 @@ def execute_task(command_id: str) -> None:
     execution.execute(UUID(command_id))
 
 
+@shared_task(name="commands.execute_many", acks_late=True, ignore_result=True)
+def execute_many_task(command_ids: list[str]) -> None:
+    """Run several accepted commands, one after another; safe to deliver twice.
+
+    The command relay publishes one of these per chunk of a busy moment's
+    commands, so that Celery's receive, acknowledgement and log lines are paid
+    per chunk. A command's failure does not stop the others: each claims,
+    decides and finishes on its own (execution.execute_all).
+    """
+    execution.execute_all([UUID(command_id) for command_id in command_ids])
+
+
 @shared_task(
     name="commands.execute_import",
     acks_late=True,

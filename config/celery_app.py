@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import task_prerun, worker_init
+from celery.signals import setup_logging, task_prerun, worker_init
 
 from observability import workers
 
@@ -16,10 +16,30 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 app = Celery("cqrs_orders")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-# The effects relay runs as a thread of each worker that consumes `commands`.
+# Relays run as threads of the workers (commands_app/relay.py): the effects and
+# the publishing of accepted commands in each worker that consumes `commands`,
+# the projector in each worker that consumes `projections`.
 app.steps["worker"].add("commands_app.relay:RelayStep")
+app.steps["worker"].add("commands_app.relay:CommandsRelayStep")
+app.steps["worker"].add("projections.tasks:ProjectorRelayStep")
 # JSON logs with task ids, heartbeats for /readyz, metrics files of dead children.
 workers.install()
+
+
+@setup_logging.connect
+def quiet_task_lines(loglevel: Any = None, **kwargs: Any) -> None:
+    """Keep Celery's per-task lines (received, succeeded) for --loglevel DEBUG.
+
+    Each command logs one structured line of its own (commands_app/execution.py);
+    Celery's two per task are the same facts, formatted and written in the
+    worker's main process. Failures (ERROR) are logged at every level.
+    """
+    import logging
+
+    level = logging.getLevelName(loglevel) if isinstance(loglevel, str) else loglevel
+    if isinstance(level, int) and level > logging.DEBUG:
+        for name in ("celery.app.trace", "celery.worker.strategy"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @task_prerun.connect

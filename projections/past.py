@@ -35,7 +35,7 @@ from commands_app import eventstore, snapshots
 from commands_app.eventstore import RecordedEvent
 
 from .base import Staged, decode
-from .projectors import OrderSummaryProjector
+from .projectors.order_summary import OrderSummaryProjector
 
 # The kinds of rows the order summary projector stages, folded here as its
 # `write()` applies them. A new kind must be folded here too (a test checks).

@@ -9,11 +9,16 @@ from django.utils.module_loading import import_string
 if TYPE_CHECKING:
     from .base import Projector
 
+# Each projector lives in the module named after it (`projections/projectors/`).
 PROJECTORS: dict[str, str] = {
-    "product_catalogue": "projections.projectors.ProductCatalogueProjector",
-    "order_summary": "projections.projectors.OrderSummaryProjector",
-    "customer_order_history": "projections.projectors.CustomerOrderHistoryProjector",
-    "daily_sales": "projections.projectors.DailySalesProjector",
+    "product_catalogue": (
+        "projections.projectors.product_catalogue.ProductCatalogueProjector"
+    ),
+    "order_summary": "projections.projectors.order_summary.OrderSummaryProjector",
+    "customer_order_history": (
+        "projections.projectors.customer_order_history.CustomerOrderHistoryProjector"
+    ),
+    "daily_sales": "projections.projectors.daily_sales.DailySalesProjector",
 }
 PROJECTOR_NAMES: tuple[str, ...] = tuple(PROJECTORS)
 

@@ -23,6 +23,7 @@ from django.db import connections, transaction
 from commands_app import eventstore
 from commands_app.eventstore import Position, RecordedEvent
 from observability import metrics, tracing
+from relays import Relay
 
 from .announce import announce_in_round, announce_projected, notify_projected
 from .base import READ_DB, Projector, RetryBudget, apply_counting_tries, pipelined
@@ -255,23 +256,69 @@ def save_checkpoints(moved: dict[str, tuple[Position, str]]) -> None:
         )
 
 
-def drain(*, max_seconds: float = 120.0, settle_seconds: float = 10.0) -> None:
+def drain(*, max_seconds: float = 120.0, settle_seconds: float = 10.0) -> int:
     """Catch up until every transaction that committed before the call is applied.
 
     The readers' horizon is cluster-wide: a transaction of any session still
     open when this starts holds later events back. Rather than leave them to
-    the beat safety net, wait (bounded) until every transaction running now has
-    ended, catching up meanwhile.
+    the next poll, wait (bounded) until every transaction running now has
+    ended, catching up meanwhile. Return the most events any projection applied.
     """
     target, all_visible = _horizon(None)
     started = time.monotonic()
+    applied = 0
     while True:
-        catch_up(max_seconds=max_seconds)
+        result = catch_up(max_seconds=max_seconds)
+        applied += max(result.applied.values(), default=0)
         elapsed = time.monotonic() - started
         if all_visible or elapsed > min(settle_seconds, max_seconds):
-            return
+            return applied
         time.sleep(0.02)
         _target, all_visible = _horizon(target)
+
+
+def relay_drain() -> int:
+    """The projector relay's drain: catch up, then wait for the next commit.
+
+    Return 0 even when it applied events: the catch-up ran until a read came
+    back short, so whatever committed after that read sent a notification the
+    relay finds waiting, and an extra empty round per wake-up is saved. The
+    bound on one drain is the relay's poll: the next catch-up follows at once
+    when notified, or within `PROJECTIONS_POLL_SECONDS`.
+
+    Whoever holds `PAUSE_LOCK` (`pg_advisory_lock` on the read database: an
+    operator, or a test driving the runner itself) pauses every projector
+    relay meanwhile; the runner's own functions do not take it.
+    """
+    with connections[READ_DB].cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock_shared(%s)", [PAUSE_LOCK])
+        row = cursor.fetchone()
+    if not (row and row[0]):
+        return 0
+    try:
+        drain(max_seconds=RELAY_DRAIN_SECONDS)
+    finally:
+        with connections[READ_DB].cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock_shared(%s)", [PAUSE_LOCK])
+    return 0
+
+
+PAUSE_LOCK = 0x50524A52  # "PRJR"
+
+
+# One relay drain's bound before it lets the relay loop (and stop, on shutdown).
+RELAY_DRAIN_SECONDS = 30.0
+
+
+def projector_relay() -> Relay:
+    """Return the relay that wakes the projections at every appending commit."""
+    from django.conf import settings
+
+    return Relay(
+        eventstore.PROJECTIONS_CHANNEL,
+        relay_drain,
+        poll_seconds=settings.PROJECTIONS_POLL_SECONDS,
+    )
 
 
 def _horizon(target: int | None) -> tuple[int, bool]:

@@ -1,46 +1,47 @@
-"""Celery shells over the runner: wake-ups, the beat safety net, rebuilds."""
+"""Celery shells over the runner: the projector relay, the beat safety net, rebuilds."""
 
 from __future__ import annotations
 
-import functools
 import logging
 
-import redis
 from celery import shared_task
-from django.conf import settings
+
+from relays import QueueRelayStep, Relay
 
 from . import lag, maintenance, runner
 
 logger = logging.getLogger(__name__)
 
-# Set by the write side (SET NX) when it enqueues a wake-up; see commands_app/push.py.
-WAKE_KEY = "projections:wake-queued"
-# Bounded below the task time limits; the beat safety net or the next wake-up goes on.
+# Bounded below the task time limits; the relay or the next run goes on.
 MAX_DRAIN_SECONDS = 120.0
-
-
-@functools.cache
-def _redis() -> redis.Redis:
-    """Return the process's client (a connection kept, not one per wake-up)."""
-    return redis.Redis.from_url(
-        settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
-    )
-
-
-def clear_wake_flag() -> None:
-    """Let commits from now on enqueue another run (before reading any event)."""
-    try:
-        _redis().delete(WAKE_KEY)
-    except Exception:
-        logger.warning("could not clear the projection wake-up flag", exc_info=True)
 
 
 @shared_task(name="projections.catch_up", acks_late=True, ignore_result=True)
 def catch_up_task() -> None:
-    """Bring every projection up to the event store; safe to deliver twice."""
-    clear_wake_flag()
+    """Bring every projection up to the event store (beat's safety net, by hand).
+
+    Commits wake the projector relay (`ProjectorRelayStep`), not this task;
+    beat still queues it now and then, for the lag report and for a
+    projection worker started with the relay turned off.
+    """
     runner.drain(max_seconds=MAX_DRAIN_SECONDS)
     lag.report_lag()
+
+
+class ProjectorRelayStep(QueueRelayStep):
+    """Run the projector relay in every worker that consumes `projections`.
+
+    Every commit that appends events notifies `eventstore.PROJECTIONS_CHANNEL`;
+    the relay coalesces the wake-ups into catch-up rounds, and polls every
+    `PROJECTIONS_POLL_SECONDS` for a notification lost. Several workers may run
+    it: the projections' advisory locks let one apply each projection.
+    """
+
+    queue = "projections"
+    enabled_setting = "PROJECTIONS_RELAY_ENABLED"
+
+    def make_relay(self) -> Relay:
+        return runner.projector_relay()
 
 
 # Maintenance tasks: queued by maintenance.queue_job on the maintenance queue,

@@ -252,6 +252,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "commands"
 CELERY_TASK_ROUTES = {
     "commands.execute": {"queue": "commands"},
+    "commands.execute_many": {"queue": "commands"},
     "commands.execute_import": {"queue": "imports"},
     "commands.sweep": {"queue": "commands"},
     "commands.dashboard": {"queue": "commands"},
@@ -364,6 +365,20 @@ PAYMENT_GATEWAY_PAUSE_AFTER_CALL_MS = env.int(
 # after a backoff doubling from BASE up to MAX; after MAX_ATTEMPTS it is parked.
 EFFECTS_RELAY_ENABLED = env.bool("EFFECTS_RELAY_ENABLED", default=True)
 EFFECTS_POLL_SECONDS = env.float("EFFECTS_POLL_SECONDS", default=1.0)
+# The command relay (commands_app/services.py publish_pending): requests store
+# the command and NOTIFY; the command workers' relays publish the tasks. Off:
+# each request publishes its own task on commit.
+COMMANDS_RELAY_ENABLED = env.bool("COMMANDS_RELAY_ENABLED", default=True)
+COMMANDS_RELAY_POLL_SECONDS = env.float("COMMANDS_RELAY_POLL_SECONDS", default=1.0)
+# The relay publishes a busy moment's commands as `commands.execute_many` tasks
+# of at most COMMANDS_PER_TASK commands, over at least COMMANDS_TASKS_PER_CLAIM
+# tasks (so every worker process gets a share); 1 publishes one task each.
+COMMANDS_PER_TASK = env.int("COMMANDS_PER_TASK", default=16)
+COMMANDS_TASKS_PER_CLAIM = env.int("COMMANDS_TASKS_PER_CLAIM", default=4)
+# The projector relay (projections/runner.py): every appending commit wakes it;
+# it polls as a safety net for a lost notification.
+PROJECTIONS_RELAY_ENABLED = env.bool("PROJECTIONS_RELAY_ENABLED", default=True)
+PROJECTIONS_POLL_SECONDS = env.float("PROJECTIONS_POLL_SECONDS", default=1.0)
 EFFECTS_LEASE_SECONDS = env.int("EFFECTS_LEASE_SECONDS", default=60)
 EFFECTS_MAX_ATTEMPTS = env.int("EFFECTS_MAX_ATTEMPTS", default=8)
 EFFECTS_BACKOFF_BASE_SECONDS = env.float("EFFECTS_BACKOFF_BASE_SECONDS", default=1.0)

@@ -20,7 +20,8 @@ from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
 
-from commands_app import effects, eventstore, outbox, relay
+import relays
+from commands_app import effects, eventstore, outbox
 from commands_app.domain.events import ProductRegistered, ProductRestocked
 from commands_app.eventstore import NewEvents, RecordedEvent
 from commands_app.models import Effect, EffectStatus
@@ -251,7 +252,7 @@ def test_the_relay_drains_when_notified_and_coalesces_wake_ups() -> None:
         drained.append(time.monotonic())
         return 0
 
-    relay_ = relay.Relay("test_relay_channel", drain, poll_seconds=30)
+    relay_ = relays.Relay("test_relay_channel", drain, poll_seconds=30)
     relay_.start()
     try:
         wait_until(lambda: len(drained) >= 1, timeout=5)
@@ -283,7 +284,7 @@ def test_the_relay_polls_when_no_notification_comes() -> None:
             drained.set()
         return 0
 
-    relay_ = relay.Relay("test_relay_quiet", drain, poll_seconds=0.1).start()
+    relay_ = relays.Relay("test_relay_quiet", drain, poll_seconds=0.1).start()
     try:
         assert drained.wait(5)
     finally:

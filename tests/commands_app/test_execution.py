@@ -148,8 +148,10 @@ def test_a_redriven_command_counts_attempts_on_so_old_attempts_stay_fenced(
 
 
 def test_a_command_accepted_but_never_enqueued_is_redriven_by_the_sweeper(
-    worker, staff, staff_api, monkeypatch
+    worker, staff, staff_api, monkeypatch, settings
 ):
+    # Published by the request on commit (relay off), and that publish is lost.
+    settings.COMMANDS_RELAY_ENABLED = False
     monkeypatch.setattr(services, "enqueue", lambda record: None)
     response = submit(
         staff_api,

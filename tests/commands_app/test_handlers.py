@@ -238,7 +238,7 @@ def test_shipping_a_paid_order_and_then_cancelling_it_is_refused(
 
 
 def test_ten_concurrent_orders_for_five_in_stock_leave_exactly_five_placed(
-    worker, output_dir, staff_api, alice_api, monkeypatch
+    worker, output_dir, staff_api, alice_api, monkeypatch, settings
 ):
     product_id = register_product(staff_api, stock=5)
     body = {
@@ -250,6 +250,7 @@ def test_ten_concurrent_orders_for_five_in_stock_leave_exactly_five_placed(
         # Hold the tasks back until all ten are stored, then release them at once
         # to six worker processes racing on one product stream.
         held: list[CommandRecord] = []
+        settings.COMMANDS_RELAY_ENABLED = False  # the request publishes them
         monkeypatch.setattr(services, "enqueue", held.append)
         ids = [submit(alice_api, "place-order", body).json()["id"] for _ in range(10)]
         monkeypatch.undo()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -49,17 +50,14 @@ from commands_app.registry import (
 pytestmark = [pytest.mark.unit]
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCTION = (
-    "api",
-    "commands_app",
-    "config",
-    "observability",
-    "ops",
-    "projections",
-    "queries_app",
-    "throttles",
-    "web",
-)
+# The production packages: import-linter's root packages but the benchmarks.
+PRODUCTION = [
+    package
+    for package in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"][
+        "importlinter"
+    ]["root_packages"]
+    if package != "bench"
+]
 CONTEXT = handlers.Context(command_id=uuid4(), user_id=7, is_staff=False)
 ORDER_ID = str(uuid4())
 PRODUCT_ID = str(uuid4())

@@ -26,8 +26,9 @@ BODY = {"sku": "MUG-1", "name": "Mug", "price_cents": 100, "initial_stock": 1}
 
 
 @pytest.fixture(autouse=True)
-def no_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+def no_workers(monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
     """Keep the commands sent here to this test (no task is published)."""
+    settings.COMMANDS_RELAY_ENABLED = False
     monkeypatch.setattr(services, "enqueue", lambda record: None)
 
 

@@ -38,7 +38,8 @@ CLIENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
 
 
 @pytest.fixture
-def exporter(monkeypatch) -> Iterator[InMemorySpanExporter]:
+def exporter(monkeypatch, settings) -> Iterator[InMemorySpanExporter]:
+    settings.COMMANDS_RELAY_ENABLED = False  # no worker's relay publishes them
     monkeypatch.setattr(services, "enqueue", lambda record: None)
     monkeypatch.setattr(push, "wake_projections", lambda: None)
     memory = InMemorySpanExporter()
@@ -139,8 +140,9 @@ def test_a_client_traceparent_is_continued(exporter, staff_api) -> None:
 
 
 def test_without_a_tracer_the_events_still_share_one_correlation_id(
-    monkeypatch, staff_api
+    monkeypatch, settings, staff_api
 ) -> None:
+    settings.COMMANDS_RELAY_ENABLED = False  # no worker's relay publishes them
     monkeypatch.setattr(services, "enqueue", lambda record: None)
     monkeypatch.setattr(push, "wake_projections", lambda: None)
     command_id = register(staff_api)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 from uuid import UUID, uuid4
 
+import psycopg
 import pytest
 from django.db import connections, transaction
 
@@ -25,7 +27,7 @@ from commands_app.domain.events import (
     StockReserved,
 )
 from commands_app.eventstore import NewEvents
-from projections import rebuild
+from projections import rebuild, runner
 from projections.models import Checkpoint
 from projections.registry import PROJECTOR_NAMES, projector_class
 from projections.runner import CatchUpResult, catch_up
@@ -152,8 +154,23 @@ class Store:
 
 
 @pytest.fixture
-def store() -> Store:
-    return Store()
+def store() -> Iterator[Store]:
+    """A store whose events only this test's runners apply.
+
+    Every append wakes the projector relays; a worker of another test (the
+    session's) would apply the events behind the test's back, with projectors
+    the test did not patch. Its relay pauses while this holds PAUSE_LOCK.
+    """
+    params = connections["read"].get_connection_params()
+    with psycopg.connect(
+        host=params["host"],
+        port=params["port"],
+        dbname=params["dbname"],
+        user=params["user"],
+        autocommit=True,
+    ) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", [runner.PAUSE_LOCK])
+        yield Store()
 
 
 def seed_history(store: Store) -> dict[str, Any]:

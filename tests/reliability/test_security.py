@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import secrets
 import subprocess
 from typing import Any
@@ -207,6 +208,8 @@ def test_check_deploy_is_clean_with_production_settings():
     env = processes.test_env(
         DJANGO_SETTINGS_MODULE="config.settings.production",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(64),
+        # Production refuses to start without its own master key of personal data.
+        PII_MASTER_KEY=base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
     )
     out = subprocess.run(
         [

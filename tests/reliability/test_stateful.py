@@ -623,7 +623,8 @@ def test_the_write_side_and_projections_keep_their_invariants(
     monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
     settings.PAYMENT_GATEWAY_LATENCY_MS = 0
-    # No broker: the state machine is the worker.
+    # No broker: the state machine is the worker (no relay publishes either).
+    settings.COMMANDS_RELAY_ENABLED = False
     monkeypatch.setattr(services, "enqueue", lambda record: None)
     # The machine is also the only projection runner: no wake-ups, and a worker
     # still draining for an earlier test is kept off the projections.

@@ -59,6 +59,16 @@ def test_every_asset_is_served_by_the_project_and_nothing_comes_from_elsewhere()
     for name in ("web/app.js", "web/live.js", "web/app.css"):
         response = Client().get(f"/static/{name}")
         assert response.status_code == 200, name
+    # app.js imports the others as ES modules: each is served, as JavaScript
+    # (a browser refuses a module of any other type).
+    static = WEB / "static"
+    scripts = sorted(static.rglob("*.js"))
+    assert len(scripts) > 2
+    for path in scripts:
+        name = path.relative_to(static).as_posix()
+        response = Client().get(f"/static/{name}")
+        assert response.status_code == 200, name
+        assert "javascript" in response["Content-Type"], name
 
 
 @pytest.mark.django_db(databases="__all__")

@@ -1,0 +1,169 @@
+"""A commit-driven relay: LISTEN on a channel, drain on every wake-up, poll as a net.
+
+A relay is a channel name and a drain function. A writer that leaves work in
+a table does `pg_notify(channel, '')` in its transaction, so PostgreSQL wakes
+the listeners when (and only if) it commits. The relay's thread LISTENs on a
+psycopg connection of its own, coalesces the wake-ups that arrived meanwhile
+into one drain, and drains every `poll_seconds` anyway: a notification lost
+(the listening connection broke, the relay started after the commit) costs at
+most one poll interval. The drain function does the work and must be safe to
+run in several relays at once (claim rows with `FOR UPDATE SKIP LOCKED` and a
+lease, as `commands_app.effects.drain_once` does).
+
+`Relay.run_once()` is the testable unit; `Relay.start()` runs it in a daemon
+thread; a `QueueRelayStep` runs one inside the workers of a queue, so that
+Celery starts and stops it with the worker. Three relays use it: the effects
+(`RelayStep`) and the publishing of accepted commands (`CommandsRelayStep`) in
+the command workers, and the projector (`projections.tasks.ProjectorRelayStep`)
+in the projection workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from celery import bootsteps
+from django.db import close_old_connections, connections
+
+logger = logging.getLogger(__name__)
+
+
+def listen_connection(alias: str = "default") -> psycopg.Connection[Any]:
+    """Open an autocommit psycopg connection to a Django database, for LISTEN."""
+    params = connections[alias].get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    return psycopg.connect(**params, autocommit=True)
+
+
+class Relay:
+    """Drain `drain()` whenever `channel` is notified, and every `poll_seconds`."""
+
+    def __init__(
+        self,
+        channel: str,
+        drain: Callable[[], int],
+        *,
+        poll_seconds: float = 1.0,
+        connect: Callable[[], psycopg.Connection[Any]] = listen_connection,
+    ) -> None:
+        self.channel = channel
+        self.drain = drain
+        self.poll_seconds = poll_seconds
+        self.connect = connect
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.drains = 0
+        self._listener: psycopg.Connection[Any] | None = None
+
+    def listen(self) -> psycopg.Connection[Any]:
+        if self._listener is None or self._listener.closed or self._listener.broken:
+            self._listener = self.connect()
+            # The identifier is ours, never input.
+            self._listener.execute(f'LISTEN "{self.channel}"')
+        return self._listener
+
+    def run_once(self, *, wait: bool = True) -> int:
+        """Drain once, then wait for a notification or the poll interval.
+
+        Return how many items the drain handled. The drain runs first, so a
+        relay that (re)starts picks up what was committed while it was away.
+        """
+        listener = self.listen()
+        handled = self._drain()
+        if wait and not handled and not self.stopping.is_set():
+            woken = False
+            for _ in listener.notifies(timeout=self.poll_seconds, stop_after=1):
+                woken = True
+            if woken:
+                # Coalesce the wake-ups queued meanwhile into the next drain.
+                for _ in listener.notifies(timeout=0.0):
+                    pass
+        return handled
+
+    def _drain(self) -> int:
+        close_old_connections()
+        try:
+            self.drains += 1
+            return self.drain()
+        finally:
+            close_old_connections()
+
+    def run(self) -> None:
+        """Loop until stopped; survive database outages with a pause."""
+        while not self.stopping.is_set():
+            try:
+                self.run_once()
+            except Exception:
+                logger.warning("relay %s: drain failed", self.channel, exc_info=True)
+                self.close()
+                self.stopping.wait(min(self.poll_seconds * 2, 5.0))
+        self.close()
+        connections.close_all()
+
+    def start(self) -> Relay:
+        self.thread = threading.Thread(
+            target=self.run, name=f"relay-{self.channel}", daemon=True
+        )
+        self.thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread: wake it with a notification, then join it."""
+        self.stopping.set()
+        if self.thread is None:
+            return
+        try:
+            with self.connect() as waker:
+                waker.execute("SELECT pg_notify(%s, 'stop')", [self.channel])
+        except Exception:  # it stops at its next poll anyway
+            logger.debug("relay %s: could not wake it", self.channel, exc_info=True)
+        self.thread.join(timeout)
+
+    def close(self) -> None:
+        if self._listener is not None:
+            try:
+                self._listener.close()
+            except Exception:  # already broken
+                logger.debug("relay %s: close failed", self.channel, exc_info=True)
+            self._listener = None
+
+
+class QueueRelayStep(bootsteps.StartStopStep):
+    """Run a relay in a thread of a worker that consumes `queue` (a base class).
+
+    After the pool, so that prefork children are forked before the thread
+    starts; stopped (and joined) when the worker shuts down. A subclass names
+    the queue, the setting that turns it off, and makes the relay.
+    """
+
+    requires = {"celery.worker.components:Pool"}
+    queue = ""
+    enabled_setting = ""
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        self.relay: Relay | None = None
+
+    def make_relay(self) -> Relay:
+        raise NotImplementedError
+
+    def start(self, worker: Any) -> None:
+        from django.conf import settings
+
+        # No -Q: the worker consumes every declared queue (the default one).
+        queues = set(worker.app.amqp.queues.consume_from or worker.app.amqp.queues)
+        if not getattr(settings, self.enabled_setting) or self.queue not in queues:
+            return
+        self.relay = self.make_relay().start()
+        logger.info("%s relay started", self.relay.channel)
+
+    def stop(self, worker: Any) -> None:
+        if self.relay is not None:
+            self.relay.stop()
+            self.relay = None
+
+    shutdown = stop

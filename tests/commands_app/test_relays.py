@@ -1,0 +1,241 @@
+"""The pipeline's relays: commits wake the projector, command rows are the outbox.
+
+The projector relay (projections/runner.py) is woken by the NOTIFY that
+`eventstore.append` sends in the appending transaction: no task, no broker.
+The command relay (commands_app/services.py `publish_pending`) publishes the
+commands requests stored; a command stored while no relay runs is published
+when one comes back. Both poll as a safety net for a lost notification.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+from uuid import uuid4
+
+import psycopg
+import pytest
+from celery.app.task import Task
+from django.db import connection, transaction
+
+import relays
+from commands_app import eventstore, services
+from commands_app.eventstore import NewEvents
+from commands_app.models import CommandRecord
+from commands_app.registry import IMPORT_PRODUCTS
+from projections import runner
+from projections.models import Checkpoint, ProductCatalogue
+from tests.support.commands import final_status, submit
+from tests.support.processes import wait_until
+
+from .given import registered
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+]
+
+
+def _dsn() -> str:
+    params = connection.get_connection_params()
+    return (
+        f"host={params['host']} port={params['port']} "
+        f"dbname={params['dbname']} user={params['user']}"
+    )
+
+
+def append_product() -> tuple[Any, int]:
+    """Commit one new product's registration; return its id and position."""
+    event = registered(stock=7)
+    with transaction.atomic():
+        [position] = eventstore.append(
+            [NewEvents(f"product-{event.product_id}", 0, (event,))], metadata={}
+        )
+    return event.product_id, position
+
+
+class Counting:
+    """A drain that counts its calls and runs `inner` (the projector's)."""
+
+    def __init__(self, inner: Any = None) -> None:
+        self.calls = 0
+        self.inner = inner
+        self.called = threading.Event()
+
+    def __call__(self) -> int:
+        self.calls += 1
+        self.called.set()
+        return self.inner() if self.inner else 0
+
+
+def test_an_appending_commit_wakes_the_projector_relay_without_a_task() -> None:
+    drain = Counting(runner.relay_drain)
+    # A poll far longer than the test: only the commit's NOTIFY can wake it.
+    projector = relays.Relay(eventstore.PROJECTIONS_CHANNEL, drain, poll_seconds=60)
+    projector.start()
+    try:
+        wait_until(lambda: drain.calls >= 1, timeout=10)  # the start's drain
+        time.sleep(0.3)
+        before = drain.calls
+        product_id, _position = append_product()
+        wait_until(lambda: drain.calls > before, timeout=10)
+        wait_until(
+            lambda: ProductCatalogue.objects.filter(id=product_id).exists(),
+            timeout=10,
+        )
+    finally:
+        projector.stop()
+    assert ProductCatalogue.objects.get(id=product_id).available == 7
+
+
+def test_a_rolled_back_append_wakes_nobody() -> None:
+    drain = Counting()
+    projector = relays.Relay(eventstore.PROJECTIONS_CHANNEL, drain, poll_seconds=60)
+    projector.start()
+    try:
+        wait_until(lambda: drain.calls >= 1, timeout=10)
+        time.sleep(0.3)
+        before = drain.calls
+        event = registered()
+        with transaction.atomic():
+            eventstore.append(
+                [NewEvents(f"product-{event.product_id}", 0, (event,))], metadata={}
+            )
+            transaction.set_rollback(True)
+        time.sleep(1.0)
+        assert drain.calls == before
+    finally:
+        projector.stop()
+
+
+def test_a_lost_notification_is_caught_up_by_the_poll() -> None:
+    # Listening on a channel nobody notifies: every wake-up is lost.
+    drain = Counting(runner.relay_drain)
+    projector = relays.Relay("projections_lost", drain, poll_seconds=0.3).start()
+    try:
+        product_id, position = append_product()
+        checkpoint = eventstore.position_of(position)
+        assert checkpoint is not None
+        wait_until(
+            lambda: ProductCatalogue.objects.filter(id=product_id).exists(),
+            timeout=10,
+        )
+    finally:
+        projector.stop()
+    for row in Checkpoint.objects.all():
+        assert (row.tx_id, row.position) >= (checkpoint.tx_id, checkpoint.position)
+
+
+def test_the_request_stores_the_command_and_notifies_instead_of_publishing(
+    staff_api: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    settings.COMMANDS_RELAY_ENABLED = True
+    published: list[Any] = []
+    monkeypatch.setattr(services, "enqueue", published.append)
+    with psycopg.connect(_dsn(), autocommit=True) as listener:
+        listener.execute(f'LISTEN "{services.CHANNEL}"')
+        response = submit(
+            staff_api,
+            "register-product",
+            {"sku": "RELAY-1", "name": "Mug", "price_cents": 1, "initial_stock": 1},
+        )
+        assert response.status_code == 202
+        woken = list(listener.notifies(timeout=5, stop_after=1))
+    assert [note.channel for note in woken] == [services.CHANNEL]
+    assert published == []  # no broker call in the request
+
+
+@pytest.mark.worker
+def test_a_command_stored_while_no_relay_runs_is_published_when_one_comes_back(
+    worker: Any, staff_api: Any, settings: Any
+) -> None:
+    settings.COMMANDS_RELAY_ENABLED = True
+    with psycopg.connect(_dsn(), autocommit=True) as operator:
+        # Every command relay (the worker's) is paused while this is held.
+        operator.execute("SELECT pg_advisory_lock(%s)", [services.PUBLISH_LOCK])
+        try:
+            command_id = submit(
+                staff_api,
+                "register-product",
+                {"sku": "RELAY-2", "name": "Mug", "price_cents": 1, "initial_stock": 2},
+            ).json()["id"]
+            time.sleep(2.5)  # more than two of the relay's polls
+            record = CommandRecord.objects.get(pk=command_id)
+            assert (record.status, record.publish_pending) == ("accepted", True)
+        finally:
+            operator.execute("SELECT pg_advisory_unlock(%s)", [services.PUBLISH_LOCK])
+    assert final_status(staff_api, command_id)["status"] == "succeeded"
+    assert not CommandRecord.objects.get(pk=command_id).publish_pending
+
+
+def test_a_failed_publish_leaves_the_rest_pending(
+    staff: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[Any] = []
+
+    def apply_async(self: Any, args: Any, **kwargs: Any) -> None:
+        if len(sent) == 1:
+            raise ConnectionError("broker gone")
+        sent.append(args)
+
+    monkeypatch.setattr(Task, "apply_async", apply_async)
+    # Uncommitted rows: no other relay (a worker's) can see them.
+    with transaction.atomic():
+        records = [
+            CommandRecord.objects.create(
+                type="register-product",
+                user=staff,
+                payload={},
+                request_hash="x",
+                publish_pending=True,
+            )
+            for _ in range(3)
+        ]
+        with pytest.raises(ConnectionError):
+            services.publish_pending()
+        pending = CommandRecord.objects.filter(
+            pk__in=[r.pk for r in records], publish_pending=True
+        ).count()
+        transaction.set_rollback(True)
+    # One went out; the two not published are pending again, for the next drain.
+    assert (len(sent), pending) == (1, 2)
+
+
+def test_a_claim_is_published_as_chunks_spread_over_the_workers(
+    settings: Any,
+) -> None:
+    settings.COMMANDS_PER_TASK = 16
+    settings.COMMANDS_TASKS_PER_CLAIM = 4
+    claimed = [(str(n), "place-order") for n in range(40)]
+    claimed.insert(3, ("import", IMPORT_PRODUCTS.name))
+    chunks = services.task_chunks(claimed)
+    assert chunks[0] == [("import", IMPORT_PRODUCTS.name)]
+    assert [len(chunk) for chunk in chunks[1:]] == [10, 10, 10, 10]
+    assert [item for chunk in chunks[1:] for item in chunk] == [
+        item for item in claimed if item[1] != IMPORT_PRODUCTS.name
+    ]
+    # A lone command is a task of its own; a large claim is capped per task.
+    assert services.task_chunks([("1", "place-order")]) == [[("1", "place-order")]]
+    many = services.task_chunks([(str(n), "place-order") for n in range(200)])
+    assert {len(chunk) for chunk in many} == {16, 8}
+
+
+def test_a_batch_runs_every_command_even_after_one_fails(
+    staff: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from commands_app import execution
+
+    ran: list[Any] = []
+
+    def execute(command_id: Any) -> None:
+        ran.append(command_id)
+        if len(ran) == 1:
+            raise RuntimeError("first one breaks")
+
+    monkeypatch.setattr(execution, "execute", execute)
+    ids = [uuid4() for _ in range(3)]
+    with pytest.raises(RuntimeError):
+        execution.execute_all(ids)
+    assert ran == ids
