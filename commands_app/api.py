@@ -8,12 +8,8 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from drf_spectacular.utils import (
-    OpenApiParameter,
-    OpenApiResponse,
-    extend_schema,
-    extend_schema_view,
-)
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -38,20 +34,77 @@ def _error(code: str, message: str, http_status: int, **details: Any) -> ApiErro
     return ApiError(code, message, http_status=http_status, details=details)
 
 
+class SubmitCommandSchema(AutoSchema):
+    """The OpenAPI operation of a command's endpoint, read from its spec."""
+
+    def spec(self) -> CommandSpec[Any]:
+        spec: CommandSpec[Any] = self.view.spec  # type: ignore[attr-defined]
+        return spec
+
+    def get_operation_id(self) -> str:
+        return self.spec().name.replace("-", "_")
+
+    def get_summary(self) -> str:
+        return self.spec().summary
+
+    def get_description(self) -> str:  # type: ignore[override]
+        spec = self.spec()
+        refusals = ", ".join(f"`{code}`" for code in spec.refusals) or "none"
+        return (
+            f"{spec.summary}\n\nAnswers 202 at once; the worker's refusal codes "
+            f"(in the status's `error.code`): {refusals}. Send `Prefer: wait=N` to "
+            f"wait up to N seconds (capped) for the final status (then 200)."
+        )
+
+    def get_request_serializer(self) -> Any:
+        return self.spec().input
+
+    def get_response_serializers(self) -> Any:
+        return {
+            202: CommandAcceptedOutput,
+            200: OpenApiResponse(
+                CommandStatusOutput, "Finished within `Prefer: wait`."
+            ),
+            **openapi.SUBMIT_REFUSALS,
+        }
+
+    def get_override_parameters(self) -> list[Any]:
+        return [
+            OpenApiParameter(
+                "Idempotency-Key",
+                {"type": "string", "pattern": "^[!-~]{1,255}$"},
+                OpenApiParameter.HEADER,
+                description="1 to 255 printable ASCII characters; per user.",
+            ),
+            OpenApiParameter("Prefer", str, OpenApiParameter.HEADER),
+        ]
+
+
 class SubmitCommandApi(APIView):
-    """Accept a command for asynchronous execution."""
+    """Accept a command for asynchronous execution: one view per `CommandSpec`.
+
+    `urls.py` routes `commands/<name>/` to `SubmitCommandApi.as_view(spec=...)`
+    for every spec in the registry; the schema comes from the spec too.
+    """
 
     throttle_classes = (CommandSubmitThrottle,)
+    schema = SubmitCommandSchema()
+    spec: CommandSpec[Any] | None = None  # set by as_view(spec=...)
 
-    def post(self, request: Request, name: str) -> Response:
-        spec = COMMANDS.get(name)
-        if spec is None:
-            raise _error(
-                "unknown_command",
-                f"There is no command {name!r}.",
-                404,
-                commands=sorted(COMMANDS),
-            )
+    # OPTIONS answers the command's own name and summary (DRF reads these).
+    @property
+    def name(self) -> str | None:
+        if self.spec is None:
+            return None
+        return " ".join(part.title() for part in self.spec.name.split("-")) + " Api"
+
+    @property
+    def description(self) -> str | None:
+        return None if self.spec is None else self.spec.summary
+
+    def post(self, request: Request) -> Response:
+        spec = self.spec
+        assert spec is not None
         # The role is checked before the body is even parsed: a customer's
         # body for a staff command (up to 50,000 import items) costs nothing.
         self.check_role(spec, request)
@@ -166,8 +219,18 @@ class SubmitCommandApi(APIView):
 
 
 @extend_schema(exclude=True)
-class UnknownCommandApi(SubmitCommandApi):
+class UnknownCommandApi(APIView):
     """Answer 404 for a name that is neither a command nor a command's id."""
+
+    throttle_classes = (CommandSubmitThrottle,)
+
+    def post(self, request: Request, name: str) -> Response:
+        raise _error(
+            "unknown_command",
+            f"There is no command {name!r}.",
+            404,
+            commands=sorted(COMMANDS),
+        )
 
     def get(self, request: Request, name: str) -> Response:
         raise _error("not_found", "No such command.", 404)
@@ -190,46 +253,3 @@ class CommandStatusApi(APIView):
         ):
             raise _error("not_found", "No such command.", 404)
         return Response(status_object(record))
-
-
-def _submit_view(spec: CommandSpec) -> Any:
-    """Build one documented view per command (one schema entry each)."""
-    refusals = ", ".join(f"`{code}`" for code in spec.refusals) or "none"
-    description = (
-        f"{spec.summary}\n\nAnswers 202 at once; the worker's refusal codes "
-        f"(in the status's `error.code`): {refusals}. Send `Prefer: wait=N` to "
-        f"wait up to N seconds (capped) for the final status (then 200)."
-    )
-    view_class = type(
-        "".join(part.title() for part in spec.name.split("-")) + "Api",
-        (SubmitCommandApi,),
-        {"__doc__": spec.summary},
-    )
-    decorated = extend_schema_view(
-        post=extend_schema(
-            operation_id=spec.name.replace("-", "_"),
-            summary=spec.summary,
-            description=description,
-            request=spec.input,
-            parameters=[
-                OpenApiParameter(
-                    "Idempotency-Key",
-                    {"type": "string", "pattern": "^[!-~]{1,255}$"},
-                    OpenApiParameter.HEADER,
-                    description="1 to 255 printable ASCII characters; per user.",
-                ),
-                OpenApiParameter("Prefer", str, OpenApiParameter.HEADER),
-            ],
-            responses={
-                202: CommandAcceptedOutput,
-                200: OpenApiResponse(
-                    CommandStatusOutput, "Finished within `Prefer: wait`."
-                ),
-                **openapi.SUBMIT_REFUSALS,
-            },
-        )
-    )(view_class)
-    return decorated.as_view(), {"name": spec.name}  # type: ignore[attr-defined]
-
-
-SUBMIT_VIEWS = {name: _submit_view(spec) for name, spec in COMMANDS.items()}

@@ -30,6 +30,7 @@ from . import eventstore, handlers, push, snapshots
 from .domain.errors import DomainError
 from .eventstore import ConcurrencyError, NewEvents
 from .models import CommandRecord, CommandStatus, ProductSku
+from .registry import spec_of
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def _run(record: CommandRecord, attempt: int) -> None:
             record, attempt, "worker_lost", "Gave up after repeated crashes."
         )
         return
-    if record.type == "import-products":
+    if spec_of(record).long_running:
         from .imports import run_import
 
         run_import(record, attempt)
@@ -145,7 +146,7 @@ def _decide_and_commit(record: CommandRecord, attempt: int) -> None:
     handler_context = handlers.Context(
         command_id=record.id, user_id=record.user_id, is_staff=_user_is_staff(record)
     )
-    handler = handlers.HANDLERS[record.type]
+    handler = spec_of(record).run
     for _ in range(settings.COMMAND_CONFLICT_RETRIES):
         try:
             with tracing.span("command.handle"):

@@ -1,5 +1,8 @@
 """Command handlers: load aggregates from the store, let the domain decide.
 
+Each command's typed command builder and handler are named in its `CommandSpec`
+(`registry.py`); execution asks the spec, never a table of names.
+
 Each handler returns the changed aggregates (with their pending events) and a
 result for the command's status; refusals are raised as `DomainError`.
 """
@@ -16,6 +19,8 @@ from . import eventstore, privacy, snapshots
 from .domain import decisions
 from .domain.commands import (
     CancelOrder,
+    ImportedProduct,
+    ImportProducts,
     PayOrder,
     PlaceOrder,
     RegisterProduct,
@@ -55,9 +60,6 @@ class Outcome:
     in_transaction: Callable[[], object] | None = None
 
 
-Handler = Callable[[dict[str, Any], Context], Outcome]
-
-
 def load_products(product_ids: Iterable[UUID]) -> dict[UUID, Product]:
     return snapshots.load_products(list(dict.fromkeys(product_ids)))
 
@@ -76,14 +78,99 @@ def _requested_lines(lines: list[dict[str, Any]]) -> tuple[RequestedLine, ...]:
     )
 
 
-def register_product(payload: dict[str, Any], context: Context) -> Outcome:
-    command = RegisterProduct(
+# The typed commands, built from the validated JSON payload stored with the
+# command (`CommandSpec.command_from`) and the sender; the payload stays JSON.
+
+
+def register_product_command(
+    payload: dict[str, Any], context: Context
+) -> RegisterProduct:
+    return RegisterProduct(
         product_id=UUID(payload["product_id"]),
         sku=payload["sku"],
         name=payload["name"],
         price_cents=payload["price_cents"],
         initial_stock=payload["initial_stock"],
     )
+
+
+def restock_product_command(
+    payload: dict[str, Any], context: Context
+) -> RestockProduct:
+    return RestockProduct(
+        product_id=UUID(payload["product_id"]), quantity=payload["quantity"]
+    )
+
+
+def import_products_command(
+    payload: dict[str, Any], context: Context
+) -> ImportProducts:
+    return ImportProducts(
+        products=tuple(
+            ImportedProduct(
+                sku=item["sku"],
+                name=item["name"],
+                price_cents=item["price_cents"],
+                initial_stock=item["initial_stock"],
+            )
+            for item in payload["products"]
+        )
+    )
+
+
+def place_order_command(payload: dict[str, Any], context: Context) -> PlaceOrder:
+    return PlaceOrder(
+        order_id=UUID(payload["order_id"]),
+        customer_id=context.user_id,
+        lines=_requested_lines(payload["lines"]),
+        shipping_address=Address(**payload["shipping_address"]),
+    )
+
+
+def pay_order_command(payload: dict[str, Any], context: Context) -> PayOrder:
+    return PayOrder(
+        order_id=UUID(payload["order_id"]),
+        payment_id=uuid.uuid4(),
+        paid_by=context.user_id,
+        card_last4=payload["card"]["last4"],
+    )
+
+
+def cancel_order_command(payload: dict[str, Any], context: Context) -> CancelOrder:
+    return CancelOrder(
+        order_id=UUID(payload["order_id"]),
+        reason=payload.get("reason", ""),
+        cancelled_by=context.user_id,
+    )
+
+
+def ship_order_command(payload: dict[str, Any], context: Context) -> ShipOrder:
+    return ShipOrder(
+        order_id=UUID(payload["order_id"]),
+        tracking_number=payload.get("tracking_number", ""),
+    )
+
+
+def forget_customer_command(
+    payload: dict[str, Any], context: Context
+) -> ForgetCustomer:
+    return ForgetCustomer(customer_id=int(payload["customer_id"]))
+
+
+def update_order_command(payload: dict[str, Any], context: Context) -> UpdateOrder:
+    address = payload.get("shipping_address")
+    return UpdateOrder(
+        order_id=UUID(payload["order_id"]),
+        changed_by=context.user_id,
+        lines=_requested_lines(payload["lines"]) if "lines" in payload else None,
+        shipping_address=None if address is None else Address(**address),
+    )
+
+
+# The handlers: each takes its typed command and the sender.
+
+
+def register_product(command: RegisterProduct, context: Context) -> Outcome:
     owner = ProductSku.objects.filter(sku=command.sku).values_list(
         "product_id", flat=True
     )
@@ -99,27 +186,13 @@ def register_product(payload: dict[str, Any], context: Context) -> Outcome:
     )
 
 
-def restock_product(payload: dict[str, Any], context: Context) -> Outcome:
-    command = RestockProduct(
-        product_id=UUID(payload["product_id"]), quantity=payload["quantity"]
-    )
+def restock_product(command: RestockProduct, context: Context) -> Outcome:
     product = load_products([command.product_id])[command.product_id]
     changed = decisions.restock_product(command, product=product)
     return Outcome(changed, result={"available": product.available})
 
 
-def place_order(payload: dict[str, Any], context: Context) -> Outcome:
-    command = PlaceOrder(
-        order_id=UUID(payload["order_id"]),
-        customer_id=context.user_id,
-        lines=tuple(
-            RequestedLine(
-                product_id=UUID(line["product_id"]), quantity=line["quantity"]
-            )
-            for line in payload["lines"]
-        ),
-        shipping_address=Address(**payload["shipping_address"]),
-    )
+def place_order(command: PlaceOrder, context: Context) -> Outcome:
     stream = order_stream(command.order_id)
     products, streams = snapshots.load(
         list(dict.fromkeys(line.product_id for line in command.lines)),
@@ -139,15 +212,9 @@ def place_order(payload: dict[str, Any], context: Context) -> Outcome:
     )
 
 
-def pay_order(payload: dict[str, Any], context: Context) -> Outcome:
+def pay_order(command: PayOrder, context: Context) -> Outcome:
     """Request the payment; the `charge` effect calls the gateway after commit."""
-    order = load_order(UUID(payload["order_id"]), context)
-    command = PayOrder(
-        order_id=order.id,
-        payment_id=uuid.uuid4(),
-        paid_by=context.user_id,
-        card_last4=payload["card"]["last4"],
-    )
+    order = load_order(command.order_id, context)
     changed = decisions.pay_order(command, order=order)
     return Outcome(
         changed,
@@ -156,29 +223,20 @@ def pay_order(payload: dict[str, Any], context: Context) -> Outcome:
     )
 
 
-def cancel_order(payload: dict[str, Any], context: Context) -> Outcome:
-    order = load_order(UUID(payload["order_id"]), context)
-    command = CancelOrder(
-        order_id=order.id,
-        reason=payload.get("reason", ""),
-        cancelled_by=context.user_id,
-    )
+def cancel_order(command: CancelOrder, context: Context) -> Outcome:
+    order = load_order(command.order_id, context)
     products = load_products(line.product_id for line in order.lines)
     changed = decisions.cancel_order(command, order=order, products=products)
     return Outcome(changed, result={"refund_cents": order.paid_cents})
 
 
-def ship_order(payload: dict[str, Any], context: Context) -> Outcome:
-    order = load_order(UUID(payload["order_id"]), context)
-    command = ShipOrder(
-        order_id=order.id, tracking_number=payload.get("tracking_number", "")
-    )
+def ship_order(command: ShipOrder, context: Context) -> Outcome:
+    order = load_order(command.order_id, context)
     return Outcome(decisions.ship_order(command, order=order))
 
 
-def forget_customer(payload: dict[str, Any], context: Context) -> Outcome:
+def forget_customer(command: ForgetCustomer, context: Context) -> Outcome:
     """Forget a customer: record it once; erase their data in the same transaction."""
-    command = ForgetCustomer(customer_id=int(payload["customer_id"]))
     stream = customer_stream(command.customer_id)
     customer = Customer.from_events(
         command.customer_id, eventstore.load_streams([stream])[stream]
@@ -193,15 +251,8 @@ def forget_customer(payload: dict[str, Any], context: Context) -> Outcome:
     )
 
 
-def update_order(payload: dict[str, Any], context: Context) -> Outcome:
-    order = load_order(UUID(payload["order_id"]), context)
-    address = payload.get("shipping_address")
-    command = UpdateOrder(
-        order_id=order.id,
-        changed_by=context.user_id,
-        lines=_requested_lines(payload["lines"]) if "lines" in payload else None,
-        shipping_address=None if address is None else Address(**address),
-    )
+def update_order(command: UpdateOrder, context: Context) -> Outcome:
+    order = load_order(command.order_id, context)
     # Only a change of lines moves stock: an address alone reads no product.
     products = (
         {}
@@ -224,15 +275,3 @@ def update_order(payload: dict[str, Any], context: Context) -> Outcome:
             "changed": changes,
         },
     )
-
-
-HANDLERS: dict[str, Handler] = {
-    "register-product": register_product,
-    "restock-product": restock_product,
-    "place-order": place_order,
-    "pay-order": pay_order,
-    "cancel-order": cancel_order,
-    "ship-order": ship_order,
-    "forget-customer": forget_customer,
-    "update-order": update_order,
-}

@@ -20,6 +20,7 @@ from django.db import connections
 from observability import metrics, tracing
 
 from .models import CommandRecord, CommandStatus
+from .registry import spec_of
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ def push_status(record: CommandRecord, *, projected: bool | None = None) -> bool
             record.user_id,
             {"type": "command.status", "seq": record.status_seq, "command": status},
         )
-    if record.type == "import-products":
+    if spec_of(record).progress_pushes:
         push_import_progress(record.user_id, record.status_seq, status)
     return sent
 

@@ -21,11 +21,9 @@ from . import eventstore
 from .domain.events import OrderPlaced
 from .domain.order import order_stream
 from .models import CommandRecord, CommandStatus
-from .registry import CommandSpec
+from .registry import COMMANDS, PLACE_ORDER, CommandSpec, spec_of
 
 logger = logging.getLogger(__name__)
-
-IMPORT_TYPE = "import-products"
 
 
 class IdempotencyMismatchError(Exception):
@@ -67,7 +65,7 @@ def order_owner(order_id: UUID) -> int | None:
         return event.customer_id
     return (
         CommandRecord.objects.filter(
-            type="place-order",
+            type=PLACE_ORDER.name,
             aggregate_id=order_id,
             status__in=[CommandStatus.ACCEPTED, CommandStatus.RUNNING],
         )
@@ -148,7 +146,7 @@ def enqueue(record: CommandRecord) -> None:
     """Publish the task for a command; a lost publish is re-driven by the sweeper."""
     from .tasks import execute_import_task, execute_task
 
-    task = execute_import_task if record.type == IMPORT_TYPE else execute_task
+    task = execute_import_task if spec_of(record).long_running else execute_task
     try:
         task.delay(str(record.id))
     except Exception:
@@ -212,7 +210,11 @@ def publish_pending(batch: int = PUBLISH_BATCH) -> int:
                     )
                 else:
                     [(command_id, kind)] = chunk
-                    task = execute_import_task if kind == IMPORT_TYPE else execute_task
+                    task = (
+                        execute_import_task
+                        if COMMANDS[kind].long_running
+                        else execute_task
+                    )
                     task.apply_async((command_id,), producer=producer)
                 published += len(chunk)
     except Exception:
@@ -231,8 +233,8 @@ def task_chunks(claimed: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
     every worker process gets a share of a burst; a lone command is a task of
     its own, as fast as before.
     """
-    imports = [[item] for item in claimed if item[1] == IMPORT_TYPE]
-    others = [item for item in claimed if item[1] != IMPORT_TYPE]
+    imports = [[item] for item in claimed if COMMANDS[item[1]].long_running]
+    others = [item for item in claimed if not COMMANDS[item[1]].long_running]
     per_task = settings.COMMANDS_PER_TASK
     spread = -(-len(others) // settings.COMMANDS_TASKS_PER_CLAIM)
     size = max(1, min(per_task, spread))

@@ -1,6 +1,7 @@
 from django.urls import path
 
-from .api import SUBMIT_VIEWS, CommandStatusApi, UnknownCommandApi
+from .api import CommandStatusApi, SubmitCommandApi, UnknownCommandApi
+from .registry import COMMANDS
 
 urlpatterns = [
     path(
@@ -8,9 +9,14 @@ urlpatterns = [
         CommandStatusApi.as_view(),
         name="command-status",
     ),
+    # One endpoint per command, from the registry (one schema entry each).
     *(
-        path(f"commands/{name}/", view, kwargs, name=f"command-{name}")
-        for name, (view, kwargs) in SUBMIT_VIEWS.items()
+        path(
+            f"commands/{spec.name}/",
+            SubmitCommandApi.as_view(spec=spec),
+            name=f"command-{spec.name}",
+        )
+        for spec in COMMANDS.values()
     ),
     path(
         "commands/<str:name>/",

@@ -81,3 +81,21 @@ class UpdateOrder:
     changed_by: int
     lines: tuple[RequestedLine, ...] | None = None
     shipping_address: Address | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportedProduct:
+    sku: str
+    name: str
+    price_cents: int
+    initial_stock: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportProducts:
+    """Register many products, skipping SKUs already registered (long-running).
+
+    Run in chunks by `commands_app.imports`, which reads the stored payload.
+    """
+
+    products: tuple[ImportedProduct, ...]

@@ -23,6 +23,7 @@ import relays
 from commands_app import eventstore, services
 from commands_app.eventstore import NewEvents
 from commands_app.models import CommandRecord
+from commands_app.registry import IMPORT_PRODUCTS
 from projections import runner
 from projections.models import Checkpoint, ProductCatalogue
 from tests.support.commands import final_status, submit
@@ -208,12 +209,12 @@ def test_a_claim_is_published_as_chunks_spread_over_the_workers(
     settings.COMMANDS_PER_TASK = 16
     settings.COMMANDS_TASKS_PER_CLAIM = 4
     claimed = [(str(n), "place-order") for n in range(40)]
-    claimed.insert(3, ("import", services.IMPORT_TYPE))
+    claimed.insert(3, ("import", IMPORT_PRODUCTS.name))
     chunks = services.task_chunks(claimed)
-    assert chunks[0] == [("import", services.IMPORT_TYPE)]
+    assert chunks[0] == [("import", IMPORT_PRODUCTS.name)]
     assert [len(chunk) for chunk in chunks[1:]] == [10, 10, 10, 10]
     assert [item for chunk in chunks[1:] for item in chunk] == [
-        item for item in claimed if item[1] != services.IMPORT_TYPE
+        item for item in claimed if item[1] != IMPORT_PRODUCTS.name
     ]
     # A lone command is a task of its own; a large claim is capped per task.
     assert services.task_chunks([("1", "place-order")]) == [[("1", "place-order")]]

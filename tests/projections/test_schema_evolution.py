@@ -35,6 +35,7 @@ from commands_app.integration import publish_event, publishers
 from commands_app.integration.contract import SCHEMA_DIR
 from commands_app.models import Effect, StoredEvent
 from commands_app.notifications import send_for_event
+from commands_app.registry import UPDATE_ORDER
 from projections import rebuild
 from projections.dead_letters import replay_dead_letters
 from projections.locks import projection_lock
@@ -107,7 +108,7 @@ def update_lines(
     customer: int, order_id: UUID, product_id: UUID, quantity: int
 ) -> None:
     """Run today's update-order handler on an order stored as v1, and append."""
-    outcome = handlers.update_order(
+    outcome = UPDATE_ORDER.run(
         {
             "order_id": str(order_id),
             "lines": [{"product_id": str(product_id), "quantity": quantity}],

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand
 
 from commands_app import execution, services
 from commands_app.models import ProductSku
-from commands_app.registry import COMMANDS
+from commands_app.registry import REGISTER_PRODUCT
 
 USERS = (
     ("admin", "admin-pass-123", True),
@@ -43,7 +43,7 @@ class Command(BaseCommand):
                 user.email = f"{username}@example.com"
                 user.save(update_fields=["email"])
         admin = User.objects.get(username="admin")
-        spec = COMMANDS["register-product"]
+        spec = REGISTER_PRODUCT
         for sku, name, price, stock in PRODUCTS:
             if ProductSku.objects.filter(sku=sku).exists():
                 continue
