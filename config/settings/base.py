@@ -501,11 +501,6 @@ OTEL_SERVICE_NAME = env("OTEL_SERVICE_NAME", default="cqrs-orders")
 PAYMENT_GATEWAY = env(
     "PAYMENT_GATEWAY", default="commands_app.payments.SimulatedGateway"
 )
-# Called by the projection runner with the positions every read model has applied;
-# named by string so that projections/ never imports the write side.
-PROJECTIONS_ON_PROJECTED = "commands_app.push.push_projected"
-# Called (at most once a second) with each projection's lag, for staff dashboards.
-PROJECTIONS_ON_LAG = "commands_app.push.push_projection_lag"
 # Threads per web process that run Django views (see config/asgi.py), besides
 # the COMMAND_ and READ_MAX_CONCURRENT_WAITS threads that waiting requests may hold.
 WEB_THREADS = env.int("WEB_THREADS", default=16)
@@ -617,8 +612,3 @@ CONTENT_SECURITY_POLICY = env(
 CSP_EXEMPT_PATHS = ["/api/docs/"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
-
-# --- Catalogue: live stock --------------------------------------------------------
-# Called by the projection runner after each round that changed the catalogue's
-# stock, with [{"id", "available", "position"}]: the write side pushes it to shoppers.
-PROJECTIONS_ON_STOCK = "commands_app.push.push_stock"

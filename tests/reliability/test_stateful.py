@@ -39,7 +39,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from commands_app import effects, execution, push, services, sweeper
+from commands_app import effects, eventstore, execution, services, sweeper
 from commands_app.models import CommandRecord, CommandStatus, Effect
 from commands_app.payments import get_gateway
 from commands_app.registry import COMMANDS
@@ -628,7 +628,7 @@ def test_the_write_side_and_projections_keep_their_invariants(
     monkeypatch.setattr(services, "enqueue", lambda record: None)
     # The machine is also the only projection runner: no wake-ups, and a worker
     # still draining for an earlier test is kept off the projections.
-    monkeypatch.setattr(push, "wake_projections", lambda: None)
+    monkeypatch.setattr(eventstore, "wake_projections", lambda: None)
     OrdersMachine.staff = make_user("sm-staff", staff=True)
     OrdersMachine.customers = (make_user("sm-alice"), make_user("sm-bob"))
     # Effects too: a shared worker's relay pauses while this process holds the
