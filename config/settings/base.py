@@ -365,7 +365,7 @@ PAYMENT_GATEWAY_PAUSE_AFTER_CALL_MS = env.int(
 # after a backoff doubling from BASE up to MAX; after MAX_ATTEMPTS it is parked.
 EFFECTS_RELAY_ENABLED = env.bool("EFFECTS_RELAY_ENABLED", default=True)
 EFFECTS_POLL_SECONDS = env.float("EFFECTS_POLL_SECONDS", default=1.0)
-# The command relay (commands_app/services.py publish_pending): requests store
+# The command relay (commands_app/acceptance.py publish_pending): requests store
 # the command and NOTIFY; the command workers' relays publish the tasks. Off:
 # each request publishes its own task on commit.
 COMMANDS_RELAY_ENABLED = env.bool("COMMANDS_RELAY_ENABLED", default=True)
