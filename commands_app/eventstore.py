@@ -63,7 +63,8 @@ class RecordedEvent:
     recorded_at: datetime
 
     @property
-    def checkpoint(self) -> Position:
+    def reader_position(self) -> Position:
+        """Return where a reader stands after this event (`position` is the int)."""
         return Position(self.tx_id, self.position)
 
     def to_domain(self) -> Event:

@@ -124,12 +124,12 @@ def announce_in_round(
         )
     if previous is None:
         return []
-    if previous < start or not read or read[-1].checkpoint < low:
+    if previous < start or not read or read[-1].reader_position < low:
         return list(command_positions_between(previous, low))
     return [
         event.position
         for event in read
-        if previous < event.checkpoint <= low and event.metadata.get("command_id")
+        if previous < event.reader_position <= low and event.metadata.get("command_id")
     ]
 
 
@@ -154,10 +154,10 @@ def command_positions_between(after: Position, upto: Position) -> Iterable[int]:
     cursor = after
     while True:
         events = eventstore.read_after(cursor, limit=READ_LIMIT)
-        inside = [event for event in events if event.checkpoint <= upto]
+        inside = [event for event in events if event.reader_position <= upto]
         for event in inside:
             if event.metadata.get("command_id"):
                 yield event.position
         if len(inside) < READ_LIMIT:
             return
-        cursor = inside[-1].checkpoint
+        cursor = inside[-1].reader_position
