@@ -77,5 +77,4 @@ def report_lag() -> bool:
         # The dashboard is a hint; the next report comes within seconds.
         logger.warning("projection lag report dropped", exc_info=True)
         return False
-    signals.send(signals.lag_reported, "projection lag", lag=lag)
-    return True
+    return signals.send(signals.lag_reported, "projection lag", lag=lag)

@@ -1,7 +1,9 @@
 """What the read side announces, for whoever listens (the write side pushes them).
 
-Each signal is sent after the round's commit, with `send_robust`: a receiver
-that fails is logged and dropped (pushes are hints; the APIs are the truth).
+Each signal is sent after the round's commit; a receiver that raises is logged
+as a warning and the announcement dropped, as the round has committed (pushes
+are hints; the APIs are the truth). The write side connects one receiver per
+signal; one that raises stops the receivers after it for that announcement.
 The write side connects its receivers in `commands_app.apps` (`ready()`), so
 projections/ never imports it and the edge is an import the linter sees.
 """
@@ -26,13 +28,14 @@ lag_reported = Signal()
 stock_changed = Signal()
 
 
-def send(signal: Signal, what: str, **kwargs: Any) -> None:
-    """Send `signal` to every receiver; log, never raise, a receiver's failure."""
-    for receiver, result in signal.send_robust(sender=None, **kwargs):
-        if isinstance(result, Exception):
-            logger.warning(
-                "%s announcement dropped by %r",
-                what,
-                receiver,
-                exc_info=(type(result), result, result.__traceback__),
-            )
+def send(signal: Signal, what: str, **kwargs: Any) -> bool:
+    """Send `signal` to its receivers; log, never raise, a receiver's failure.
+
+    Return False when a receiver raised (the announcement was dropped).
+    """
+    try:
+        signal.send(sender=None, **kwargs)
+    except Exception:
+        logger.warning("%s announcement dropped", what, exc_info=True)
+        return False
+    return True
