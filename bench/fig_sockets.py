@@ -122,7 +122,7 @@ async def fan_out(tabs: list[Tab], users: list[int], round_id: int) -> list[floa
     """Send one status per user through the layer; return each socket's delay (ms)."""
     from channels.layers import get_channel_layer
 
-    from commands_app.push import user_group
+    from commands_app.push.layer import user_group
 
     layer = get_channel_layer()
     assert layer is not None

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from api.errors import ApiError
 
-from . import openapi, services
+from . import acceptance, openapi
 from .models import CommandRecord
 from .payments import get_gateway
 from .registry import COMMANDS, CommandSpec, Who, to_json
@@ -112,7 +112,7 @@ class SubmitCommandApi(APIView):
         serializer.is_valid(raise_exception=True)
         payload = to_json(serializer.validated_data)
         if spec.creates:
-            payload.setdefault(spec.creates, services.new_id())
+            payload.setdefault(spec.creates, acceptance.new_id())
         field = spec.aggregate_field()
         aggregate_id = UUID(payload[field]) if field else None
         if spec.who in (Who.ORDER_OWNER, Who.ORDER_OWNER_OR_STAFF, Who.STAFF) and (
@@ -133,7 +133,7 @@ class SubmitCommandApi(APIView):
         self, spec: CommandSpec, request: Request, order_id: UUID
     ) -> None:
         """Check ownership on the write model; another user's order is absent."""
-        owner = services.order_owner(order_id)
+        owner = acceptance.order_owner(order_id)
         user = request.user
         visible = owner is not None and (owner == user.pk or user.is_staff)
         if not visible:
@@ -174,15 +174,15 @@ class SubmitCommandApi(APIView):
                 400,
             )
         try:
-            return services.submit(
+            return acceptance.submit(
                 spec,
                 user_id=request.user.pk,  # type: ignore[arg-type]
                 payload=payload,
                 aggregate_id=aggregate_id,
                 idempotency_key=key,
-                body_hash=services.request_hash(spec.name, request.data),
+                body_hash=acceptance.request_hash(spec.name, request.data),
             )
-        except services.IdempotencyMismatchError as exc:
+        except acceptance.IdempotencyMismatchError as exc:
             raise _error(
                 "idempotency_key_reused",
                 "This Idempotency-Key was used with another request body.",
@@ -195,7 +195,7 @@ class SubmitCommandApi(APIView):
         headers = {"Location": status_url(record)}
         if seconds and _waiters.acquire(blocking=False):
             try:
-                record = services.wait_for_final(record.id, seconds)
+                record = acceptance.wait_for_final(record.id, seconds)
             finally:
                 _waiters.release()
             headers["Preference-Applied"] = f"wait={seconds:g}"

@@ -14,4 +14,18 @@ class CommandsAppConfig(AppConfig):
         notifications.register()
         integration.register()
 
+        from projections import signals as read_side
+
         from . import signals  # noqa: F401 -- connects the receivers
+        from .push import broadcast, status
+
+        # The read side's announcements, after its rounds' commits: the pushes.
+        # projections/ sends them and never imports the write side
+        # (docs/architecture.md "Map").
+        read_side.projected.connect(status.on_projected, dispatch_uid="push.projected")
+        read_side.lag_reported.connect(
+            broadcast.on_lag_reported, dispatch_uid="push.projection_lag"
+        )
+        read_side.stock_changed.connect(
+            broadcast.on_stock_changed, dispatch_uid="push.stock"
+        )

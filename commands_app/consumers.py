@@ -26,7 +26,7 @@ from django.conf import settings
 from observability import metrics
 
 from . import ws_slots
-from .push import CATALOGUE_GROUP, STAFF_GROUP, user_group
+from .push.layer import CATALOGUE_GROUP, STAFF_GROUP, user_group
 
 # Not signed in, signed out since, or deactivated: sign in again.
 UNAUTHENTICATED = 4401

@@ -9,8 +9,8 @@ from django.db.models import Count
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
-from . import push
 from .models import CommandRecord, CommandStatus
+from .push import broadcast
 
 WINDOW_MINUTES = 15
 OUTCOMES = (CommandStatus.SUCCEEDED, CommandStatus.REJECTED, CommandStatus.FAILED)
@@ -53,4 +53,4 @@ def command_stats(*, now: datetime | None = None) -> dict[str, Any]:
 
 def push_dashboard() -> bool:
     """Push the command statistics to staff sockets."""
-    return push.push_command_stats(command_stats())
+    return broadcast.push_command_stats(command_stats())

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -26,10 +27,11 @@ from django.utils import timezone
 
 from observability import context, metrics, tracing
 
-from . import eventstore, handlers, push, snapshots
+from . import eventstore, handlers, snapshots
 from .domain.errors import DomainError
 from .eventstore import ConcurrencyError, NewEvents
 from .models import CommandRecord, CommandStatus, ProductSku
+from .push import status as status_push
 from .registry import spec_of
 
 logger = logging.getLogger(__name__)
@@ -122,7 +124,7 @@ def execute_all(command_ids: list[UUID]) -> None:
 
 
 def _run(record: CommandRecord, attempt: int) -> None:
-    push.push_status(record)
+    status_push.push_status(record)
     if attempt - record.redriven_at_attempt > settings.COMMAND_MAX_ATTEMPTS:
         _finish_failed(
             record, attempt, "worker_lost", "Gave up after repeated crashes."
@@ -301,7 +303,7 @@ def finish(
         record.finished_at = finished_at
         record.lease_expires_at = None
         record.status_seq = row[0]
-        transaction.on_commit(lambda: push.after_commit(record))
+        transaction.on_commit(lambda: status_push.after_commit(record))
         transaction.on_commit(lambda: record_outcome(record))
 
 
@@ -358,3 +360,18 @@ def _finish_failed(
     attempts = attempt - 1 - record.redriven_at_attempt
     error = {"code": code, "message": message, "details": {"attempts": attempts}}
     finish(record, attempt, status=CommandStatus.FAILED, error=error)
+
+
+def mark_projected(positions: Iterable[int]) -> list[CommandRecord]:
+    """Bump the status sequence of succeeded commands whose last event is given.
+
+    One statement for a projection round's positions; return the records as
+    updated, for their `projected` pushes (push.status.push_projected).
+    """
+    return list(
+        CommandRecord.objects.raw(
+            "UPDATE commands SET status_seq = status_seq + 1 "
+            "WHERE position = ANY(%s) AND status = %s RETURNING *",
+            [list(positions), CommandStatus.SUCCEEDED],
+        )
+    )

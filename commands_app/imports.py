@@ -14,10 +14,11 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
-from . import eventstore, execution, push
+from . import eventstore, execution
 from .domain.product import Product
 from .eventstore import NewEvents
 from .models import CommandRecord, CommandStatus
+from .push import status as status_push
 
 
 def run_import(record: CommandRecord, attempt: int) -> None:
@@ -49,7 +50,7 @@ def run_import(record: CommandRecord, attempt: int) -> None:
                     status_seq=record.status_seq,
                 )
                 execution.extend_lease(record.id, attempt)
-                transaction.on_commit(lambda: push.after_commit(record))
+                transaction.on_commit(lambda: status_push.after_commit(record))
         with transaction.atomic():
             execution.finish(
                 record,

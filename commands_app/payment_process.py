@@ -21,7 +21,7 @@ from django.db import transaction
 
 from observability import tracing
 
-from . import effects, eventstore, execution, outbox, push
+from . import effects, eventstore, execution, outbox
 from .domain.errors import PaymentDeclinedError
 from .domain.events import OrderCancelled, PaymentDeclined, PaymentRequested
 from .domain.order import Order, order_stream
@@ -156,7 +156,7 @@ def record(effect: Effect, cause: RecordedEvent, decide: Any) -> None:
                     metadata=outcome_metadata(effect, cause),
                 )
                 finish_command(cause, order, position=max(positions))
-                transaction.on_commit(push.wake_projections)
+                transaction.on_commit(eventstore.wake_projections)
             return
         except ConcurrencyError:
             effect.status = ""  # rolled back: still pending

@@ -25,11 +25,11 @@ def commands_relay() -> Relay:
     """Return the relay that publishes accepted commands to the broker."""
     from django.conf import settings
 
-    from . import services
+    from . import acceptance
 
     return Relay(
-        services.CHANNEL,
-        services.publish_pending,
+        acceptance.CHANNEL,
+        acceptance.publish_pending,
         poll_seconds=settings.COMMANDS_RELAY_POLL_SECONDS,
     )
 

@@ -17,14 +17,14 @@ from django.dispatch import receiver
 
 from api.tokens import tokens_revoked
 
-from . import push
+from .push import layer
 
 
 @receiver(user_logged_out)
 def close_sockets_on_logout(sender: Any, user: Any = None, **kwargs: Any) -> None:
     if user is not None and user.pk is not None:
         user_id = int(user.pk)
-        transaction.on_commit(lambda: push.close_user_sockets(user_id))
+        transaction.on_commit(lambda: layer.close_user_sockets(user_id))
 
 
 @receiver(tokens_revoked)
@@ -35,7 +35,7 @@ def close_sockets_when_every_token_goes(
     # opened with is void now. (A single logout sends user_logged_out too.)
     if everywhere and user is not None and user.pk is not None:
         user_id = int(user.pk)
-        transaction.on_commit(lambda: push.close_user_sockets(user_id))
+        transaction.on_commit(lambda: layer.close_user_sockets(user_id))
 
 
 @receiver(post_save, sender=settings.AUTH_USER_MODEL)
@@ -50,4 +50,4 @@ def recheck_sockets_on_save(
     if created or (update_fields is not None and set(update_fields) <= {"last_login"}):
         return
     user_id = int(instance.pk)
-    transaction.on_commit(lambda: push.recheck_user_sockets(user_id))
+    transaction.on_commit(lambda: layer.recheck_user_sockets(user_id))

@@ -1,7 +1,7 @@
 """Re-drive stuck commands: `accepted` for too long, or `running` past their lease.
 
 A publish can be lost between the commit and the broker (the command relay,
-commands_app/services.py `publish_pending`, dies after its claim; a request
+commands_app/acceptance.py `publish_pending`, dies after its claim; a request
 publishing on commit with the relay off). This sweeper, run by beat, re-drives
 what stayed `accepted` for COMMAND_REDRIVE_AFTER_SECONDS after its last
 publish, and what runs past its lease. Re-driving twice is harmless: a worker
@@ -23,8 +23,8 @@ from django.utils import timezone
 
 from observability import metrics
 
+from .acceptance import enqueue
 from .models import CommandRecord, CommandStatus
-from .services import enqueue
 
 logger = logging.getLogger(__name__)
 

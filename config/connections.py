@@ -106,7 +106,7 @@ def redis_connections_per_web_process() -> dict[str, int]:
         + settings.READ_MAX_CONCURRENT_WAITS
     )
     pools = {
-        # The sockets' event loop and the push loop (commands_app/push.py).
+        # The sockets' event loop and the push loop (commands_app/push/layer.py).
         "channel layer": 2 * settings.CHANNEL_LAYER_MAX_CONNECTIONS,
         "websocket slots": settings.WS_SLOT_POOL_MAX_CONNECTIONS,
         "cache and throttle": settings.CACHE_MAX_CONNECTIONS,

@@ -5,29 +5,25 @@ checkpoint does). A mark row remembers how far it was announced; in each
 catch-up round's transaction, the mark moves to the new lowest checkpoint and
 the positions of the events written by a command in between are collected
 (from the events the round read when they cover the stretch, else read again).
-After the commit they are passed to the callback named by
-`settings.PROJECTIONS_ON_PROJECTED` (the write side pushes "projected" for the
-commands whose last event is among them). A projection that runs behind holds
+After the commit they are sent with the `projections.signals.projected` signal
+(the write side pushes "projected" for the commands whose last event is among
+them). A projection that runs behind holds
 the lowest checkpoint back, and triggers the announcement when it catches up.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
-from django.conf import settings
 from django.db import connections, transaction
-from django.utils.module_loading import import_string
 
 from commands_app import eventstore
 from commands_app.eventstore import Position, RecordedEvent
 
+from . import signals
 from .base import READ_DB
 from .models import Checkpoint, ProjectedMark
 from .registry import projector_names
-
-logger = logging.getLogger(__name__)
 
 READ_LIMIT = 1000
 
@@ -128,17 +124,17 @@ def announce_in_round(
         )
     if previous is None:
         return []
-    if previous < start or not read or read[-1].checkpoint < low:
+    if previous < start or not read or read[-1].reader_position < low:
         return list(command_positions_between(previous, low))
     return [
         event.position
         for event in read
-        if previous < event.checkpoint <= low and event.metadata.get("command_id")
+        if previous < event.reader_position <= low and event.metadata.get("command_id")
     ]
 
 
 def announce_projected() -> list[int]:
-    """Call the on-projected callback for newly projected events; return them."""
+    """Announce newly projected events (`projected`); return their positions."""
     with transaction.atomic(using=READ_DB):
         positions = announce_in_round(None, Position(), ())
     notify_projected(positions)
@@ -146,17 +142,11 @@ def announce_projected() -> list[int]:
 
 
 def notify_projected(positions: list[int]) -> None:
-    """Hand projected positions to PROJECTIONS_ON_PROJECTED (after the commit)."""
+    """Send projected positions with the `projected` signal (after the commit)."""
     if not positions:
         return
-    try:
-        callback: Callable[[list[int]], object] = import_string(
-            settings.PROJECTIONS_ON_PROJECTED
-        )
-        callback(positions)
-    except Exception:
-        # Pushes are hints; the status endpoint is the truth.
-        logger.warning("projected announcement dropped", exc_info=True)
+    # Pushes are hints; the status endpoint is the truth.
+    signals.send(signals.projected, "projected", positions=positions)
 
 
 def command_positions_between(after: Position, upto: Position) -> Iterable[int]:
@@ -164,10 +154,10 @@ def command_positions_between(after: Position, upto: Position) -> Iterable[int]:
     cursor = after
     while True:
         events = eventstore.read_after(cursor, limit=READ_LIMIT)
-        inside = [event for event in events if event.checkpoint <= upto]
+        inside = [event for event in events if event.reader_position <= upto]
         for event in inside:
             if event.metadata.get("command_id"):
                 yield event.position
         if len(inside) < READ_LIMIT:
             return
-        cursor = inside[-1].checkpoint
+        cursor = inside[-1].reader_position

@@ -1,8 +1,8 @@
 """How far each projection is behind the event store, pushed to staff dashboards.
 
-The push itself belongs to the write side's one push helper, named by
-`settings.PROJECTIONS_ON_LAG` so that projections/ never imports it. Reports are
-throttled to one per second over all projection workers.
+The report is the `projections.signals.lag_reported` signal; the write side
+connects its staff push to it, so that projections/ never imports it. Reports
+are throttled to one per second over all projection workers.
 """
 
 from __future__ import annotations
@@ -10,16 +10,15 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import redis
 from django.conf import settings
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from commands_app import eventstore
 
+from . import signals
 from .models import Checkpoint
 from .registry import projector_names
 
@@ -62,10 +61,9 @@ def projection_lag() -> list[dict[str, Any]]:
 
 
 def report_lag() -> bool:
-    """Hand the lag to PROJECTIONS_ON_LAG, at most once a second; say if it did."""
+    """Send `lag_reported`, at most once a second; say if it did."""
     global _reported_at
-    callback_path = getattr(settings, "PROJECTIONS_ON_LAG", None)
-    if not callback_path:
+    if not signals.lag_reported.has_listeners():
         return False
     now = time.monotonic()
     if now - _reported_at < THROTTLE_MS / 1000:
@@ -74,12 +72,9 @@ def report_lag() -> bool:
         if not _redis().set(THROTTLE_KEY, 1, nx=True, px=THROTTLE_MS):
             return False
         _reported_at = now
-        callback: Callable[[list[dict[str, Any]]], object] = import_string(
-            callback_path
-        )
-        callback(projection_lag())
+        lag = projection_lag()
     except Exception:
         # The dashboard is a hint; the next report comes within seconds.
         logger.warning("projection lag report dropped", exc_info=True)
         return False
-    return True
+    return signals.send(signals.lag_reported, "projection lag", lag=lag)

@@ -168,7 +168,7 @@ def run_round(projectors: list[Projector], batch_size: int) -> RoundResult:
             if projector.name not in mine:
                 continue
             after = mine[projector.name]
-            share = [event for event in events if event.checkpoint > after]
+            share = [event for event in events if event.reader_position > after]
             if not share:
                 continue
             try:
@@ -179,7 +179,7 @@ def run_round(projectors: list[Projector], batch_size: int) -> RoundResult:
                 moved_error = f"runner: {exc!r}"[:2000]
                 moved[projector.name] = (after, moved_error)
                 continue
-            moved[projector.name] = (share[-1].checkpoint, parked)
+            moved[projector.name] = (share[-1].reader_position, parked)
             result.applied[projector.name] = len(share)
             result.products |= changed_products(projector, share)
         save_checkpoints(moved)
@@ -354,7 +354,7 @@ def run_batch(projector: Projector, batch_size: int) -> BatchResult:
         if not events:
             return BatchResult()
         parked = apply_events(projector, events, RetryBudget())
-        checkpoint.move_to(events[-1].checkpoint)
+        checkpoint.move_to(events[-1].reader_position)
         fields = ["tx_id", "position", "updated_at"]
         if parked:
             checkpoint.last_error = parked

@@ -2,8 +2,8 @@
 
 Each catch-up round collects the products whose catalogue rows its events
 touched; after the round's commit, their current `available` (one read) is
-handed to the callback named by `settings.PROJECTIONS_ON_STOCK` (the write
-side pushes it to every shopper's socket): one message per round, each
+sent with the `projections.signals.stock_changed` signal (the write side
+pushes it to every shopper's socket): one message per round, each
 product once, however many of its events the round applied. Pushes are hints:
 shops poll again while their socket is down.
 """
@@ -11,14 +11,12 @@ shops poll again while their socket is down.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
-
-from django.conf import settings
-from django.utils.module_loading import import_string
 
 from commands_app.eventstore import RecordedEvent
 
+from . import signals
 from .base import Projector
 from .models import ProductCatalogue
 
@@ -50,14 +48,13 @@ def stock_of(product_ids: Iterable[str]) -> list[dict[str, Any]]:
 
 
 def notify_stock(product_ids: set[str]) -> None:
-    """Hand the products' new stock to PROJECTIONS_ON_STOCK (after the commit)."""
+    """Send the products' new stock with `stock_changed` (after the commit)."""
     if not product_ids:
         return
     try:
-        callback: Callable[[list[dict[str, Any]]], object] = import_string(
-            settings.PROJECTIONS_ON_STOCK
-        )
-        callback(stock_of(product_ids))
+        products = stock_of(product_ids)
     except Exception:
         # Shops poll again when no push comes; the read API is the truth.
         logger.warning("stock announcement dropped", exc_info=True)
+        return
+    signals.send(signals.stock_changed, "stock", products=products)

@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable, Sequence
 
 from django.conf import settings
-from django.db import connections
 
+from api.waiting import release_pooled_connections
 from projections.progress import is_applied
 
 from .errors import PositionBeyondHeadError
@@ -36,18 +36,6 @@ def _wait_slots() -> threading.BoundedSemaphore:
         if _waits is None:
             _waits = threading.BoundedSemaphore(settings.READ_MAX_CONCURRENT_WAITS)
         return _waits
-
-
-def release_pooled_connections() -> None:
-    """Give this thread's pooled database connections back while it sleeps.
-
-    The web tier borrows connections from a pool smaller than its thread count
-    (config/connections.py): a waiting read must not hold one between polls.
-    Connections that are not pooled, or inside a transaction, stay.
-    """
-    for connection in connections.all(initialized_only=True):
-        if getattr(connection, "pool", None) and not connection.in_atomic_block:
-            connection.close()
 
 
 def wait_seconds() -> float:

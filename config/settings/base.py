@@ -365,7 +365,7 @@ PAYMENT_GATEWAY_PAUSE_AFTER_CALL_MS = env.int(
 # after a backoff doubling from BASE up to MAX; after MAX_ATTEMPTS it is parked.
 EFFECTS_RELAY_ENABLED = env.bool("EFFECTS_RELAY_ENABLED", default=True)
 EFFECTS_POLL_SECONDS = env.float("EFFECTS_POLL_SECONDS", default=1.0)
-# The command relay (commands_app/services.py publish_pending): requests store
+# The command relay (commands_app/acceptance.py publish_pending): requests store
 # the command and NOTIFY; the command workers' relays publish the tasks. Off:
 # each request publishes its own task on commit.
 COMMANDS_RELAY_ENABLED = env.bool("COMMANDS_RELAY_ENABLED", default=True)
@@ -501,11 +501,6 @@ OTEL_SERVICE_NAME = env("OTEL_SERVICE_NAME", default="cqrs-orders")
 PAYMENT_GATEWAY = env(
     "PAYMENT_GATEWAY", default="commands_app.payments.SimulatedGateway"
 )
-# Called by the projection runner with the positions every read model has applied;
-# named by string so that projections/ never imports the write side.
-PROJECTIONS_ON_PROJECTED = "commands_app.push.push_projected"
-# Called (at most once a second) with each projection's lag, for staff dashboards.
-PROJECTIONS_ON_LAG = "commands_app.push.push_projection_lag"
 # Threads per web process that run Django views (see config/asgi.py), besides
 # the COMMAND_ and READ_MAX_CONCURRENT_WAITS threads that waiting requests may hold.
 WEB_THREADS = env.int("WEB_THREADS", default=16)
@@ -617,8 +612,3 @@ CONTENT_SECURITY_POLICY = env(
 CSP_EXEMPT_PATHS = ["/api/docs/"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
-
-# --- Catalogue: live stock --------------------------------------------------------
-# Called by the projection runner after each round that changed the catalogue's
-# stock, with [{"id", "available", "position"}]: the write side pushes it to shoppers.
-PROJECTIONS_ON_STOCK = "commands_app.push.push_stock"

@@ -88,7 +88,7 @@ def stage_chunk(
             statements.append(stage(shadow.projector, pairs))  # type: ignore[union-attr]
     except Exception:
         statements = None
-    return Chunk(after, events[-1].checkpoint, len(events), statements)
+    return Chunk(after, events[-1].reader_position, len(events), statements)
 
 
 def inline_chunks(

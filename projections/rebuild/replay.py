@@ -46,12 +46,13 @@ class Shadow:
     def wanted(self, chunk: list[RecordedEvent]) -> list[RecordedEvent]:
         """Return the events of a chunk (in reader order) this projection lacks."""
         if chunk and not (
-            self.done < chunk[0].checkpoint and chunk[-1].checkpoint <= self.target
+            self.done < chunk[0].reader_position
+            and chunk[-1].reader_position <= self.target
         ):
             chunk = [
                 recorded
                 for recorded in chunk
-                if self.done < recorded.checkpoint <= self.target
+                if self.done < recorded.reader_position <= self.target
             ]
         handles = self.projector.handles
         return [

@@ -406,7 +406,7 @@ def test_a_command_id_that_is_not_a_uuid_answers_404_with_the_error_body(alice_a
 def test_stored_payment_hashes_are_rehashed_without_the_card(alice, alice_api):
     from django.apps import apps
 
-    from commands_app import services
+    from commands_app import acceptance
 
     migration = importlib.import_module(
         "commands_app.migrations.0006_pay_order_hash_without_card"
@@ -420,6 +420,6 @@ def test_stored_payment_hashes_are_rehashed_without_the_card(alice, alice_api):
     CommandRecord.objects.update(request_hash=old.hexdigest())
     migration.rehash(apps, None)
     record = CommandRecord.objects.get()
-    assert record.request_hash == services.request_hash("pay-order", body)
+    assert record.request_hash == acceptance.request_hash("pay-order", body)
     again = submit(alice_api, "pay-order", body, **key)
     assert again.json()["id"] == first.json()["id"]

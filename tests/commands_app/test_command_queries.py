@@ -9,8 +9,9 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from commands_app import dashboard, push, retention, sweeper
+from commands_app import dashboard, retention, sweeper
 from commands_app.models import CommandRecord
+from commands_app.push import status as status_push
 
 pytestmark = [
     pytest.mark.integration,
@@ -33,7 +34,7 @@ def test_the_periodic_queries_on_commands_walk_an_index(staff):
     with CaptureQueriesContext(connection) as seen:
         dashboard.command_stats()  # every 2 s, by created_at and finished_at
         sweeper.stuck_commands()  # every 2 s, accepted and running ones
-        push.push_projected([5])  # every projection round, by position
+        status_push.push_projected([5])  # every projection round, by position
         retention.purge_finished_commands()  # hourly, by finished_at
     queries = [q["sql"] for q in seen.captured_queries if ON_COMMANDS.search(q["sql"])]
     assert len(queries) >= 5, queries

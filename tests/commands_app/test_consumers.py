@@ -284,7 +284,7 @@ def test_a_staff_message_routed_to_a_customer_group_is_dropped(web, alice):
     from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
 
-    from commands_app.push import user_group
+    from commands_app.push.layer import user_group
 
     headers = {"Authorization": f"Token {token_of(alice)}"}
     with connect(ws_url(web), proxy=None, additional_headers=headers) as ws:

@@ -87,7 +87,7 @@ def test_reading_in_batches_resumes_after_the_last_checkpoint_without_gaps():
     seen, checkpoint = [], Position()
     while batch := eventstore.read_after(checkpoint, limit=2):
         seen += batch
-        checkpoint = batch[-1].checkpoint
+        checkpoint = batch[-1].reader_position
     assert [e.to_domain() for e in seen] == events
     assert [e.position for e in seen] == sorted(e.position for e in seen)
 

@@ -11,7 +11,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.utils import timezone
 
-from commands_app import execution, services, sweeper
+from commands_app import acceptance, execution, sweeper
 from commands_app.models import CommandRecord, StoredEvent
 from tests.support.commands import register_product, submit
 from tests.support.processes import wait_until
@@ -152,7 +152,7 @@ def test_a_command_accepted_but_never_enqueued_is_redriven_by_the_sweeper(
 ):
     # Published by the request on commit (relay off), and that publish is lost.
     settings.COMMANDS_RELAY_ENABLED = False
-    monkeypatch.setattr(services, "enqueue", lambda record: None)
+    monkeypatch.setattr(acceptance, "enqueue", lambda record: None)
     response = submit(
         staff_api,
         "register-product",

@@ -10,7 +10,7 @@ from datetime import datetime
 
 import pytest
 
-from commands_app import services
+from commands_app import acceptance
 from commands_app.models import CommandRecord, GatewayLedgerEntry, StoredEvent
 from tests.support.commands import (
     ADDRESS,
@@ -251,11 +251,11 @@ def test_ten_concurrent_orders_for_five_in_stock_leave_exactly_five_placed(
         # to six worker processes racing on one product stream.
         held: list[CommandRecord] = []
         settings.COMMANDS_RELAY_ENABLED = False  # the request publishes them
-        monkeypatch.setattr(services, "enqueue", held.append)
+        monkeypatch.setattr(acceptance, "enqueue", held.append)
         ids = [submit(alice_api, "place-order", body).json()["id"] for _ in range(10)]
         monkeypatch.undo()
         for record in held:
-            services.enqueue(record)
+            acceptance.enqueue(record)
         outcomes = [final_status(alice_api, command_id) for command_id in ids]
     finally:
         more.stop()

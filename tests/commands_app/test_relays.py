@@ -2,7 +2,7 @@
 
 The projector relay (projections/runner.py) is woken by the NOTIFY that
 `eventstore.append` sends in the appending transaction: no task, no broker.
-The command relay (commands_app/services.py `publish_pending`) publishes the
+The command relay (commands_app/acceptance.py `publish_pending`) publishes the
 commands requests stored; a command stored while no relay runs is published
 when one comes back. Both poll as a safety net for a lost notification.
 """
@@ -20,7 +20,7 @@ from celery.app.task import Task
 from django.db import connection, transaction
 
 import relays
-from commands_app import eventstore, services
+from commands_app import acceptance, eventstore
 from commands_app.eventstore import NewEvents
 from commands_app.models import CommandRecord
 from commands_app.registry import IMPORT_PRODUCTS
@@ -133,9 +133,9 @@ def test_the_request_stores_the_command_and_notifies_instead_of_publishing(
 ) -> None:
     settings.COMMANDS_RELAY_ENABLED = True
     published: list[Any] = []
-    monkeypatch.setattr(services, "enqueue", published.append)
+    monkeypatch.setattr(acceptance, "enqueue", published.append)
     with psycopg.connect(_dsn(), autocommit=True) as listener:
-        listener.execute(f'LISTEN "{services.CHANNEL}"')
+        listener.execute(f'LISTEN "{acceptance.CHANNEL}"')
         response = submit(
             staff_api,
             "register-product",
@@ -143,7 +143,7 @@ def test_the_request_stores_the_command_and_notifies_instead_of_publishing(
         )
         assert response.status_code == 202
         woken = list(listener.notifies(timeout=5, stop_after=1))
-    assert [note.channel for note in woken] == [services.CHANNEL]
+    assert [note.channel for note in woken] == [acceptance.CHANNEL]
     assert published == []  # no broker call in the request
 
 
@@ -154,7 +154,7 @@ def test_a_command_stored_while_no_relay_runs_is_published_when_one_comes_back(
     settings.COMMANDS_RELAY_ENABLED = True
     with psycopg.connect(_dsn(), autocommit=True) as operator:
         # Every command relay (the worker's) is paused while this is held.
-        operator.execute("SELECT pg_advisory_lock(%s)", [services.PUBLISH_LOCK])
+        operator.execute("SELECT pg_advisory_lock(%s)", [acceptance.PUBLISH_LOCK])
         try:
             command_id = submit(
                 staff_api,
@@ -165,7 +165,7 @@ def test_a_command_stored_while_no_relay_runs_is_published_when_one_comes_back(
             record = CommandRecord.objects.get(pk=command_id)
             assert (record.status, record.publish_pending) == ("accepted", True)
         finally:
-            operator.execute("SELECT pg_advisory_unlock(%s)", [services.PUBLISH_LOCK])
+            operator.execute("SELECT pg_advisory_unlock(%s)", [acceptance.PUBLISH_LOCK])
     assert final_status(staff_api, command_id)["status"] == "succeeded"
     assert not CommandRecord.objects.get(pk=command_id).publish_pending
 
@@ -194,7 +194,7 @@ def test_a_failed_publish_leaves_the_rest_pending(
             for _ in range(3)
         ]
         with pytest.raises(ConnectionError):
-            services.publish_pending()
+            acceptance.publish_pending()
         pending = CommandRecord.objects.filter(
             pk__in=[r.pk for r in records], publish_pending=True
         ).count()
@@ -210,15 +210,15 @@ def test_a_claim_is_published_as_chunks_spread_over_the_workers(
     settings.COMMANDS_TASKS_PER_CLAIM = 4
     claimed = [(str(n), "place-order") for n in range(40)]
     claimed.insert(3, ("import", IMPORT_PRODUCTS.name))
-    chunks = services.task_chunks(claimed)
+    chunks = acceptance.task_chunks(claimed)
     assert chunks[0] == [("import", IMPORT_PRODUCTS.name)]
     assert [len(chunk) for chunk in chunks[1:]] == [10, 10, 10, 10]
     assert [item for chunk in chunks[1:] for item in chunk] == [
         item for item in claimed if item[1] != IMPORT_PRODUCTS.name
     ]
     # A lone command is a task of its own; a large claim is capped per task.
-    assert services.task_chunks([("1", "place-order")]) == [[("1", "place-order")]]
-    many = services.task_chunks([(str(n), "place-order") for n in range(200)])
+    assert acceptance.task_chunks([("1", "place-order")]) == [[("1", "place-order")]]
+    many = acceptance.task_chunks([(str(n), "place-order") for n in range(200)])
     assert {len(chunk) for chunk in many} == {16, 8}
 
 

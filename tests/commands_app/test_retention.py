@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from commands_app import retention, services
+from commands_app import acceptance, retention
 from commands_app.models import CommandRecord
 from commands_app.retention import purge_finished_commands
 from tests.support.commands import submit
@@ -29,7 +29,7 @@ BODY = {"sku": "MUG-1", "name": "Mug", "price_cents": 100, "initial_stock": 1}
 def no_workers(monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
     """Keep the commands sent here to this test (no task is published)."""
     settings.COMMANDS_RELAY_ENABLED = False
-    monkeypatch.setattr(services, "enqueue", lambda record: None)
+    monkeypatch.setattr(acceptance, "enqueue", lambda record: None)
 
 
 def send(staff_api: Any, key: str) -> str:

@@ -13,7 +13,7 @@ from uuid import UUID
 import pytest
 from rest_framework.test import APIClient
 
-from commands_app import eventstore, services
+from commands_app import acceptance, eventstore
 from commands_app.domain.order import Order
 from commands_app.models import CommandRecord, StoredEvent
 from projections.models import Checkpoint
@@ -242,7 +242,7 @@ def test_changes_racing_new_orders_and_a_payment_never_oversell_or_change_paid_l
     try:
         # Hold the tasks back until all are stored, then release them at once.
         held: list[CommandRecord] = []
-        monkeypatch.setattr(services, "enqueue", held.append)
+        monkeypatch.setattr(acceptance, "enqueue", held.append)
         bodies = [
             (
                 alice_api,
@@ -279,7 +279,7 @@ def test_changes_racing_new_orders_and_a_payment_never_oversell_or_change_paid_l
         ]
         monkeypatch.undo()
         for record in held:
-            services.enqueue(record)
+            acceptance.enqueue(record)
         outcomes = [final_status(client, command_id, 60) for client, command_id in ids]
     finally:
         more.stop()

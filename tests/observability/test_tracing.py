@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
 )
 from opentelemetry.trace import SpanKind
 
-from commands_app import execution, push, services
+from commands_app import acceptance, eventstore, execution
 from commands_app.models import CommandRecord, StoredEvent
 from observability import tracing
 from projections import runner
@@ -40,8 +40,8 @@ CLIENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
 @pytest.fixture
 def exporter(monkeypatch, settings) -> Iterator[InMemorySpanExporter]:
     settings.COMMANDS_RELAY_ENABLED = False  # no worker's relay publishes them
-    monkeypatch.setattr(services, "enqueue", lambda record: None)
-    monkeypatch.setattr(push, "wake_projections", lambda: None)
+    monkeypatch.setattr(acceptance, "enqueue", lambda record: None)
+    monkeypatch.setattr(eventstore, "wake_projections", lambda: None)
     memory = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(memory))
@@ -143,8 +143,8 @@ def test_without_a_tracer_the_events_still_share_one_correlation_id(
     monkeypatch, settings, staff_api
 ) -> None:
     settings.COMMANDS_RELAY_ENABLED = False  # no worker's relay publishes them
-    monkeypatch.setattr(services, "enqueue", lambda record: None)
-    monkeypatch.setattr(push, "wake_projections", lambda: None)
+    monkeypatch.setattr(acceptance, "enqueue", lambda record: None)
+    monkeypatch.setattr(eventstore, "wake_projections", lambda: None)
     command_id = register(staff_api)
     execution.execute(UUID(command_id))
     record = CommandRecord.objects.get(pk=command_id)

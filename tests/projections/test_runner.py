@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from typing import Any
 from uuid import uuid4
 
 import psycopg
@@ -11,6 +13,7 @@ import pytest
 from django.conf import settings
 from django.db import connections
 
+from projections import signals
 from projections.announce import announce_projected
 from projections.models import Checkpoint, ProductCatalogue
 from projections.projectors import ProductCatalogueProjector
@@ -27,9 +30,18 @@ pytestmark = [
 ANNOUNCED: list[list[int]] = []
 
 
-def collect(positions: list[int]) -> None:
-    """Stand in for the write side's push (named by settings)."""
+def collect(sender: Any, *, positions: list[int], **kwargs: Any) -> None:
+    """Listen as the write side's push does (`projections.signals.projected`)."""
     ANNOUNCED.append(sorted(positions))
+
+
+@pytest.fixture
+def announced() -> Iterator[list[list[int]]]:
+    ANNOUNCED.clear()
+    signals.projected.connect(collect)
+    yield ANNOUNCED
+    signals.projected.disconnect(collect)
+    ANNOUNCED.clear()
 
 
 def raw_connection() -> psycopg.Connection:
@@ -116,9 +128,9 @@ def test_two_runners_at_once_apply_each_event_once(store, monkeypatch):
     assert ProductCatalogue.objects.get(id=product).available == 120
 
 
-def test_commands_are_announced_once_every_projection_has_applied_them(store, settings):
-    settings.PROJECTIONS_ON_PROJECTED = "tests.projections.test_runner.collect"
-    ANNOUNCED.clear()
+def test_commands_are_announced_once_every_projection_has_applied_them(
+    store, announced
+):
     product = store.product("MUG-1")
     order = store.order(product)
     positions = sorted(store.positions)  # all written with a command id

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.db import connections, transaction
+
+from projections import signals
 
 from .conftest import settle
 
@@ -17,17 +20,18 @@ pytestmark = [
 heard: list[list[dict[str, Any]]] = []
 
 
-def collect(products: list[dict[str, Any]]) -> None:
-    """Stand in for the write side's push (PROJECTIONS_ON_STOCK)."""
+def collect(sender: Any, *, products: list[dict[str, Any]], **kwargs: Any) -> None:
+    """Listen as the write side's push does (`projections.signals.stock_changed`)."""
     in_transaction = connections["read"].in_atomic_block
     heard.append([{**p, "in_transaction": in_transaction} for p in products])
 
 
 @pytest.fixture
-def listening(settings):
-    settings.PROJECTIONS_ON_STOCK = f"{__name__}.collect"
+def listening() -> Iterator[list[list[dict[str, Any]]]]:
     heard.clear()
+    signals.stock_changed.connect(collect)
     yield heard
+    signals.stock_changed.disconnect(collect)
     heard.clear()
 
 

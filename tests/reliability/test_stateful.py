@@ -1,7 +1,7 @@
 """A Hypothesis state machine over the write side, the worker and the projections.
 
 In-process against the real PostgreSQL test databases, without Celery: a rule
-submits a command (as the API would, through `services.submit`), another runs
+submits a command (as the API would, through `acceptance.submit`), another runs
 one worker step (`execution.execute`), another "kills" a worker (claims a
 command and abandons it with its lease run out), and a stale attempt wakes up
 late and must be fenced off. Payments are a process: a pay-order command stays
@@ -39,7 +39,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from commands_app import effects, execution, push, services, sweeper
+from commands_app import acceptance, effects, eventstore, execution, sweeper
 from commands_app.models import CommandRecord, CommandStatus, Effect
 from commands_app.payments import get_gateway
 from commands_app.registry import COMMANDS
@@ -298,13 +298,13 @@ class OrdersMachine(RuleBasedStateMachine):
         self.keys += 1
         key = f"key-{self.keys}" if keyed else None
         before = CommandRecord.objects.count()
-        record, created = services.submit(
+        record, created = acceptance.submit(
             spec,
             user_id=user.pk,
             payload=payload,
             aggregate_id=UUID(payload[field_name]) if field_name else None,
             idempotency_key=key,
-            body_hash=services.request_hash(name, body),
+            body_hash=acceptance.request_hash(name, body),
         )
         assert created
         assert record.status == CommandStatus.ACCEPTED
@@ -312,7 +312,7 @@ class OrdersMachine(RuleBasedStateMachine):
         self.submitted.append(Submitted(name, user, body, payload, key, str(record.id)))
 
     def owner(self, order_id: UUID) -> int | None:
-        return services.order_owner(order_id)
+        return acceptance.order_owner(order_id)
 
     @rule(
         product=st.integers(0, PRODUCTS - 1),
@@ -429,13 +429,13 @@ class OrdersMachine(RuleBasedStateMachine):
             "payload": first.payload,
             "aggregate_id": UUID(first.payload[field_name]) if field_name else None,
             "idempotency_key": first.key,
-            "body_hash": services.request_hash(first.name, body),
+            "body_hash": acceptance.request_hash(first.name, body),
         }
         if other_body:
-            with pytest.raises(services.IdempotencyMismatchError):
-                services.submit(spec, **arguments)
+            with pytest.raises(acceptance.IdempotencyMismatchError):
+                acceptance.submit(spec, **arguments)
         else:
-            record, created = services.submit(spec, **arguments)
+            record, created = acceptance.submit(spec, **arguments)
             assert not created
             assert str(record.id) == first.command_id
         assert CommandRecord.objects.count() == before
@@ -625,10 +625,10 @@ def test_the_write_side_and_projections_keep_their_invariants(
     settings.PAYMENT_GATEWAY_LATENCY_MS = 0
     # No broker: the state machine is the worker (no relay publishes either).
     settings.COMMANDS_RELAY_ENABLED = False
-    monkeypatch.setattr(services, "enqueue", lambda record: None)
+    monkeypatch.setattr(acceptance, "enqueue", lambda record: None)
     # The machine is also the only projection runner: no wake-ups, and a worker
     # still draining for an earlier test is kept off the projections.
-    monkeypatch.setattr(push, "wake_projections", lambda: None)
+    monkeypatch.setattr(eventstore, "wake_projections", lambda: None)
     OrdersMachine.staff = make_user("sm-staff", staff=True)
     OrdersMachine.customers = (make_user("sm-alice"), make_user("sm-bob"))
     # Effects too: a shared worker's relay pauses while this process holds the

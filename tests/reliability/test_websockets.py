@@ -17,7 +17,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Origin
 
-from commands_app.push import push_projection_lag, send_to_user
+from commands_app.push.broadcast import push_projection_lag
+from commands_app.push.layer import send_to_user
 from tests.commands_app.test_consumers import session_cookie, token_of, ws_url
 
 pytestmark = [

@@ -8,7 +8,7 @@ from uuid import UUID
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand
 
-from commands_app import execution, services
+from commands_app import acceptance, execution
 from commands_app.models import ProductSku
 from commands_app.registry import REGISTER_PRODUCT
 
@@ -48,19 +48,19 @@ class Command(BaseCommand):
             if ProductSku.objects.filter(sku=sku).exists():
                 continue
             payload = {
-                "product_id": services.new_id(),
+                "product_id": acceptance.new_id(),
                 "sku": sku,
                 "name": name,
                 "price_cents": price,
                 "initial_stock": stock,
             }
-            record, _ = services.submit(
+            record, _ = acceptance.submit(
                 spec,
                 user_id=admin.pk,
                 payload=payload,
                 aggregate_id=UUID(str(payload["product_id"])),
                 idempotency_key=f"seed-{sku}",
-                body_hash=services.request_hash(spec.name, payload),
+                body_hash=acceptance.request_hash(spec.name, payload),
             )
             execution.execute(record.id)
         self.stdout.write("Demo users (development only):")

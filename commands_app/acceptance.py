@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db import connections as db_connections
 
+from api.waiting import release_pooled_connections
 from observability import context, metrics, tracing
 
 from . import eventstore
@@ -239,18 +240,6 @@ def task_chunks(claimed: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
     spread = -(-len(others) // settings.COMMANDS_TASKS_PER_CLAIM)
     size = max(1, min(per_task, spread))
     return imports + [others[i : i + size] for i in range(0, len(others), size)]
-
-
-def release_pooled_connections() -> None:
-    """Give this thread's pooled database connections back while it sleeps.
-
-    The web tier borrows connections from a pool smaller than its thread count
-    (config/connections.py): a waiting request must not hold one between polls.
-    Connections that are not pooled, or inside a transaction, stay.
-    """
-    for connection in db_connections.all(initialized_only=True):
-        if getattr(connection, "pool", None) and not connection.in_atomic_block:
-            connection.close()
 
 
 def wait_for_final(command_id: UUID, seconds: float) -> CommandRecord:
