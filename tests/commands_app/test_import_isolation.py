@@ -28,6 +28,7 @@ import pytest
 import requests
 from django.conf import settings
 
+from commands_app import acceptance
 from tests.conftest import make_user
 from tests.reliability.services import PrivateRedis
 from tests.support import rabbitmq
@@ -61,8 +62,18 @@ def own_services(output_dir: Path) -> Iterator[dict[str, str]]:
     flag, which a wake-up left in this test's broker would hold for the session.
     """
     private = PrivateRedis(output_dir).start()
-    env = {"REDIS_URL": private.url, "CHANNEL_LAYER_URL": private.url}
+    # The database is shared, and the command row is the outbox: a worker of the
+    # session (started by an earlier test) would publish this test's commands to
+    # its own broker. Its command relay pauses while PUBLISH_LOCK is held here,
+    # and this test's web publishes each command itself, on commit.
+    env = {
+        "REDIS_URL": private.url,
+        "CHANNEL_LAYER_URL": private.url,
+        "COMMANDS_RELAY_ENABLED": "false",
+    }
     session = str(settings.CELERY_BROKER_URL)
+    holder = psycopg.connect(database_dsn(), autocommit=True)
+    holder.execute("SELECT pg_advisory_lock(%s)", (acceptance.PUBLISH_LOCK,))
     try:
         if rabbitmq.is_rabbitmq(session):
             vhost = f"{rabbitmq.vhost_of(session)}-isolation"
@@ -73,6 +84,7 @@ def own_services(output_dir: Path) -> Iterator[dict[str, str]]:
         else:
             yield {**env, "CELERY_BROKER_URL": private.url}
     finally:
+        holder.close()
         private.stop()
 
 
@@ -107,10 +119,13 @@ def post(session: requests.Session, url: str, name: str, body: Any) -> str:
     return str(response.json()["id"])
 
 
-def row(command_id: str) -> tuple[str, int]:
+def database_dsn() -> str:
     db = settings.DATABASES["default"]
-    dsn = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    with psycopg.connect(dsn) as conn:
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def row(command_id: str) -> tuple[str, int]:
+    with psycopg.connect(database_dsn()) as conn:
         found = conn.execute(
             "SELECT status, progress FROM commands WHERE id = %s", (command_id,)
         ).fetchone()
