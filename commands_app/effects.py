@@ -134,6 +134,10 @@ def deliver(effect: Effect) -> bool:
                 exc_info=not isinstance(exc, ConnectionError),
             )
             outcome = fail(effect, exc)
+            if outcome == "fenced":  # another delivery took it over meanwhile
+                logger.warning(
+                    "effect %s attempt %s was fenced off", effect.id, effect.attempts
+                )
             metrics.effect_delivered(effect.kind, outcome)
             return False
     metrics.effect_delivered(effect.kind, "done")

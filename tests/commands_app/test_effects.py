@@ -228,6 +228,27 @@ def test_a_claimed_effect_is_not_claimed_again_until_its_lease_runs_out(
     assert Effect.objects.get(pk=effect.pk).status == EffectStatus.DONE
 
 
+def test_an_attempt_failing_after_its_lease_was_taken_over_is_fenced_off(
+    recorder: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    # E.g. a gateway timeout seen by a worker that was paused past its lease.
+    restock(uuid4(), 7)
+    recorder.failing = {7}
+    late = effects.claim()
+    assert late is not None
+    Effect.objects.filter(pk=late.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    again = effects.claim()
+    assert again is not None
+    with caplog.at_level("WARNING", logger="commands_app.effects"):
+        assert not effects.deliver(late)
+    assert f"effect {late.id} attempt 1 was fenced off" in caplog.text
+    row = Effect.objects.get(pk=late.pk)
+    # The failure is not recorded over the delivery that holds the lease now.
+    assert (row.attempts, row.last_error) == (2, "")
+
+
 def test_holding_the_drain_lock_pauses_every_relay(recorder: Recorder) -> None:
     restock(uuid4(), 9)
     with psycopg.connect(_dsn(), autocommit=True) as other:
