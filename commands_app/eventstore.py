@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,8 +27,6 @@ DB_ALIAS = "default"
 # Notified by every appending transaction, at its commit (and never on rollback):
 # the projector relay in the projection workers listens (projections/runner.py).
 PROJECTIONS_CHANNEL = "projections"
-
-logger = logging.getLogger(__name__)
 
 
 class ConcurrencyError(Exception):
@@ -193,21 +190,6 @@ def _insert_sql(count: int) -> str:
         "RETURNING position) SELECT appended.position FROM appended, "
         f"pg_notify('{PROJECTIONS_CHANNEL}', '') ORDER BY appended.position"
     )
-
-
-def wake_projections() -> None:
-    """Wake the projector relays now (or at the commit, inside a transaction).
-
-    Appending events already does this in its transaction (the INSERT's
-    NOTIFY); this is for code that wants a catch-up without appending (a
-    pending command's resumption). A lost wake-up costs at most one relay poll
-    (PROJECTIONS_POLL_SECONDS).
-    """
-    try:
-        with connections[DB_ALIAS].cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, '')", [PROJECTIONS_CHANNEL])
-    except Exception:
-        logger.warning("projection wake-up lost", exc_info=True)
 
 
 def load_streams(stream_ids: Sequence[str]) -> dict[str, list[Event]]:

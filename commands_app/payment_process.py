@@ -156,7 +156,6 @@ def record(effect: Effect, cause: RecordedEvent, decide: Any) -> None:
                     metadata=outcome_metadata(effect, cause),
                 )
                 finish_command(cause, order, position=max(positions))
-                transaction.on_commit(eventstore.wake_projections)
             return
         except ConcurrencyError:
             effect.status = ""  # rolled back: still pending

@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
 )
 from opentelemetry.trace import SpanKind
 
-from commands_app import acceptance, eventstore, execution
+from commands_app import acceptance, execution
 from commands_app.models import CommandRecord, StoredEvent
 from observability import tracing
 from projections import runner
@@ -41,7 +41,6 @@ CLIENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
 def exporter(monkeypatch, settings) -> Iterator[InMemorySpanExporter]:
     settings.COMMANDS_RELAY_ENABLED = False  # no worker's relay publishes them
     monkeypatch.setattr(acceptance, "enqueue", lambda record: None)
-    monkeypatch.setattr(eventstore, "wake_projections", lambda: None)
     memory = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(memory))
@@ -144,7 +143,6 @@ def test_without_a_tracer_the_events_still_share_one_correlation_id(
 ) -> None:
     settings.COMMANDS_RELAY_ENABLED = False  # no worker's relay publishes them
     monkeypatch.setattr(acceptance, "enqueue", lambda record: None)
-    monkeypatch.setattr(eventstore, "wake_projections", lambda: None)
     command_id = register(staff_api)
     execution.execute(UUID(command_id))
     record = CommandRecord.objects.get(pk=command_id)
