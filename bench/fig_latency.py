@@ -27,12 +27,22 @@ HOT_SAMPLES = 30
 
 
 def one_command(
-    session: requests.Session, ws: ClientConnection, url: str, product: str
+    session: requests.Session,
+    ws: ClientConnection,
+    url: str,
+    product: str,
+    stages: list[dict[str, Any]] | None = None,
 ) -> tuple[float, float]:
-    """Return ms from the POST to the `succeeded` push and to the `projected` push."""
+    """Return ms from the POST to the `succeeded` push and to the `projected` push.
+
+    With `stages`, append the command's id, the wall clock at the POST and the
+    ms to the 202, to each push (for `stage_split`).
+    """
+    posted_at = time.time()
     started = time.perf_counter()
     response = session.post(url, json=common.order_body(product), timeout=10)
     response.raise_for_status()
+    accepted = (time.perf_counter() - started) * 1000
     command_id = response.json()["id"]
     succeeded = projected = 0.0
     while not projected:
@@ -46,7 +56,51 @@ def one_command(
         if command.get("projected"):
             projected = elapsed
             succeeded = succeeded or elapsed
+    if stages is not None:
+        stages.append(
+            {
+                "id": command_id,
+                "posted_at": posted_at,
+                "accepted": accepted,
+                "succeeded": succeeded,
+                "projected": projected,
+            }
+        )
     return succeeded, projected
+
+
+# Where a command's time goes, from the client's clock and the command row's
+# (created_at: the accepting INSERT's transaction; started_at: the worker's
+# claim; finished_at: the final UPDATE, just before the commit).
+STAGES = (
+    ("POST -> 202", "accepted"),
+    ("202 -> claimed by a worker (relay, broker, pool)", "claimed"),
+    ("claimed -> final status written (decide, append)", "finished"),
+    ("written -> succeeded push heard (commit, push)", "pushed"),
+    ("succeeded -> projected push heard (projection round)", "projected"),
+)
+
+
+def stage_split(stages: list[dict[str, Any]]) -> dict[str, float]:
+    """Return the p50 ms of each stage of `STAGES` over the commands timed."""
+    rows = common.sql(
+        common.DB_NAME,
+        "SELECT id::text, extract(epoch FROM started_at)::float8, "
+        "extract(epoch FROM finished_at)::float8 FROM commands WHERE id = ANY(%s)",
+        [[s["id"] for s in stages]],
+    )
+    times = {command_id: (started, finished) for command_id, started, finished in rows}
+    split: dict[str, list[float]] = {key: [] for _, key in STAGES}
+    for s in stages:
+        started, finished = times[s["id"]]
+        claimed = (started - s["posted_at"]) * 1000
+        written = (finished - s["posted_at"]) * 1000
+        split["accepted"].append(s["accepted"])
+        split["claimed"].append(claimed - s["accepted"])
+        split["finished"].append(written - claimed)
+        split["pushed"].append(s["succeeded"] - written)
+        split["projected"].append(s["projected"] - s["succeeded"])
+    return {key: common.percentile(values, 50) for key, values in split.items()}
 
 
 def run(ctx: Context) -> list[Row]:
@@ -57,6 +111,7 @@ def run(ctx: Context) -> list[Row]:
     succeeded: list[float] = []
     projected: list[float] = []
     hot_succeeded: list[float] = []
+    stages: list[dict[str, Any]] = []
     with System(*LAYOUT) as system:
         noop.noop_worker(system)
         session = requests.Session()
@@ -68,7 +123,8 @@ def run(ctx: Context) -> list[Row]:
         ) as ws:
             common.wait_until(common.all_projected, timeout=30)
             for index in range(ctx.latency_samples + WARM_UP):
-                done, seen = one_command(session, ws, url, product)
+                timed = stages if index >= WARM_UP else None
+                done, seen = one_command(session, ws, url, product, timed)
                 if index >= WARM_UP:
                     succeeded.append(done)
                     projected.append(seen)
@@ -78,6 +134,7 @@ def run(ctx: Context) -> list[Row]:
                 if index >= 2:
                     hot_succeeded.append(done)
         baseline = noop.round_trips(ctx.latency_samples)
+    split = stage_split(stages)
     common.reset_state()
     p = common.percentile
     base50, base99 = p(baseline, 50), p(baseline, 99)
@@ -110,5 +167,9 @@ def run(ctx: Context) -> list[Row]:
             "ms",
             "<= 100 ms",
             p(projected, 99) <= 100,
+        ),
+        *(
+            Row("3 latency", f"stage p50: {label}", split[key], None, "ms")
+            for label, key in STAGES
         ),
     ]
