@@ -54,6 +54,13 @@ class Letters:
         first = self.blocked.get(recorded.stream_id)
         return first is not None and (recorded.tx_id, recorded.position) > first
 
+    def clear(self, events: Iterable[RecordedEvent]) -> bool:
+        """Say if none of the events has a letter or waits behind one."""
+        return not any(
+            self.blocks(recorded) or recorded.position in self.positions
+            for recorded in events
+        )
+
     def block(self, recorded: RecordedEvent) -> None:
         """Make the later events of the event's stream wait behind it."""
         here = (recorded.tx_id, recorded.position)
@@ -68,16 +75,29 @@ def letters_for(projection: str, events: Sequence[RecordedEvent]) -> Letters:
     An event with a letter was parked by a round that did not commit (or its
     letter was discarded since): a runner leaves it to its letter.
     """
+    return letters_of([projection], events)[projection]
+
+
+def letters_of(
+    projections: Sequence[str], events: Sequence[RecordedEvent]
+) -> dict[str, Letters]:
+    """Return `letters_for` of several projections over the same events, in one query.
+
+    A round reads the events once for every projection; each one's share is a
+    part of them, so a projection's letters at the other positions are never
+    asked about.
+    """
     rows = DeadLetter.objects.filter(
         Q(status__in=OPEN) | Q(position__in=[event.position for event in events]),
-        projection=projection,
-    ).values_list("stream_id", "tx_id", "position", "status")
-    letters = Letters()
-    for stream_id, tx_id, position, status in rows:
+        projection__in=projections,
+    ).values_list("projection", "stream_id", "tx_id", "position", "status")
+    letters = {projection: Letters() for projection in projections}
+    for projection, stream_id, tx_id, position, status in rows:
+        mine = letters[projection]
         if status in OPEN:
-            first = letters.blocked.get(stream_id, (tx_id, position))
-            letters.blocked[stream_id] = min(first, (tx_id, position))
-        letters.positions.add(position)
+            first = mine.blocked.get(stream_id, (tx_id, position))
+            mine.blocked[stream_id] = min(first, (tx_id, position))
+        mine.positions.add(position)
     return letters
 
 

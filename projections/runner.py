@@ -4,7 +4,8 @@ A round is one short transaction of the read database for all projections:
 their advisory locks (tried in one statement, so that one runner at a time
 applies a projection whatever the number of workers; one held elsewhere sits
 the round out), their checkpoints, one read of the events from the lowest of
-them, each projection's share in a savepoint of its own (a failure there
+them, every projection's share in one savepoint and pipeline (on a failure,
+each share again in a savepoint of its own, so that one projection's failure
 leaves the others' work in place), the moved checkpoints, and the mark of the
 commands that every projection has now applied. Those commands are announced
 after the commit.
@@ -27,7 +28,7 @@ from relays import Relay
 
 from .announce import announce_in_round, announce_projected, notify_projected
 from .base import READ_DB, Projector, RetryBudget, apply_counting_tries, pipelined
-from .dead_letters import LetterBox, letters_for
+from .dead_letters import LetterBox, Letters, letters_for, letters_of
 from .lag import report_lag
 from .locks import lock_key, projection_lock
 from .models import Checkpoint, DeadLetterStatus
@@ -162,26 +163,9 @@ def run_round(projectors: list[Projector], batch_size: int) -> RoundResult:
         result.read = len(events)
         if not events:
             return result
-        moved: dict[str, tuple[Position, str]] = {}
-        budget = RetryBudget()
-        for projector in projectors:
-            if projector.name not in mine:
-                continue
-            after = mine[projector.name]
-            share = [event for event in events if event.reader_position > after]
-            if not share:
-                continue
-            try:
-                parked = apply_share(projector, share, budget)
-            except Exception as exc:
-                logger.exception("projection %s failed", projector.name)
-                result.errors[projector.name] = repr(exc)
-                moved_error = f"runner: {exc!r}"[:2000]
-                moved[projector.name] = (after, moved_error)
-                continue
-            moved[projector.name] = (share[-1].reader_position, parked)
-            result.applied[projector.name] = len(share)
-            result.products |= changed_products(projector, share)
+        moved = apply_round(
+            [p for p in projectors if p.name in mine], mine, events, result
+        )
         save_checkpoints(moved)
         for name, (checkpoint, _error) in moved.items():
             checkpoints[name] = checkpoint
@@ -196,6 +180,55 @@ def run_round(projectors: list[Projector], batch_size: int) -> RoundResult:
     if result.applied:
         report_lag()
     return result
+
+
+def apply_round(
+    projectors: list[Projector],
+    checkpoints: dict[str, Position],
+    events: list[RecordedEvent],
+    result: RoundResult,
+) -> dict[str, tuple[Position, str]]:
+    """Apply each projection's share of the events read; return the moved checkpoints.
+
+    `checkpoints` are the projections' whose lock the round holds. Record in
+    `result` what each applied, its error, and the products changed.
+    """
+    moved: dict[str, tuple[Position, str]] = {}
+    budget = RetryBudget()
+    shares = {
+        name: [event for event in events if event.reader_position > after]
+        for name, after in checkpoints.items()
+    }
+    letters = letters_of(list(checkpoints), events)
+    together, failed = apply_together(
+        [(p, shares[p.name]) for p in projectors if shares[p.name]], letters
+    )
+    for projector in projectors:
+        share = shares[projector.name]
+        if not share:
+            continue
+        try:
+            parked = (
+                ""
+                if projector.name in together
+                else apply_share(
+                    projector,
+                    share,
+                    budget,
+                    letters[projector.name],
+                    batch_failed=projector.name == failed,
+                )
+            )
+        except Exception as exc:
+            logger.exception("projection %s failed", projector.name)
+            result.errors[projector.name] = repr(exc)
+            error = f"runner: {exc!r}"[:2000]
+            moved[projector.name] = (checkpoints[projector.name], error)
+            continue
+        moved[projector.name] = (share[-1].reader_position, parked)
+        result.applied[projector.name] = len(share)
+        result.products |= changed_products(projector, share)
+    return moved
 
 
 def try_locks(names: list[str]) -> set[str]:
@@ -224,14 +257,62 @@ def read_checkpoints() -> dict[str, Position]:
     return checkpoints
 
 
+def apply_together(
+    shares: list[tuple[Projector, list[RecordedEvent]]],
+    letters: dict[str, Letters],
+) -> tuple[set[str], str | None]:
+    """Apply the round's clear shares at once; return those applied, and who failed.
+
+    The common case: every projection's share, none with a dead letter in
+    its way, goes in one savepoint and one pipeline (a round trip for all of
+    them, not two savepoints and a sync each). On a failure nothing of it
+    stays, and each projection goes its own way (`apply_share`): a savepoint
+    of its own, then event by event with retries and dead letters, so that
+    one projection's failure leaves the others' work in place. The one whose
+    handlers raised (known unless PostgreSQL failed a statement at the
+    pipeline's end) goes event by event at once: its batch was tried.
+    """
+    clear: list[tuple[Projector, list[RecordedEvent]]] = []
+    for projector, share in shares:
+        handled = [recorded for recorded in share if projector.handles(recorded)]
+        if handled and letters[projector.name].clear(handled):
+            clear.append((projector, handled))
+    if not clear:
+        return set(), None
+    failed: str | None = None
+    try:
+        with pipelined():
+            for projector, handled in clear:
+                failed = projector.name
+                with apply_spans(projector, handled):
+                    projector.apply_batch(handled)
+            failed = None
+    except Exception:
+        logger.info(
+            "projections %s: the round's batch failed (%s), applying each on its own",
+            ", ".join(projector.name for projector, _ in clear),
+            failed or "at the end",
+            exc_info=True,
+        )
+        return set(), failed
+    return {projector.name for projector, _ in clear}, None
+
+
 def apply_share(
-    projector: Projector, events: list[RecordedEvent], budget: RetryBudget
+    projector: Projector,
+    events: list[RecordedEvent],
+    budget: RetryBudget,
+    letters: Letters | None = None,
+    *,
+    batch_failed: bool = False,
 ) -> str:
     """Apply a projection's share of the round in a savepoint; return its error."""
     if not any(projector.handles(event) for event in events):
         return ""
     with transaction.atomic(using=READ_DB):
-        parked = apply_events(projector, events, budget)
+        parked = apply_events(
+            projector, events, budget, letters, batch_failed=batch_failed
+        )
     return parked
 
 
@@ -369,20 +450,28 @@ def run_batch(projector: Projector, batch_size: int) -> BatchResult:
 
 
 def apply_events(
-    projector: Projector, events: list[RecordedEvent], budget: RetryBudget
+    projector: Projector,
+    events: list[RecordedEvent],
+    budget: RetryBudget,
+    letters: Letters | None = None,
+    *,
+    batch_failed: bool = False,
 ) -> str:
     """Apply events, parking failures and what waits behind them; return an error.
 
     Retries pause only while the round's `budget` lasts; letters are committed
-    at once, on a connection of their own (dead_letters.LetterBox).
+    at once, on a connection of their own (dead_letters.LetterBox). `letters`
+    are the projection's as the round read them (else they are read here);
+    with `batch_failed` the set-based try of these events was made already.
     """
     handled = [recorded for recorded in events if projector.handles(recorded)]
-    letters = letters_for(projector.name, handled)
-    clear = not any(
-        letters.blocks(recorded) or recorded.position in letters.positions
-        for recorded in handled
-    )
-    if clear and apply_pipelined(projector, handled):
+    if letters is None:
+        letters = letters_for(projector.name, handled)
+    if (
+        not batch_failed
+        and letters.clear(handled)
+        and apply_pipelined(projector, handled)
+    ):
         return ""
     last_error = ""
     with LetterBox() as box:

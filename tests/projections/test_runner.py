@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from django.conf import settings
 from django.db import connections
+from django.test.utils import CaptureQueriesContext
 
 from projections import signals
 from projections.announce import announce_projected
@@ -146,3 +147,19 @@ def test_commands_are_announced_once_every_projection_has_applied_them(
     settle()
     assert ANNOUNCED[-1] == [store.positions[-1]]
     assert announce_projected() == []
+
+
+def test_a_round_applies_every_projection_in_one_savepoint_and_pipeline(store):
+    # A placed order concerns all four projections. Their writes go in one
+    # savepoint and one pipeline: the read database sees, besides them, the
+    # round's own statements (locks, checkpoints, dead letters, the moved
+    # checkpoints and the mark), not a savepoint pair and a sync per projection.
+    mug = store.product("MUG-1", stock=5)
+    settle()
+    store.order(mug)
+    with CaptureQueriesContext(connections["read"]) as read:
+        settle()
+    statements = [query["sql"] for query in read.captured_queries]
+    assert sum(sql.startswith("SAVEPOINT") for sql in statements) == 1, statements
+    assert sum("read_dead_letters" in sql for sql in statements) == 1, statements
+    assert ProductCatalogue.objects.get(id=mug).available == 4
