@@ -87,13 +87,16 @@ class Appended:
     data: dict[str, Any]
 
 
+# One statement and round trip: the rows, and a NOTIFY when any was new
+# (PostgreSQL holds it until the commit, and drops it on rollback).
 _INSERT_SQL = (
-    "INSERT INTO effects (kind, stream_id, event_position, idempotency_key, "
-    "traceparent, status, attempts, last_error) "
+    "WITH inserted AS (INSERT INTO effects (kind, stream_id, event_position, "
+    "idempotency_key, traceparent, status, attempts, last_error) "
     "SELECT kind, stream_id, event_position, idempotency_key, traceparent, "
     "'pending', 0, '' FROM jsonb_to_recordset(%s::jsonb) AS e(kind text, "
     "stream_id text, event_position bigint, idempotency_key text, traceparent text) "
-    "ON CONFLICT (kind, idempotency_key) DO NOTHING"
+    "ON CONFLICT (kind, idempotency_key) DO NOTHING RETURNING 1) "
+    "SELECT pg_notify(%s, '') FROM (SELECT FROM inserted LIMIT 1) AS new"
 )
 
 
@@ -120,7 +123,5 @@ def schedule(
     if not rows:
         return 0
     with connections[using].cursor() as cursor:
-        cursor.execute(_INSERT_SQL, [json.dumps(rows)])
-        # Delivered by PostgreSQL at commit only, and not at all on rollback.
-        cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
+        cursor.execute(_INSERT_SQL, [json.dumps(rows), CHANNEL])
     return len(rows)

@@ -239,3 +239,24 @@ def test_a_batch_runs_every_command_even_after_one_fails(
     with pytest.raises(RuntimeError):
         execution.execute_all(ids)
     assert ran == ids
+
+
+def test_scheduled_effects_notify_the_effects_relays_once_and_only_when_new(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from commands_app import outbox
+
+    kind = outbox.EffectKind(
+        name="test-wake", event_types=frozenset({"test.woken.v1"}), perform=print
+    )
+    monkeypatch.setitem(outbox.KINDS, kind.name, kind)
+    appended = [outbox.Appended(1, "test-1", "test.woken.v1", {})]
+    with psycopg.connect(_dsn(), autocommit=True) as listener:
+        listener.execute(f'LISTEN "{outbox.CHANNEL}"')
+        with transaction.atomic():
+            assert outbox.schedule(appended) == 1
+        assert list(listener.notifies(timeout=5, stop_after=1))
+        # The same effect again (same idempotency key): no row, no wake-up.
+        with transaction.atomic():
+            outbox.schedule(appended)
+        assert not list(listener.notifies(timeout=0.5, stop_after=1))
