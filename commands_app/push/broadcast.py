@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .layer import CATALOGUE_GROUP, STAFF_GROUP, send_to_group
+from .layer import CATALOGUE_GROUP, STAFF_GROUP, post, send_to_group
 
 
 def push_projection_lag(projections: list[dict[str, Any]]) -> bool:
@@ -24,12 +24,11 @@ def push_stock(products: list[dict[str, Any]]) -> bool:
 
     One message per projection round: `products` holds each changed product
     once, `[{id, available, position}]`, after the read model committed it.
+    Posted: the projection worker goes on to its next round at once.
     """
     if not products:
         return False
-    return send_to_group(
-        CATALOGUE_GROUP, {"type": "catalogue.stock", "products": products}
-    )
+    return post([(CATALOGUE_GROUP, {"type": "catalogue.stock", "products": products})])
 
 
 def push_command_stats(stats: dict[str, Any]) -> bool:

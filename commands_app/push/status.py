@@ -14,25 +14,37 @@ from observability import tracing
 from ..models import CommandRecord
 from ..registry import spec_of
 from ..status import status_object
-from .layer import STAFF_GROUP, send_to_group, send_to_user
+from .layer import STAFF_GROUP, Message, post, user_group
 
 
 def push_status(record: CommandRecord, *, projected: bool | None = None) -> bool:
-    """Push a command's status to its user (`projected` when already known)."""
-    status = status_object(record, projected=projected)
+    """Push a command's status to its user (`projected` when already known).
+
+    Posted, not waited for (`layer.post`): the worker goes on at once.
+    """
     with tracing.span("push.status", attributes={"command.status": record.status}):
-        sent = send_to_user(
-            record.user_id,
+        return post(status_messages(record, projected=projected))
+
+
+def status_messages(
+    record: CommandRecord, *, projected: bool | None = None
+) -> list[Message]:
+    """Return the (group, message) pairs that tell a command's status."""
+    status = status_object(record, projected=projected)
+    messages: list[Message] = [
+        (
+            user_group(record.user_id),
             {"type": "command.status", "seq": record.status_seq, "command": status},
         )
+    ]
     if spec_of(record).progress_pushes:
-        push_import_progress(record.user_id, record.status_seq, status)
-    return sent
+        messages.append(import_progress(record.user_id, record.status_seq, status))
+    return messages
 
 
-def push_import_progress(user_id: int, seq: int, status: dict[str, Any]) -> bool:
-    """Tell every staff socket how far an import has got (imports are staff-only)."""
-    return send_to_group(
+def import_progress(user_id: int, seq: int, status: dict[str, Any]) -> Message:
+    """Return the message that tells every staff socket how far an import has got."""
+    return (
         STAFF_GROUP,
         {
             "type": "import.progress",
@@ -63,14 +75,16 @@ def push_projected(positions: Iterable[int]) -> None:
 
     One statement bumps every sequence number (execution.mark_projected); the
     status says `projected` without asking the read database again, as that is
-    why this is called.
+    why this is called. The pushes of a round's commands go as one batch.
     """
     from ..execution import mark_projected  # execution pushes: import when called
 
+    messages: list[Message] = []
     for record in mark_projected(positions):
         # Joins the command's trace: the projected push ends its path.
         with tracing.span("push.projected", parent=record.traceparent or None):
-            push_status(record, projected=True)
+            messages += status_messages(record, projected=True)
+    post(messages)
 
 
 def on_projected(sender: Any, *, positions: list[int], **kwargs: Any) -> None:
