@@ -45,6 +45,12 @@ class LostLeaseError(Exception):
     """Raise when another attempt took the effect over (this one is fenced)."""
 
 
+# The next due effect that is the first open one of its stream (per kind, in
+# order). `c.id = (SELECT min(b.id) …)` is one probe of the open-effects index
+# per candidate whatever the table's statistics say; as `NOT EXISTS (an older
+# open one)` it was planned, while the statistics were an empty table's, as a
+# scan of every open effect per candidate (38 ms for 400 pending, each claim).
+# The candidates come in the index's order (due_at, id): LIMIT 1 stops early.
 _CLAIM_SQL = """
 UPDATE effects AS e SET attempts = e.attempts + 1,
     lease_expires_at = now() + make_interval(secs => %s)
@@ -52,9 +58,9 @@ WHERE e.id = (
     SELECT c.id FROM effects AS c
     WHERE c.status = 'pending' AND c.due_at <= now() AND c.kind = ANY(%s)
       AND (c.lease_expires_at IS NULL OR c.lease_expires_at < now())
-      AND NOT EXISTS (
-          SELECT 1 FROM effects AS b
-          WHERE b.kind = c.kind AND b.stream_id = c.stream_id AND b.id < c.id
+      AND c.id = (
+          SELECT min(b.id) FROM effects AS b
+          WHERE b.kind = c.kind AND b.stream_id = c.stream_id
             AND b.status IN ('pending', 'parked'))
     ORDER BY c.due_at, c.id LIMIT 1 FOR UPDATE SKIP LOCKED)
 RETURNING e.*

@@ -342,9 +342,10 @@ class Effect(models.Model):
             )
         ]
         indexes = [
+            # In the claim's order, so that it stops at the first free one.
             models.Index(
-                fields=("due_at",),
-                name="effects_due_idx",
+                fields=("due_at", "id"),
+                name="effects_due_id_idx",
                 condition=models.Q(status="pending"),
             ),
             models.Index(
