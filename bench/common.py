@@ -581,3 +581,10 @@ def table(rows: Sequence[Row]) -> str:
 def stopwatch() -> Iterator[Callable[[], float]]:
     start = time.perf_counter()
     yield lambda: time.perf_counter() - start
+
+
+def machine_cpu_seconds() -> float:
+    """Return the CPU seconds the machine has been busy, all cores (/proc/stat)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    busy = sum(int(v) for v in fields) - int(fields[3]) - int(fields[4])
+    return busy / os.sysconf("SC_CLK_TCK")
