@@ -162,9 +162,11 @@ def complete(effect: Effect) -> None:
     """Mark the effect done if this attempt still holds it; else LostLeaseError.
 
     Inside a transaction, the row stays locked until it commits: call it in the
-    transaction that records the effect's outcome, so both commit or neither.
+    transaction that records the effect's outcome, so both commit or neither
+    (a lost lease fails that transaction). Outside one, it is one statement
+    that commits by itself (no BEGIN and COMMIT round trips).
     """
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+    with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
         cursor.execute(_COMPLETE_SQL, [effect.id, effect.attempts])
         if cursor.fetchone() is None:
             raise LostLeaseError(str(effect.id))

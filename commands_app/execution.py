@@ -250,7 +250,7 @@ def await_effect(record: CommandRecord, attempt: int, *, position: int) -> None:
     lease, neither the sweeper nor a redelivered task claims it again: the
     effect (delivered at least once from the committed events) finishes it.
     """
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+    with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
         cursor.execute(_AWAIT_SQL, [position, record.id, attempt])
         if cursor.fetchone() is None:
             raise LostClaimError(str(record.id))
@@ -275,10 +275,12 @@ def finish(
     commit, so a claim taken over before it matches nothing (LostClaimError
     rolls the events back) and one tried after it waits, then finds the
     command final. No savepoint: a failure here fails the whole transaction.
+    Outside a transaction (a rejection: nothing appended) it is one statement
+    that commits by itself.
     """
     progress = 100 if status == CommandStatus.SUCCEEDED else record.progress
     finished_at = timezone.now()
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+    with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
         cursor.execute(
             _FINISH_SQL,
             [
