@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -59,6 +60,8 @@ class Relay:
         self.thread: threading.Thread | None = None
         self.drains = 0
         self._listener: psycopg.Connection[Any] | None = None
+        self._checked_at = -float("inf")
+        self._failed = False
 
     def listen(self) -> psycopg.Connection[Any]:
         if self._listener is None or self._listener.closed or self._listener.broken:
@@ -86,12 +89,18 @@ class Relay:
         return handled
 
     def _drain(self) -> int:
-        close_old_connections()
-        try:
-            self.drains += 1
-            return self.drain()
-        finally:
+        # Django's connection checks (a `SELECT 1` per database used, with
+        # CONN_HEALTH_CHECKS) once per poll interval and after a failure, not
+        # around every drain: a busy relay drains hundreds of times a second.
+        now = time.monotonic()
+        if self._failed or now - self._checked_at >= self.poll_seconds:
             close_old_connections()
+            self._checked_at = now
+        self._failed = True
+        self.drains += 1
+        handled = self.drain()
+        self._failed = False
+        return handled
 
     def run(self) -> None:
         """Loop until stopped; survive database outages with a pause."""
