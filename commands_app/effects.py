@@ -25,6 +25,7 @@ every EFFECTS_POLL_SECONDS as a safety net.
 from __future__ import annotations
 
 import logging
+import typing
 from collections.abc import Iterable, Iterator
 
 from django.conf import settings
@@ -36,6 +37,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from observability import metrics, tracing
 
 from . import eventstore, outbox
+from .eventstore import RecordedEvent
 from .models import Effect, EffectStatus
 
 logger = logging.getLogger(__name__)
@@ -45,37 +47,78 @@ class LostLeaseError(Exception):
     """Raise when another attempt took the effect over (this one is fenced)."""
 
 
+# The deciding event's columns, as `eventstore.recorded_from_row` takes them,
+# named apart from the effect's own.
+EVENT_FIELDS = (
+    "ev_position",
+    "ev_tx_id",
+    "ev_stream_id",
+    "ev_version",
+    "ev_type",
+    "ev_data",
+    "ev_metadata",
+    "ev_recorded_at",
+)
+EVENT_COLUMNS = (
+    "position AS ev_position, tx_id::text::bigint AS ev_tx_id, "
+    "stream_id AS ev_stream_id, version AS ev_version, type AS ev_type, "
+    "data AS ev_data, metadata AS ev_metadata, recorded_at AS ev_recorded_at"
+)
+
 # The next due effect that is the first open one of its stream (per kind, in
-# order). `c.id = (SELECT min(b.id) …)` is one probe of the open-effects index
-# per candidate whatever the table's statistics say; as `NOT EXISTS (an older
-# open one)` it was planned, while the statistics were an empty table's, as a
-# scan of every open effect per candidate (38 ms for 400 pending, each claim).
-# The candidates come in the index's order (due_at, id): LIMIT 1 stops early.
-_CLAIM_SQL = """
-UPDATE effects AS e SET attempts = e.attempts + 1,
-    lease_expires_at = now() + make_interval(secs => %s)
-WHERE e.id = (
-    SELECT c.id FROM effects AS c
-    WHERE c.status = 'pending' AND c.due_at <= now() AND c.kind = ANY(%s)
-      AND (c.lease_expires_at IS NULL OR c.lease_expires_at < now())
-      AND c.id = (
-          SELECT min(b.id) FROM effects AS b
-          WHERE b.kind = c.kind AND b.stream_id = c.stream_id
-            AND b.status IN ('pending', 'parked'))
-    ORDER BY c.due_at, c.id LIMIT 1 FOR UPDATE SKIP LOCKED)
-RETURNING e.*
-"""
+# order), with its deciding event if there is one: one round trip for both.
+# `c.id = (SELECT min(b.id) …)` is one probe of the open-effects index per
+# candidate whatever the table's statistics say; as `NOT EXISTS (an older open
+# one)` it was planned, while the statistics were an empty table's, as a scan
+# of every open effect per candidate (38 ms for 400 pending, each claim). The
+# candidates come in the index's order (due_at, id): LIMIT 1 stops early.
+_CLAIM_SQL = f"""
+WITH claimed AS (
+    UPDATE effects AS e SET attempts = e.attempts + 1,
+        lease_expires_at = now() + make_interval(secs => %s)
+    WHERE e.id = (
+        SELECT c.id FROM effects AS c
+        WHERE c.status = 'pending' AND c.due_at <= now() AND c.kind = ANY(%s)
+          AND (c.lease_expires_at IS NULL OR c.lease_expires_at < now())
+          AND c.id = (
+              SELECT min(b.id) FROM effects AS b
+              WHERE b.kind = c.kind AND b.stream_id = c.stream_id
+                AND b.status IN ('pending', 'parked'))
+        ORDER BY c.due_at, c.id LIMIT 1 FOR UPDATE SKIP LOCKED)
+    RETURNING e.*)
+SELECT claimed.*, ev.* FROM claimed
+LEFT JOIN (SELECT {EVENT_COLUMNS} FROM events) AS ev
+    ON ev.ev_position = claimed.event_position
+"""  # noqa: S608 -- constant column lists
 
 
 def claim() -> Effect | None:
-    """Claim the next due effect of a registered kind; return it, or None."""
+    """Claim the next due effect of a registered kind; return it, or None.
+
+    The effect comes with its deciding event (`deciding_event`), read in the
+    claiming statement.
+    """
     kinds = sorted(outbox.KINDS)
     if not kinds:
         return None
     claimed = list(
         Effect.objects.raw(_CLAIM_SQL, [settings.EFFECTS_LEASE_SECONDS, kinds])
     )
-    return claimed[0] if claimed else None
+    if not claimed:
+        return None
+    effect = claimed[0]
+    row = [getattr(effect, name) for name in EVENT_FIELDS]
+    if row[0] is not None:  # else `deliver` fails it: no such event
+        effect.deciding_event = eventstore.recorded_from_row(row)  # type: ignore[attr-defined]
+    return effect
+
+
+def deciding_event(effect: Effect) -> RecordedEvent:
+    """Return the event that decided the effect (read with its claim, or now)."""
+    event = getattr(effect, "deciding_event", None)
+    if event is None:
+        event = eventstore.read_position(effect.event_position)
+    return typing.cast(RecordedEvent, event)
 
 
 # Relays drain under this advisory lock, shared; whoever holds it exclusively
@@ -120,8 +163,7 @@ def deliver(effect: Effect) -> bool:
         attributes=attributes,
     ):
         try:
-            event = eventstore.read_position(effect.event_position)
-            kind.perform(effect, event)
+            kind.perform(effect, deciding_event(effect))
             if effect.status != EffectStatus.DONE:
                 complete(effect)
         except LostLeaseError:

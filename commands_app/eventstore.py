@@ -256,6 +256,15 @@ def read_position(position: int) -> RecordedEvent:
         row = cursor.fetchone()
     if row is None:
         raise LookupError(f"no event at position {position}")
+    return recorded_from_row(row)
+
+
+def recorded_from_row(row: Sequence[Any]) -> RecordedEvent:
+    """Return the event of a row selected as the store's columns (`_COLUMNS`).
+
+    For a statement that reads an event beside its own rows (an effect's
+    claim): decrypted (or erased) and upcast as every read here.
+    """
     return _recorded(_revealed([row])[0])
 
 

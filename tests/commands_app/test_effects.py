@@ -310,3 +310,32 @@ def test_the_relay_polls_when_no_notification_comes() -> None:
         assert drained.wait(5)
     finally:
         relay_.stop()
+
+
+def test_a_claim_brings_its_deciding_event_and_an_effect_without_one_fails(
+    recorder: Recorder,
+) -> None:
+    product = uuid4()
+    [position] = restock(product, 3)
+    orphan = f"product-{uuid4()}"
+    with transaction.atomic():
+        outbox.schedule([outbox.Appended(10**12, orphan, RESTOCKED, {"quantity": 1})])
+
+    first = effects.claim()
+    assert first is not None
+    assert first.event_position == position
+    # Read in the claiming statement: delivering it reads no event again.
+    assert first.deciding_event.data["quantity"] == 3
+    assert first.deciding_event.stream_id == f"product-{product}"
+    assert effects.deliver(first)
+
+    # An effect whose event does not exist is claimed all the same, and fails
+    # (retried, then parked): it is not passed over, nor does it block the drain.
+    second = effects.claim()
+    assert second is not None
+    assert second.stream_id == orphan
+    assert not hasattr(second, "deciding_event")
+    assert not effects.deliver(second)
+    second.refresh_from_db()
+    assert "no event at position" in second.last_error
+    assert recorder.calls == [(f"product-{product}", 3)]
