@@ -5,7 +5,10 @@ Beside our `eventstore.append` (Django connection, expected versions, JSON
 metadata) the same run measures: raw psycopg INSERT+COMMIT into a table of the
 same shape (`bench_raw_events`, LIKE events INCLUDING ALL); the same with a
 transaction-level advisory lock that serialises every append (the alternative
-to our xid horizon); and the `eventsourcing` library (9.5, its own PostgreSQL
+to our xid horizon); at 10 events per transaction and 4 writers, the raw
+INSERT+COMMIT with the `pg_notify` that every append of ours sends in its
+statement (which PostgreSQL pays at commit, under a lock for the whole cluster);
+and the `eventsourcing` library (9.5, its own PostgreSQL
 persistence and tables, in the bench database), installed only for the bench.
 """
 
@@ -24,6 +27,9 @@ from .context import Context
 SIZES = (1, 10)
 WRITERS = (1, 4)
 KINDS = ("ours", "raw", "advisory", "eventsourcing")
+# Raw INSERT+COMMIT with the NOTIFY that every append of ours sends (its cost is
+# PostgreSQL's, at commit): measured where issue 14 sets the target only.
+NOTIFY_CASES = ((10, 4),)
 PAYLOAD = {"product_id": "", "quantity": 1}
 
 
@@ -52,10 +58,12 @@ def _ours(per_tx: int) -> Callable[[], int]:
     return append
 
 
-def _raw(per_tx: int, *, lock: bool) -> Callable[[], int]:
+def _raw(per_tx: int, *, lock: bool, notify: bool = False) -> Callable[[], int]:
     import json
 
     import psycopg
+
+    from commands_app.eventstore import PROJECTIONS_CHANNEL
 
     conn = psycopg.connect(f"{common.PG}/{common.DB_NAME}")
     stream = f"product-{uuid.uuid4()}"
@@ -64,6 +72,12 @@ def _raw(per_tx: int, *, lock: bool) -> Callable[[], int]:
         "INSERT INTO bench_raw_events (stream_id, version, type, data, metadata) "  # noqa: S608
         f"VALUES {values} RETURNING position"
     )
+    if notify:  # the statement's shape of ours (eventstore._insert_sql)
+        statement = (
+            f"WITH appended AS ({statement}) SELECT appended.position "  # noqa: S608
+            f"FROM appended, pg_notify('{PROJECTIONS_CHANNEL}', '') "
+            "ORDER BY appended.position"
+        )
     data, meta = json.dumps(PAYLOAD), json.dumps({"recorded_by": "bench"})
     version = [0]
 
@@ -121,7 +135,7 @@ def _writer(kind: str, per_tx: int, seconds: float, barrier: Any, out: Any) -> N
     elif kind == "eventsourcing":
         append = _eventsourcing(per_tx)
     else:
-        append = _raw(per_tx, lock=kind == "advisory")
+        append = _raw(per_tx, lock=kind == "advisory", notify=kind == "notify")
     append()  # connect and warm up
     barrier.wait()
     count = 0
@@ -166,7 +180,8 @@ def run(ctx: Context) -> list[Row]:
     for _ in range(ctx.runs):
         for per_tx in SIZES:
             for writers in WRITERS:
-                for kind in KINDS:
+                notify = ("notify",) if (per_tx, writers) in NOTIFY_CASES else ()
+                for kind in (*KINDS, *notify):
                     rate = measure(kind, per_tx, writers, ctx.append_seconds)
                     results.setdefault((kind, per_tx, writers), []).append(rate)
     common.reset_state()
@@ -188,6 +203,21 @@ def run(ctx: Context) -> list[Row]:
                     ours >= 0.8 * raw if per_tx == 1 else None,
                 )
             )
+    for per_tx, writers in NOTIFY_CASES:
+        # The part of the gap above that is PostgreSQL's NOTIFY at commit (a
+        # queue write under one lock for the whole cluster), not our Python.
+        ours = rates["ours", per_tx, writers]
+        notified = rates["notify", per_tx, writers]
+        rows.append(
+            Row(
+                "4 appends",
+                f"{per_tx} ev/tx, {writers} writers vs raw INSERT+COMMIT "
+                "with the same NOTIFY",
+                ours,
+                notified,
+                "ev/s",
+            )
+        )
     for per_tx in SIZES:
         ours, locked = rates["ours", per_tx, 4], rates["advisory", per_tx, 4]
         rows.append(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -104,31 +104,26 @@ def append(batches: Iterable[NewEvents], *, metadata: dict[str, Any]) -> list[in
         version = batch.expected_version
         for event in batch.events:
             version += 1
-            types.append(event.type_name)
+            type_name = event.type_name
+            index = len(types)
+            types.append(type_name)
             data = event_to_data(event)
             if event.personal_fields:
-                personal.append(
-                    pii.Personal(len(types) - 1, batch.stream_id, event, data)
-                )
-            if event.type_name not in decides:
-                decides[event.type_name] = bool(outbox.kinds_for(event.type_name))
-            if decides[event.type_name]:
-                decisive.append(
-                    (len(types) - 1, batch.stream_id, event.type_name, data)
-                )
-            rows += [
-                batch.stream_id,
-                version,
-                event.type_name,
-                json.dumps(data),
-                meta,
-            ]
+                personal.append(pii.Personal(index, batch.stream_id, event, data))
+            decisive_type = decides.get(type_name)
+            if decisive_type is None:
+                decisive_type = decides[type_name] = bool(outbox.kinds_for(type_name))
+            if decisive_type:
+                decisive.append((index, batch.stream_id, type_name, data))
+            rows += [batch.stream_id, version, type_name, _to_json(data), meta]
     if not rows:
         return []
     # Personal fields are stored encrypted with their customer's key; the
     # effects decided above still see the payload as the domain made it.
-    for index, sealed in pii.seal_appended(personal).items():
-        rows[index * 5 + 3] = json.dumps(sealed)
+    # (Most appends have none: product and payment events.)
+    if personal:
+        for index, sealed in pii.seal_appended(personal).items():
+            rows[index * 5 + 3] = _to_json(sealed)
     try:
         positions = _insert(len(types), rows)
     except IntegrityError as exc:
@@ -146,6 +141,40 @@ def append(batches: Iterable[NewEvents], *, metadata: dict[str, Any]) -> list[in
         )
     transaction.on_commit(lambda: metrics.events_appended(types), using=DB_ALIAS)
     return positions
+
+
+def _json_encoder() -> Callable[[Any], str]:
+    """Return a function that writes what `json.dumps` writes with its defaults.
+
+    `json.dumps` builds a new C encoder for every call, about 1 µs of each
+    event's 2 µs; an append encodes each of its events. The encoder is built
+    once here, with the arguments `json.JSONEncoder.iterencode` gives it for
+    the defaults, except the check for circular references (event data are
+    trees the store has just built). Where the C encoder is missing or takes
+    other arguments, this is `json.dumps` itself.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return json.dumps
+    defaults = json.JSONEncoder()
+    try:
+        encode = make(
+            None,
+            defaults.default,
+            json.encoder.encode_basestring_ascii,
+            None,
+            defaults.key_separator,
+            defaults.item_separator,
+            False,
+            False,
+            True,
+        )
+    except TypeError:  # another Python's signature
+        return json.dumps
+    return lambda value: "".join(encode(value, 0))
+
+
+_to_json = _json_encoder()
 
 
 def _insert(count: int, params: list[Any]) -> list[int]:

@@ -314,7 +314,10 @@ def newest_type_name(type_name: str) -> str:
 
 def event_to_data(event: Event) -> dict[str, Any]:
     """Turn an event into JSON-ready data (UUIDs as strings, tuples as lists)."""
-    return typing.cast(dict[str, Any], _dump(event))
+    dumper = _DUMPERS.get(type(event))
+    if dumper is None:
+        dumper = _DUMPERS[type(event)] = _dumper(type(event))
+    return dumper(event)
 
 
 def event_from_data(type_name: str, data: dict[str, Any]) -> Event:
@@ -337,6 +340,70 @@ def _dump(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_dump(item) for item in value]
     return value
+
+
+# A dumper turns one field's value into JSON-ready data (None: taken as it is).
+Dumper = Callable[[Any], Any] | None
+
+_DUMPERS: dict[type[Any], Callable[[Any], dict[str, Any]]] = {}
+
+# Hints whose values `_dump` returns as they are.
+_PLAIN_HINTS: tuple[Any, ...] = (str, int, float, bool, type(None))
+
+
+def _dumper(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
+    # What `_dump` does, decided once per class from the type hints instead of
+    # per value: every append serialises each of its events.
+    hints = get_type_hints(cls)
+    fields = [(f.name, _field_dumper(hints[f.name])) for f in dataclasses.fields(cls)]
+
+    def dump(value: Any) -> dict[str, Any]:
+        data = {}
+        for name, convert in fields:
+            item = getattr(value, name)
+            data[name] = item if convert is None else convert(item)
+        return data
+
+    return dump
+
+
+def _field_dumper(hint: Any) -> Dumper:
+    # A hint not recognised here is dumped by the generic walk, whose output
+    # the per-class dumpers must equal (tests/commands_app/test_events.py).
+    if hint in _PLAIN_HINTS:
+        return None
+    if hint is UUID:
+        return str
+    origin = get_origin(hint)
+    if origin is tuple:
+        return _items_dumper(get_args(hint))
+    if origin in (typing.Union, types.UnionType):
+        return _optional_dumper(get_args(hint))
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        nested = _DUMPERS.get(hint)
+        if nested is None:
+            nested = _DUMPERS[hint] = _dumper(hint)
+        return nested
+    return _dump
+
+
+def _items_dumper(args: tuple[Any, ...]) -> Dumper:
+    if len(args) != 2 or args[1] is not Ellipsis:  # tuple[X, Y]: not a sequence
+        return _dump
+    dump_item = _field_dumper(args[0])
+    if dump_item is None:
+        return list
+    return lambda value: [dump_item(item) for item in value]
+
+
+def _optional_dumper(args: tuple[Any, ...]) -> Dumper:
+    others = [arg for arg in args if arg is not type(None)]
+    if len(others) != 1:  # X | Y: which one is decided by the value
+        return _dump
+    inner = _field_dumper(others[0])
+    if inner is None:
+        return None
+    return lambda value: None if value is None else inner(value)
 
 
 T = TypeVar("T")

@@ -12,7 +12,7 @@ from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from commands_app import eventstore
-from commands_app.domain.events import UPCASTERS, ProductRestocked
+from commands_app.domain.events import UPCASTERS, ProductRestocked, event_to_data
 from commands_app.eventstore import ConcurrencyError, NewEvents, Position
 from tests.support.processes import wait_until
 
@@ -232,3 +232,20 @@ def test_reading_after_a_checkpoint_walks_the_index_without_sorting():
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "Sort" not in plan, plan
     assert "events_tx_pos_idx" in plan, plan
+
+
+def test_events_are_stored_as_the_json_text_json_dumps_writes():
+    from .test_events import EXAMPLES
+
+    datas = [event_to_data(event) for event in EXAMPLES]
+    odd: dict[str, object] = {
+        "naïve ☕": 'é\u2028"\\/',
+        "n": None,
+        "t": True,
+        "f": 1.5e-7,
+        "e": [],
+    }
+    for data in [*datas, odd, {"nested": [odd, {"k": [1, 2.0, "3"]}]}]:
+        assert eventstore._to_json(data) == json.dumps(data)
+    with pytest.raises(TypeError):
+        eventstore._to_json({"not json": object()})
