@@ -10,6 +10,11 @@ Each event is read and decoded once, by one reader, for every projection.
 
 Without reader processes (`readers=0`, or inside a transaction, which a forked
 process must not share) the same staging runs in the rebuilding process.
+
+The readers are forked, and the rebuilding process keeps its database
+connections open: its caller's session state there (session-level advisory
+locks such as `runner.PAUSE_LOCK`) outlives the rebuild. Each reader sets the
+connections it inherited aside, unclosed, and opens its own.
 """
 
 from __future__ import annotations
@@ -113,11 +118,10 @@ def reader_chunks(
 ) -> Generator[Chunk]:
     """Stage the chunks of (start, end] in `readers` forked processes, in order.
 
-    The caller must hold no transaction: the children start with no database
-    connection of their own, so this process's are closed before they fork.
+    The caller must hold no transaction (a forked process must not share it).
+    Its connections stay open: the readers open their own.
     """
     context = multiprocessing.get_context("fork")
-    connections.close_all()
     inboxes: list[Any] = [context.Queue() for _ in range(readers)]
     outboxes: list[Any] = [context.Queue() for _ in range(readers)]
     processes = [
@@ -168,6 +172,26 @@ def reader_chunks(
                 process.join()
 
 
+# The database connections a reader inherited from the rebuilding process.
+_INHERITED: list[Any] = []
+
+
+def own_connections() -> None:
+    """Give this forked process database connections of its own.
+
+    The connections it inherited are the rebuilding process's sessions:
+    closing one here would end that session for both processes (psycopg sends
+    the server a Terminate), and with it the session's locks. Each is set
+    aside unclosed, for this process's lifetime (psycopg never ends a session
+    from a process other than the one that opened it, even when freed), and a
+    new wrapper with the same settings connects on first use.
+    """
+    for alias in connections:
+        inherited = connections[alias]
+        _INHERITED.append(inherited)
+        connections[alias] = type(inherited)(inherited.settings_dict, alias)
+
+
 def _receive(outbox: Any, process: Any) -> Chunk | None:
     while True:
         try:
@@ -185,6 +209,7 @@ def _read(
     shadows: Sequence[Shadow], batch_size: int, inbox: Any, outbox: Any, parent: int
 ) -> None:
     """Stage each range the inbox gives until told to stop (a reader process)."""
+    own_connections()
     try:
         while True:
             try:

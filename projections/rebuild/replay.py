@@ -9,6 +9,7 @@ the first event that fails stops the rebuild with its position.
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -24,13 +25,10 @@ from .readahead import Chunk, decode, inline_chunks, reader_chunks
 from .staging import Stages, Statement
 
 Progress = Callable[[Position, Position], None]
-# Reader processes of a rebuild (the rebuilding process sends while they
-# stage): none unless asked for (`readers=`). Forking closes the calling
-# process's database connections first, and with them any session state its
-# caller holds there (a test's or an operator's session-level advisory locks,
-# such as runner.PAUSE_LOCK); and on this 2-core machine they gained nothing
-# measurable on the bench's event mix (docs/performance.md, "Issue 14 levers").
-READERS = 0
+# Reader processes of a rebuild, one per core, at most two: the rebuilding
+# process sends while they stage. Forking them leaves the caller's database
+# sessions, and the session-level locks held there, as they were.
+READERS = min(2, os.cpu_count() or 1)
 
 
 class RebuildError(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from typing import Any
 
@@ -90,3 +91,42 @@ def test_a_rebuild_staged_by_reader_processes_gives_the_live_rows(
     assert {name: rows(name) for name in PROJECTOR_NAMES} == live
     assert forked == ([readers] if readers else [])
     assert all(result.equal for result in rebuild.verify_many(batch_size=3))
+
+
+def test_a_rebuild_with_reader_processes_keeps_the_callers_session_locks(
+    store, monkeypatch
+):
+    seed_history(store)
+    settle()
+    forked = []
+    chunks = readahead.reader_chunks
+
+    def counted(*args: Any) -> Any:
+        forked.append(args[-1])
+        return chunks(*args)
+
+    monkeypatch.setattr(replay, "reader_chunks", counted)
+    key = 0x52424C44  # "RBLD"
+    sessions = {}
+    for alias in ("default", "read"):
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s), pg_backend_pid()", [key])
+            sessions[alias] = cursor.fetchone()[1]
+    try:
+        rebuild.rebuild_many(batch_size=4)
+
+        # Readers by default (one per core, at most two).
+        assert forked == [min(2, os.cpu_count() or 1)]
+        for alias, pid in sessions.items():
+            with connections[alias].cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_backend_pid(), count(*) FROM pg_locks "
+                    "WHERE locktype = 'advisory' AND granted AND pid = %s "
+                    "AND (classid::bigint << 32) + objid::bigint = %s",
+                    [pid, key],
+                )
+                assert cursor.fetchone() == (pid, 1), alias
+    finally:
+        for alias in sessions:
+            with connections[alias].cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
