@@ -19,13 +19,14 @@ connections it inherited aside, unclosed, and opens its own.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import queue
 import traceback
 from collections import deque
-from collections.abc import Generator, Sequence
-from contextlib import suppress
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -75,10 +76,36 @@ def decode(events: Sequence[RecordedEvent]) -> dict[int, Event]:
     return decoded
 
 
+@contextmanager
+def collections_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector meanwhile (a chunk's staging).
+
+    A chunk allocates a few hundred thousand objects (rows read, payloads,
+    events, staged rows) that live until it is staged: each of the many
+    collections they trigger scans them all again, and every older object too,
+    a third of a reader's time. They hold no reference cycles, so reference
+    counting frees them; the collector runs again after the chunk.
+    """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
 def stage_chunk(
     shadows: Sequence[Shadow], after: Position, until: Position, batch_size: int
 ) -> Chunk | None:
     """Read the events in (after, until], at most `batch_size`, and stage them."""
+    with collections_paused():
+        return _stage_chunk(shadows, after, until, batch_size)
+
+
+def _stage_chunk(
+    shadows: Sequence[Shadow], after: Position, until: Position, batch_size: int
+) -> Chunk | None:
     events = eventstore.read_until(after, until, limit=batch_size)
     if not events:
         return None
@@ -210,6 +237,9 @@ def _read(
 ) -> None:
     """Stage each range the inbox gives until told to stop (a reader process)."""
     own_connections()
+    # What it inherited is never collected here: not scanned by each
+    # collection either (nor copied, page by page, for the collector's marks).
+    gc.freeze()
     try:
         while True:
             try:
