@@ -35,6 +35,8 @@ TRICKY: list[dict[str, Any]] = [
     {"a": "\\N", "b": None, "c": "just a string", "d": False},
     {"a": None, "c": None, "e": str(uuid.UUID(int=2))},
     {"a": "", "b": -1, "c": [], "f": "2026-01-01T00:00:00+01:00"},
+    {"a": "tab\tnew\nline\rno backslash", "b": 0, "c": [{"x": "\n"}], "d": False},
+    {"a": "\u2028 and \x0b", "b": 1, "c": {"x": "\u2028"}},
 ]
 
 
