@@ -25,12 +25,15 @@ import os
 import queue
 import traceback
 from collections import deque
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 from django.db import connections
+from psycopg.pq import Format
 
 from commands_app import eventstore
 from commands_app.domain.events import EVENT_TYPES, Event
@@ -216,7 +219,36 @@ def own_connections() -> None:
     for alias in connections:
         inherited = connections[alias]
         _INHERITED.append(inherited)
-        connections[alias] = type(inherited)(inherited.settings_dict, alias)
+        fresh = type(inherited)(inherited.settings_dict, alias)
+        fresh.execute_wrappers.append(c_timestamps)
+        connections[alias] = fresh
+
+
+# psycopg's own loader of timestamptz text (its C one, when it has it).
+_TIMESTAMPTZ = psycopg.adapters.get_loader(
+    psycopg.adapters.types["timestamptz"].oid, Format.TEXT
+)
+
+
+def c_timestamps(
+    execute: Callable[..., Any],
+    sql: str,
+    params: Any,
+    many: bool,
+    context: dict[str, Any],
+) -> Any:
+    """Read timestamptz values with psycopg's loader, when it gives what Django's does.
+
+    Django's loader, psycopg's pure-Python one forcing Django's time zone on
+    the result, costs about 4 us per value: most of a reader's read of the
+    store. When Django's and the session's time zone are both UTC, psycopg's
+    loader gives the same datetimes (tzinfo `datetime.UTC`) in a fraction of it.
+    """
+    connection = context["connection"]
+    cursor = context["cursor"].cursor
+    if connection.timezone is UTC and cursor.connection.info.timezone is UTC:
+        cursor.adapters.register_loader("timestamptz", _TIMESTAMPTZ)
+    return execute(sql, params, many, context)
 
 
 def _receive(outbox: Any, process: Any) -> Chunk | None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.db import connections, transaction
+from psycopg.pq import Format
 
 from projections import rebuild
 from projections.rebuild import readahead, replay
@@ -132,3 +133,36 @@ def test_a_rebuild_with_reader_processes_keeps_the_callers_session_locks(
         for alias in sessions:
             with connections[alias].cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def test_a_readers_connection_reads_timestamps_as_django_reads_them():
+    query = (
+        "SELECT t FROM unnest(%s::timestamptz[]) WITH ORDINALITY AS u(t, n) ORDER BY n"
+    )
+    times = [
+        "2026-12-05 03:51:13.952248+00",
+        "1999-12-31 23:59:59+05:30",
+        "2024-02-29 12:00:00.000001-08",
+        "0001-01-01 00:00:00+00",
+        "9999-12-31 23:59:59.999999+00",
+    ]
+    with connections["default"].cursor() as cursor:
+        cursor.execute(query, [times])
+        expected = cursor.fetchall()
+    own = type(connections["default"])(connections["default"].settings_dict, "default")
+    own.execute_wrappers.append(readahead.c_timestamps)
+    try:
+        with own.cursor() as cursor:
+            cursor.execute(query, [times])
+            read = cursor.fetchall()
+            loader = cursor.cursor.adapters.get_loader(
+                cursor.cursor.adapters.types["timestamptz"].oid, Format.TEXT
+            )
+    finally:
+        own.close()
+
+    assert loader is readahead._TIMESTAMPTZ
+    assert read == expected
+    assert [(t.tzinfo, t.isoformat()) for (t,) in read] == [
+        (t.tzinfo, t.isoformat()) for (t,) in expected
+    ]
