@@ -71,11 +71,14 @@ class Chunk:
 
 def decode(events: Sequence[RecordedEvent]) -> dict[int, Event]:
     """Decode each event of a known type once; leave out those that fail."""
+    known = [recorded for recorded in events if recorded.type in EVENT_TYPES]
+    with suppress(Exception):
+        return {recorded.position: recorded.to_domain() for recorded in known}
+    # Some event does not decode: again one by one, without it.
     decoded = {}
-    for recorded in events:
-        if recorded.type in EVENT_TYPES:
-            with suppress(Exception):
-                decoded[recorded.position] = recorded.to_domain()
+    for recorded in known:
+        with suppress(Exception):
+            decoded[recorded.position] = recorded.to_domain()
     return decoded
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from django.db import connections, transaction
 
 from commands_app import eventstore
-from commands_app.domain.events import Event
+from commands_app.domain.events import EVENT_TYPES, Event
 from commands_app.eventstore import Position, RecordedEvent
 
 from ..base import READ_DB, Projector, apply_with_retries, pipelined
@@ -55,11 +55,17 @@ class Shadow:
                 for recorded in chunk
                 if self.done < recorded.reader_position <= self.target
             ]
-        handles = self.projector.handles
+        # What `projector.handles` says, by type name: one set lookup per event.
+        handled = {
+            name
+            for name, event_class in EVENT_TYPES.items()
+            if event_class in self.projector.handlers
+        }
+        skip = self.skip
         return [
             recorded
             for recorded in chunk
-            if recorded.position not in self.skip and handles(recorded)
+            if recorded.type in handled and recorded.position not in skip
         ]
 
 
