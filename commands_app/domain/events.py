@@ -412,6 +412,8 @@ T = TypeVar("T")
 Converter = Callable[[Any], Any] | None
 
 _LOADERS: dict[type[Any], Callable[[dict[str, Any]], Any]] = {}
+_new = object.__new__
+_set = object.__setattr__
 
 
 def _load(cls: type[T], data: dict[str, Any]) -> T:
@@ -428,16 +430,49 @@ def _loader(cls: type[Any]) -> Callable[[dict[str, Any]], Any]:
     fields = [
         (f.name, _converter(hints[f.name])) for f in dataclasses.fields(cls) if f.init
     ]
+    if not _sets_only_its_fields(cls):
+
+        def construct(data: dict[str, Any]) -> Any:
+            return cls(
+                **{
+                    name: data[name] if convert is None else convert(data[name])
+                    for name, convert in fields
+                }
+            )
+
+        return construct
 
     def load(data: dict[str, Any]) -> Any:
-        return cls(
-            **{
+        # What the frozen dataclass's __init__ does (one object.__setattr__ per
+        # field, in order), in one step: the values are its instance dict.
+        event = _new(cls)
+        _set(
+            event,
+            "__dict__",
+            {
                 name: data[name] if convert is None else convert(data[name])
                 for name, convert in fields
-            }
+            },
         )
+        return event
 
     return load
+
+
+def _sets_only_its_fields(cls: type[Any]) -> bool:
+    """Say if `cls(**values)` only stores `values` in its instance dict.
+
+    True for a dataclass with its generated `__init__` (a hand-written one
+    is not told apart: none is), every field an argument of it, no
+    `__post_init__` and no slots.
+    """
+    return (
+        dataclasses.is_dataclass(cls)
+        and "__init__" in vars(cls)
+        and all(f.init for f in dataclasses.fields(cls))
+        and not hasattr(cls, "__post_init__")
+        and not any("__slots__" in vars(base) for base in cls.__mro__[:-1])
+    )
 
 
 def _converter(hint: Any) -> Converter:
@@ -447,14 +482,18 @@ def _converter(hint: Any) -> Converter:
         convert_item = _converter(item)
         if convert_item is None:
             return tuple
-        return lambda value: tuple(convert_item(v) for v in value)
+        return lambda value: tuple(map(convert_item, value))
     if origin in (typing.Union, types.UnionType):
         inner = _converter(next(a for a in get_args(hint) if a is not type(None)))
         if inner is None:
             return None
         return lambda value: None if value is None else inner(value)
     if hint is UUID:
-        return lambda value: UUID(str(value))
+        return _uuid
     if dataclasses.is_dataclass(hint):
         return lambda value: _load(typing.cast(type[Any], hint), value)
     return None
+
+
+def _uuid(value: Any) -> UUID:
+    return UUID(value if value.__class__ is str else str(value))

@@ -9,6 +9,7 @@ the first event that fails stops the rebuild with its position.
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from django.db import connections, transaction
 
 from commands_app import eventstore
-from commands_app.domain.events import Event
+from commands_app.domain.events import EVENT_TYPES, Event
 from commands_app.eventstore import Position, RecordedEvent
 
 from ..base import READ_DB, Projector, apply_with_retries, pipelined
@@ -24,13 +25,10 @@ from .readahead import Chunk, decode, inline_chunks, reader_chunks
 from .staging import Stages, Statement
 
 Progress = Callable[[Position, Position], None]
-# Reader processes of a rebuild (the rebuilding process sends while they
-# stage): none unless asked for (`readers=`). Forking closes the calling
-# process's database connections first, and with them any session state its
-# caller holds there (a test's or an operator's session-level advisory locks,
-# such as runner.PAUSE_LOCK); and on this 2-core machine they gained nothing
-# measurable on the bench's event mix (docs/performance.md, "Issue 14 levers").
-READERS = 0
+# Reader processes of a rebuild, one per core, at most two: the rebuilding
+# process sends while they stage. Forking them leaves the caller's database
+# sessions, and the session-level locks held there, as they were.
+READERS = min(2, os.cpu_count() or 1)
 
 
 class RebuildError(Exception):
@@ -57,11 +55,17 @@ class Shadow:
                 for recorded in chunk
                 if self.done < recorded.reader_position <= self.target
             ]
-        handles = self.projector.handles
+        # What `projector.handles` says, by type name: one set lookup per event.
+        handled = {
+            name
+            for name, event_class in EVENT_TYPES.items()
+            if event_class in self.projector.handlers
+        }
+        skip = self.skip
         return [
             recorded
             for recorded in chunk
-            if recorded.position not in self.skip and handles(recorded)
+            if recorded.type in handled and recorded.position not in skip
         ]
 
 

@@ -26,7 +26,9 @@ from ..base import READ_DB, Decoded, Projector
 
 RECORDSET = re.compile(r"jsonb_to_recordset\(%s::jsonb\)\s+AS\s+e\(([^()]*)\)")
 JSON_TYPES = frozenset({"json", "jsonb"})
-_SPECIAL = re.compile(r"[\\\n\r]")
+_NULL = "\\N"
+# json.dumps(value, ensure_ascii=False), without a new encoder for each call.
+_json = json.JSONEncoder(ensure_ascii=False).encode
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -92,38 +94,47 @@ def statement(query: str, rows: list[dict[str, Any]]) -> Statement:
 def copy_text(columns: str, rows: list[dict[str, Any]]) -> bytes:
     """Return rows in COPY's text format, each value as jsonb_to_recordset reads it.
 
-    A row is escaped value by value only when its line has a character COPY
-    treats specially (most have none: UUIDs, numbers, timestamps).
+    A value is escaped only when it has a character COPY treats specially
+    (most have none: UUIDs, numbers, timestamps); a NULL is never escaped.
     """
     fields = []
     for column in columns.split(","):
         name, _, kind = column.strip().partition(" ")
         fields.append((name, kind.strip().lower() in JSON_TYPES))
-    tabs = len(fields) - 1
-    lines = []
-    for row in rows:
-        values = [_value(row.get(name), is_json) for name, is_json in fields]
-        line = "\t".join(values)
-        if line.count("\t") != tabs or _SPECIAL.search(line):
-            line = "\t".join(
-                value if value == "\\N" and row.get(name) is None else _escape(value)
-                for value, (name, _) in zip(values, fields, strict=True)
-            )
-        lines.append(line)
+    lines = [
+        "\t".join([_cell(row.get(name), is_json) for name, is_json in fields])
+        for row in rows
+    ]
     lines.append("")
     return "\n".join(lines).encode()
 
 
-def _value(value: Any, is_json: bool) -> str:
+def _cell(value: Any, is_json: bool) -> str:
+    """Return one value as COPY text, escaped only if it has to be."""
     if value is None:
-        return "\\N"
-    if is_json or isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, str):
+        return _NULL
+    if is_json:
+        return _json_value(value)
+    # A printable string has no tab, newline or carriage return.
+    if value.__class__ is str and value.isprintable() and "\\" not in value:
         return value
+    if value.__class__ is int:
+        return str(value)
+    return _value(value)
+
+
+def _json_value(value: Any) -> str:
+    # JSON text has no raw tab or newline (they are escaped, with a backslash).
+    text = _json(value)
+    return text if "\\" not in text else _escape(text)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, dict | list):
+        return _json_value(value)
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return _escape(value if isinstance(value, str) else str(value))
 
 
 def _escape(text: str) -> str:

@@ -11,6 +11,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from commands_app.domain import events
 from commands_app.domain.events import (
     EVENT_TYPES,
     UPCASTERS,
@@ -183,6 +184,39 @@ def test_nested_optional_and_unrecognised_fields_are_dumped_as_the_walk_does(pre
     event = _shapes(present=present)
     assert event_to_data(event) == _dump(event)
     assert json.dumps(event_to_data(event)) == json.dumps(_dump(event))
+
+
+@pytest.mark.parametrize(
+    "event",
+    [e for e in EXAMPLES if e.type_name not in UPCASTERS],
+    ids=lambda e: e.type_name,
+)
+def test_a_loaded_event_holds_what_its_constructor_stores(event):
+    data = json.loads(json.dumps(event_to_data(event)))
+    loaded = event_from_data(event.type_name, data)
+
+    def attributes(value: typing.Any) -> typing.Any:
+        if dataclasses.is_dataclass(value):
+            return [(k, attributes(v)) for k, v in vars(value).items()]
+        if isinstance(value, tuple):
+            return [attributes(v) for v in value]
+        return (type(value), value)
+
+    assert attributes(loaded) == attributes(event)
+
+
+def test_an_event_class_with_a_post_init_is_loaded_through_its_init():
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class Checked:
+        quantity: int
+
+        def __post_init__(self) -> None:
+            if self.quantity < 0:
+                raise ValueError("negative")
+
+    assert events._load(Checked, {"quantity": 2}) == Checked(quantity=2)
+    with pytest.raises(ValueError, match="negative"):
+        events._load(Checked, {"quantity": -1})
 
 
 def test_a_stored_paid_event_reads_as_a_captured_payment_with_its_own_reference():
