@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from channels.layers import get_channel_layer
@@ -71,3 +72,41 @@ def test_a_post_past_the_bound_is_dropped_not_queued(
     monkeypatch.setattr(layer, "MAX_POSTED", 0)
     assert not layer.post([("user.903", {"type": "command.status", "seq": 1})])
     assert layer.wait_posted(1)
+
+
+def test_a_group_send_reaches_every_member_in_two_round_trips_and_keeps_capacity(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from redis.asyncio.client import Pipeline
+
+    channel_layer = get_channel_layer()
+    # Plain channel names: each its own Redis key (one process's channels
+    # from new_channel() share one).
+    channels = [f"push-test-{uuid4().hex}" for _ in range(3)]
+    for channel in channels:
+        layer.run_in_push_loop(channel_layer.group_add("user.904", channel))
+    executed: list[int] = []
+    real_execute = Pipeline.execute
+
+    async def counted(self: Pipeline, *args: Any, **kwargs: Any) -> Any:
+        executed.append(len(self.command_stack))
+        return await real_execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(Pipeline, "execute", counted)
+    message = {"type": "command.status", "seq": 7}
+    layer.run_in_push_loop(channel_layer.group_send("user.904", message))
+    monkeypatch.undo()
+    # The group's members (expired dropped, then read), then every member's
+    # expired messages dropped and the message added.
+    assert executed == [2, 4]
+    for channel in channels:
+        assert received(channel, 1) == [message]
+        layer.run_in_push_loop(channel_layer.group_discard("user.904", channel))
+    # Past a channel's capacity the message is not added (channels-redis's rule).
+    monkeypatch.setattr(channel_layer, "capacity", 1)
+    channel = channels[0]
+    layer.run_in_push_loop(channel_layer.group_add("user.905", channel))
+    for seq in (1, 2):
+        layer.run_in_push_loop(channel_layer.group_send("user.905", {"seq": seq}))
+    assert received(channel, 1) == [{"seq": 1}]
+    layer.run_in_push_loop(channel_layer.group_discard("user.905", channel))
