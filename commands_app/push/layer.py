@@ -103,25 +103,32 @@ class Poster:
         return True
 
     async def send_posted(self) -> None:
-        while True:
-            with self.lock:
-                batch, self.posted = self.posted, []
-                if not batch:
-                    self.sending = False
-                    self.idle.set()
-                    return
-            by_group: dict[str, list[dict[str, Any]]] = {}
-            for group, message in batch:
-                by_group.setdefault(group, []).append(message)
-            await asyncio.gather(
-                *(
-                    _send_in_order(group, messages)
-                    for group, messages in by_group.items()
+        try:
+            while True:
+                with self.lock:
+                    batch, self.posted = self.posted, []
+                    if not batch:
+                        self.sending = False
+                        self.idle.set()
+                        return
+                by_group: dict[str, list[dict[str, Any]]] = {}
+                for group, message in batch:
+                    by_group.setdefault(group, []).append(message)
+                await asyncio.gather(
+                    *(
+                        _send_in_order(group, messages)
+                        for group, messages in by_group.items()
+                    )
                 )
-            )
+        except BaseException:
+            # Left by an error (a send's own failures are caught below): the
+            # next post starts the sending again, with what is still posted.
+            with self.lock:
+                self.sending = False
+            raise
 
     def wait_idle(self, timeout: float) -> bool:
-        """Wait until every posted push was sent or dropped (tests, shutdown)."""
+        """Wait until every posted push was sent or dropped."""
         return self.idle.wait(timeout)
 
 
