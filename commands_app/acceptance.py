@@ -12,12 +12,12 @@ import uuid
 from typing import Any
 from uuid import UUID
 
-import psycopg
 from django.conf import settings
 from django.db import connections as db_connections
 from django.db import transaction
 from django.db.models import NOT_PROVIDED, Field
 
+from api.prepared import fetch_one
 from api.waiting import release_pooled_connections
 from observability import context, metrics, tracing
 
@@ -133,27 +133,13 @@ def insert(record: CommandRecord, *, notify: bool) -> bool:
     commit: the idempotency check is the unique index (`ON CONFLICT DO
     NOTHING`, which waits for a concurrent duplicate's transaction and then
     skips), and the relay's NOTIFY is evaluated in its RETURNING, for an
-    inserted row only. PostgreSQL holds the NOTIFY until the commit. Bound on
-    the server and prepared once per connection, like the event store's
-    INSERT; a plain psycopg cursor on Django's connection, in its transaction.
+    inserted row only. PostgreSQL holds the NOTIFY until the commit. Prepared
+    once per connection (`api.prepared`), like the event store's INSERT.
     """
     given, returned, sql = _insert_sql(notify)
     db = db_connections["default"]
-    params = [
-        field.get_db_prep_save(getattr(record, field.attname), db) for field in given
-    ]
-    db.ensure_connection()
-    cursor = psycopg.Cursor(db.connection)
-    if db.queries_logged or db.execute_wrappers:
-        wrap = db.make_debug_cursor if db.queries_logged else db.make_cursor
-        with wrap(cursor) as wrapped:  # type: ignore[arg-type]
-            wrapped.execute(sql, params)
-            row = wrapped.fetchone()
-    else:
-        db.validate_no_broken_transaction()
-        with cursor, db.wrap_database_errors:
-            cursor.execute(sql, params, prepare=True)
-            row = cursor.fetchone()
+    params = [f.get_db_prep_save(getattr(record, f.attname), db) for f in given]
+    row = fetch_one("default", sql, params)
     if row is None:
         return False
     for field, value in zip(returned, row, strict=False):
