@@ -14,8 +14,12 @@ such as an open WebSocket, listens to it.
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.db import router
 from django.dispatch import Signal
 from django.http import HttpRequest
 from django.utils import timezone
@@ -24,6 +28,8 @@ from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from knox.auth import TokenAuthentication
 from knox.crypto import hash_token
 from knox.models import AuthToken
+
+from .prepared import fetch_one
 
 tokens_revoked = Signal()
 
@@ -39,15 +45,56 @@ def issue_token(user: Any) -> str:
 
 
 def token_for(key: str) -> AuthToken | None:
-    """Return the live token row for `key` (with its user), or None; one query."""
+    """Return the live token row for `key` (with its user), or None; one query.
+
+    Every API request asks it, so it is one fixed statement, prepared
+    (`api.prepared`), rather than an ORM query built anew each time: the same
+    rows as `AuthToken.objects.select_related("user").filter(digest=...,
+    expiry__gt=now, user__is_active=True).first()`.
+    """
     try:
         digest = hash_token(key)
     except (TypeError, ValueError):
         return None
-    return (
-        AuthToken.objects.select_related("user")
-        .filter(digest=digest, expiry__gt=timezone.now(), user__is_active=True)
-        .first()
+    query = _token_query()
+    alias = router.db_for_read(AuthToken)
+    row = fetch_one(alias, query.sql, [digest, timezone.now()])
+    if row is None:
+        return None
+    split = len(query.token_fields)
+    token = AuthToken.from_db(alias, query.token_fields, row[:split])
+    user = query.user_model.from_db(alias, query.user_fields, row[split:])
+    AuthToken.user.field.set_cached_value(token, user)
+    return token
+
+
+@dataclass(frozen=True)
+class _TokenQuery:
+    sql: str
+    token_fields: list[str]
+    user_model: Any
+    user_fields: list[str]
+
+
+@functools.cache
+def _token_query() -> _TokenQuery:
+    """Build the token lookup once per process, from the two models' fields."""
+    user_model = get_user_model()
+    token_meta, user_meta = AuthToken._meta, user_model._meta
+    columns = [f"t.{f.column}" for f in token_meta.concrete_fields] + [
+        f"u.{f.column}" for f in user_meta.concrete_fields
+    ]
+    user_fk = token_meta.get_field("user")
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {token_meta.db_table} t "  # noqa: S608
+        f"JOIN {user_meta.db_table} u ON u.{user_meta.pk.column} = t.{user_fk.column} "
+        "WHERE t.digest = %s AND t.expiry > %s AND u.is_active LIMIT 1"
+    )
+    return _TokenQuery(
+        sql=sql,
+        token_fields=[f.attname for f in token_meta.concrete_fields],
+        user_model=user_model,
+        user_fields=[f.attname for f in user_meta.concrete_fields],
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -12,9 +13,11 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
 from django.db import connections as db_connections
+from django.db import transaction
+from django.db.models import NOT_PROVIDED, Field
 
+from api.prepared import fetch_one
 from api.waiting import release_pooled_connections
 from observability import context, metrics, tracing
 
@@ -98,35 +101,75 @@ def submit(
     by_relay = settings.COMMANDS_RELAY_ENABLED
     with tracing.span("command.accept", attributes={"command.type": spec.name}):
         correlation_id, traceparent = trace_ids()
-        try:
-            with transaction.atomic():
-                record = CommandRecord.objects.create(
-                    type=spec.name,
-                    user_id=user_id,
-                    payload=payload,
-                    aggregate_id=aggregate_id,
-                    idempotency_key=idempotency_key,
-                    request_hash=body_hash,
-                    correlation_id=correlation_id,
-                    traceparent=traceparent,
-                    publish_pending=by_relay,
-                )
-                if by_relay:
-                    notify_relay()
-                else:
-                    transaction.on_commit(lambda: enqueue(record), robust=True)
-                transaction.on_commit(lambda: metrics.command_accepted(spec.name))
-        except IntegrityError:
-            if idempotency_key is None:
-                raise
-            record = CommandRecord.objects.get(
+        record = CommandRecord(
+            type=spec.name,
+            user_id=user_id,
+            payload=payload,
+            aggregate_id=aggregate_id,
+            idempotency_key=idempotency_key,
+            request_hash=body_hash,
+            correlation_id=correlation_id,
+            traceparent=traceparent,
+            publish_pending=by_relay,
+        )
+        if not insert(record, notify=by_relay):
+            earlier = CommandRecord.objects.get(
                 user_id=user_id, idempotency_key=idempotency_key
             )
-            if record.request_hash != body_hash or record.type != spec.name:
-                raise IdempotencyMismatchError(str(record.id)) from None
-            return record, False
+            if earlier.request_hash != body_hash or earlier.type != spec.name:
+                raise IdempotencyMismatchError(str(earlier.id)) from None
+            return earlier, False
+        if not by_relay:
+            transaction.on_commit(lambda: enqueue(record), robust=True)
+        transaction.on_commit(lambda: metrics.command_accepted(spec.name))
     context.bind(command_id=record.id, correlation_id=record.correlation_id)
     return record, True
+
+
+def insert(record: CommandRecord, *, notify: bool) -> bool:
+    """INSERT a new command row unless its (user, key) is taken; say whether it was.
+
+    One statement, so one round trip and, outside a transaction, its own
+    commit: the idempotency check is the unique index (`ON CONFLICT DO
+    NOTHING`, which waits for a concurrent duplicate's transaction and then
+    skips), and the relay's NOTIFY is evaluated in its RETURNING, for an
+    inserted row only. PostgreSQL holds the NOTIFY until the commit. Prepared
+    once per connection (`api.prepared`), like the event store's INSERT.
+    """
+    given, returned, sql = _insert_sql(notify)
+    db = db_connections["default"]
+    params = [f.get_db_prep_save(getattr(record, f.attname), db) for f in given]
+    row = fetch_one("default", sql, params)
+    if row is None:
+        return False
+    for field, value in zip(returned, row, strict=False):
+        setattr(record, field.attname, value)
+    record._state.adding = False
+    record._state.db = "default"
+    return True
+
+
+@functools.cache
+def _insert_sql(
+    notify: bool,
+) -> tuple[list[Field[Any, Any]], list[Field[Any, Any]], str]:
+    """Return the fields a new row is given, those it returns, and the INSERT.
+
+    The columns that only the database fills (`db_default` alone: the
+    timestamps) come back from RETURNING.
+    """
+    fields = CommandRecord._meta.concrete_fields
+    given = [f for f in fields if f.db_default is NOT_PROVIDED or f.has_default()]
+    returned = [f for f in fields if f not in given]
+    wake = f", pg_notify('{CHANNEL}', '')" if notify else ""
+    sql = (
+        f"INSERT INTO {CommandRecord._meta.db_table} "  # noqa: S608
+        f"({', '.join(f.column for f in given)}) "
+        f"VALUES ({', '.join(['%s'] * len(given))}) "
+        "ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL "
+        f"DO NOTHING RETURNING {', '.join(f.column for f in returned)}{wake}"
+    )
+    return given, returned, sql
 
 
 def trace_ids() -> tuple[UUID, str]:
@@ -174,12 +217,6 @@ WHERE id IN (
 )
 RETURNING id, type
 """
-
-
-def notify_relay() -> None:
-    """Wake the command relays when the current transaction commits."""
-    with db_connections["default"].cursor() as cursor:
-        cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
 
 
 def publish_pending(batch: int = PUBLISH_BATCH) -> int:

@@ -1,8 +1,8 @@
 """ASGI entry point: HTTP and WebSocket on one origin.
 
-HTTP goes to Django's WSGI handler in a thread pool (a2wsgi), so that sync DRF
-views run concurrently instead of in Django's single ASGI sync thread; WebSocket
-goes to Channels.
+HTTP goes to Django's WSGI handler in a thread pool (a2wsgi, with fewer hops to
+the event loop: config/wsgi_bridge.py), so that sync DRF views run concurrently
+instead of in Django's single ASGI sync thread; WebSocket goes to Channels.
 """
 
 import os
@@ -17,7 +17,6 @@ from config.connections import use_web_connection_pool
 use_web_connection_pool()
 django_asgi = get_asgi_application()  # sets Django up before app imports
 
-from a2wsgi import WSGIMiddleware
 from channels.routing import ProtocolTypeRouter, URLRouter
 from django.conf import settings
 from django.core.wsgi import get_wsgi_application
@@ -27,10 +26,11 @@ from .ws_auth import (
     BrowserOriginValidator,
     TokenOrSessionAuthMiddleware,
 )
+from .wsgi_bridge import ThreadedWSGI
 
 application = ProtocolTypeRouter(
     {
-        "http": WSGIMiddleware(
+        "http": ThreadedWSGI(
             get_wsgi_application(),  # type: ignore[arg-type]
             # Requests that sleep (Prefer: wait, min_position) get threads of
             # their own, up to their caps: WEB_THREADS stay for everything else,

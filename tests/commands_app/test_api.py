@@ -16,6 +16,8 @@ from uuid import uuid4
 
 import pytest
 from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from commands_app import eventstore
 from commands_app.eventstore import NewEvents
@@ -310,6 +312,29 @@ def test_the_accepted_answer_carries_the_contract_fields(alice_api):
     assert body["type"] == "place-order"
     assert response.headers["Location"] == body["status_url"]
     assert body["status_url"] == f"/api/commands/{body['id']}/"
+
+
+def test_accepting_a_command_is_the_token_lookup_and_one_insert(alice, alice_api):
+    with CaptureQueriesContext(connection) as seen:
+        response = submit(alice_api, "place-order", ORDER, **{"Idempotency-Key": "k1"})
+    assert response.status_code == 202
+    assert [query["sql"].split()[0] for query in seen.captured_queries] == [
+        "SELECT",  # the token and its user
+        "INSERT",  # the command, its idempotency check and the relay's NOTIFY
+    ]
+    record = CommandRecord.objects.get(pk=response.json()["id"])
+    assert (record.user_id, record.type, record.status) == (
+        alice.pk,
+        "place-order",
+        "accepted",
+    )
+    assert (record.idempotency_key, record.publish_pending) == ("k1", True)
+    assert record.created_at is not None
+    assert record.enqueued_at is not None
+    assert record.payload["order_id"] == response.json()["aggregate_id"]
+    again = submit(alice_api, "place-order", ORDER, **{"Idempotency-Key": "k1"})
+    assert (again.status_code, again.json()["id"]) == (202, str(record.id))
+    assert CommandRecord.objects.count() == 1
 
 
 WRONG_JSON_TYPES: dict[str, tuple[str, Any]] = {
