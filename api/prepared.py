@@ -1,4 +1,4 @@
-"""Statements run on every request: bound on the server, prepared once per connection.
+"""Hot statements (a token, an accept, an append): bound on the server, prepared.
 
 Django's own cursors bind parameters on the client, so PostgreSQL parses and
 plans every statement anew, and the ORM builds its SQL anew for each query
@@ -22,6 +22,12 @@ from django.db import connections
 
 def fetch_one(alias: str, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
     """Run `sql` on database `alias`, prepared; return its first row or None."""
+    rows = fetch_all(alias, sql, params)
+    return rows[0] if rows else None
+
+
+def fetch_all(alias: str, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Run `sql` on database `alias`, prepared; return its rows."""
     db = connections[alias]
     db.ensure_connection()
     cursor = psycopg.Cursor(db.connection)
@@ -30,8 +36,8 @@ def fetch_one(alias: str, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | 
         wrap = db.make_debug_cursor if db.queries_logged else db.make_cursor
         with wrap(cursor) as wrapped:  # type: ignore[arg-type]
             wrapped.execute(sql, params)
-            return wrapped.fetchone()
+            return list(wrapped.fetchall())
     db.validate_no_broken_transaction()
     with cursor, db.wrap_database_errors:
         cursor.execute(sql, params, prepare=True)
-        return cursor.fetchone()
+        return cursor.fetchall()

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg.errors
 from django.db import IntegrityError, connections, transaction
 
+from api.prepared import fetch_all
 from observability import metrics
 
 from . import outbox, pii
@@ -180,28 +181,11 @@ _to_json = _json_encoder()
 def _insert(count: int, params: list[Any]) -> list[int]:
     """Run the INSERT of `count` events as a prepared statement; return positions.
 
-    Django's own cursors bind parameters on the client, so PostgreSQL parses
-    and plans every INSERT anew. A plain psycopg cursor on the same connection
-    (and so in the same transaction) binds them on the server and prepares the
-    statement once per connection (`prepare_threshold` in the database OPTIONS;
-    None there turns preparing off, e.g. behind a transaction-mode pooler).
-    Django's checks and error translation are kept; when Django logs queries
-    (DEBUG, CaptureQueriesContext) or has execute_wrapper hooks, its cursor
-    wrapper runs around this cursor as around its own.
+    Bound on the server and prepared once per connection (`api.prepared`), in
+    the current transaction: Django's own cursors bind parameters on the
+    client, so PostgreSQL would parse and plan every INSERT anew.
     """
-    db = connections[DB_ALIAS]
-    db.ensure_connection()
-    cursor = psycopg.Cursor(db.connection)
-    if db.queries_logged or db.execute_wrappers:
-        # The stubs want a CursorWrapper; Django wraps the driver's cursor.
-        wrap = db.make_debug_cursor if db.queries_logged else db.make_cursor
-        with wrap(cursor) as wrapped:  # type: ignore[arg-type]
-            wrapped.execute(_insert_sql(count), params)
-            return [row[0] for row in wrapped.fetchall()]
-    db.validate_no_broken_transaction()
-    with cursor, db.wrap_database_errors:
-        cursor.execute(_insert_sql(count), params, prepare=True)
-        return [row[0] for row in cursor.fetchall()]
+    return [row[0] for row in fetch_all(DB_ALIAS, _insert_sql(count), params)]
 
 
 @functools.lru_cache(maxsize=64)
