@@ -362,6 +362,16 @@ def command_counts() -> dict[str, int]:
     return {status: int(n) for status, n in rows}
 
 
+def any_open() -> bool:
+    """Say if a command is still accepted or running (the open-commands index)."""
+    rows = sql(
+        DB_NAME,
+        "SELECT EXISTS (SELECT 1 FROM commands "
+        "WHERE status IN ('accepted', 'running'))",
+    )
+    return bool(rows[0][0])
+
+
 def succeeded() -> int:
     return command_counts().get("succeeded", 0)
 
