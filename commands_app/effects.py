@@ -47,23 +47,8 @@ class LostLeaseError(Exception):
     """Raise when another attempt took the effect over (this one is fenced)."""
 
 
-# The deciding event's columns, as `eventstore.recorded_from_row` takes them,
-# named apart from the effect's own.
-EVENT_FIELDS = (
-    "ev_position",
-    "ev_tx_id",
-    "ev_stream_id",
-    "ev_version",
-    "ev_type",
-    "ev_data",
-    "ev_metadata",
-    "ev_recorded_at",
-)
-EVENT_COLUMNS = (
-    "position AS ev_position, tx_id::text::bigint AS ev_tx_id, "
-    "stream_id AS ev_stream_id, version AS ev_version, type AS ev_type, "
-    "data AS ev_data, metadata AS ev_metadata, recorded_at AS ev_recorded_at"
-)
+# The deciding event's columns, named apart from the effect's own.
+EVENT_COLUMNS, EVENT_FIELDS = eventstore.columns_as("ev_")
 
 # The next due effect that is the first open one of its stream (per kind, in
 # order), with its deciding event if there is one: one round trip for both.

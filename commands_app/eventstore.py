@@ -78,10 +78,33 @@ class NewEvents:
     events: Sequence[Event] = field(default_factory=tuple)
 
 
-_COLUMNS = (
-    "position, tx_id::text::bigint, stream_id, version, type, data, metadata, "
-    "recorded_at"
+# A stored event's columns as every read selects them, in `_recorded`'s order.
+_SELECTED = (
+    ("position", "position"),
+    ("tx_id", "tx_id::text::bigint"),
+    ("stream_id", "stream_id"),
+    ("version", "version"),
+    ("type", "type"),
+    ("data", "data"),
+    ("metadata", "metadata"),
+    ("recorded_at", "recorded_at"),
 )
+_COLUMNS = ", ".join(expression for _name, expression in _SELECTED)
+
+
+def columns_as(prefix: str) -> tuple[str, tuple[str, ...]]:
+    """Return the store's columns aliased `<prefix><name>`, and those names.
+
+    For a statement that reads an event beside rows of its own (an effect's
+    claim), under names apart from theirs; `recorded_from_row` takes the
+    values in this order.
+    """
+    names = tuple(f"{prefix}{name}" for name, _expression in _SELECTED)
+    aliased = ", ".join(
+        f"{expression} AS {alias}"
+        for (_name, expression), alias in zip(_SELECTED, names, strict=True)
+    )
+    return aliased, names
 
 
 def append(batches: Iterable[NewEvents], *, metadata: dict[str, Any]) -> list[int]:
@@ -273,7 +296,7 @@ def read_position(position: int) -> RecordedEvent:
 
 
 def recorded_from_row(row: Sequence[Any]) -> RecordedEvent:
-    """Return the event of a row selected as the store's columns (`_COLUMNS`).
+    """Return the event of a row of the store's columns (`_COLUMNS`, `columns_as`).
 
     For a statement that reads an event beside its own rows (an effect's
     claim): decrypted (or erased) and upcast as every read here.
