@@ -76,6 +76,8 @@ CUSTOMERS = 16
 PRODUCTS = 20
 IMPORT_ITEMS = 2000
 THREADS = 16
+# A POST reset on a kept-alive connection is sent again, same key (Burst.send).
+SEND_ATTEMPTS = 3
 FINAL = {"succeeded", "rejected", "failed"}
 RABBITMQ_URL = os.environ.get(
     "RABBITMQ_TEST_URL", "amqp://guest:guest@127.0.0.1:5672"
@@ -315,13 +317,30 @@ class Burst:
         return cache[who]
 
     def send(self, web: int, who: str, name: str, body: dict[str, Any]) -> Sent:
+        """POST a command as a careful client does: with an Idempotency-Key.
+
+        A kept-alive connection that the server closes as idle (uvicorn, after
+        5 s) while the request is on its way is reset; the client cannot know
+        if the command was accepted, so it sends it again with the same key on
+        a new connection (docs/api.md), and gets the same command if it was.
+        """
         url = f"{self.hosts.webs[web].url}/api/commands/{name}/"
-        try:
-            response = self.session(who).post(url, json=body, timeout=60)
-            payload: Any = response.json()
-            status = response.status_code
-        except (requests.RequestException, ValueError) as exc:
-            payload, status = repr(exc), 0
+        headers = {"Idempotency-Key": str(uuid.uuid4())}
+        for attempt in range(SEND_ATTEMPTS):
+            try:
+                response = self.session(who).post(
+                    url, json=body, headers=headers, timeout=60
+                )
+                payload: Any = response.json()
+                status = response.status_code
+            except requests.ConnectionError as exc:
+                payload, status = repr(exc), 0
+                self.sessions.by_user.pop(who, None)  # a new connection
+                if attempt + 1 < SEND_ATTEMPTS:
+                    continue
+            except (requests.RequestException, ValueError) as exc:
+                payload, status = repr(exc), 0
+            break
         command_id = payload.get("id") if status == 202 else None
         sent = Sent(who, name, web, status, command_id, payload)
         with self.lock:
