@@ -55,6 +55,13 @@ def run(ctx: Context) -> list[Row]:
         if result.non2xx or result.errors:
             raise RuntimeError(f"accept figure saw failures: {result}")
     common.reset_state()
+    print(
+        "   runs (ours/baseline req/s): "
+        + ", ".join(
+            f"{o.rate:.0f}/{b.rate:.0f}" for o, b in zip(ours, base, strict=True)
+        ),
+        flush=True,
+    )
     med = common.median
     rate, base_rate = med([r.rate for r in ours]), med([r.rate for r in base])
     p99 = med([r.p99_ms for r in ours])

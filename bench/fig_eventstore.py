@@ -7,7 +7,8 @@ same shape (`bench_raw_events`, LIKE events INCLUDING ALL); the same with a
 transaction-level advisory lock that serialises every append (the alternative
 to our xid horizon); at 10 events per transaction, 1 and 4 writers, the raw
 INSERT+COMMIT with the `pg_notify` that every append of ours sends in its
-statement (which PostgreSQL pays at commit, under a lock for the whole cluster);
+statement (which PostgreSQL pays at commit, under a lock for the whole cluster),
+and with the same `pg_notify` sent in a second transaction after the commit;
 and the `eventsourcing` library (9.5, its own PostgreSQL
 persistence and tables, in the bench database), installed only for the bench.
 """
@@ -31,6 +32,7 @@ KINDS = ("ours", "raw", "advisory", "eventsourcing")
 # PostgreSQL's, at commit), at 10 events a transaction: with one writer it is
 # free, with four it is what the cluster-wide NOTIFY lock costs their commits.
 NOTIFY_CASES = ((10, 1), (10, 4))
+NOTIFY_KINDS = ("notify", "notify after")
 PAYLOAD = {"product_id": "", "quantity": 1}
 
 
@@ -59,7 +61,9 @@ def _ours(per_tx: int) -> Callable[[], int]:
     return append
 
 
-def _raw(per_tx: int, *, lock: bool, notify: bool = False) -> Callable[[], int]:
+def _raw(
+    per_tx: int, *, lock: bool, notify: bool = False, notify_after: bool = False
+) -> Callable[[], int]:
     import json
 
     import psycopg
@@ -92,6 +96,14 @@ def _raw(per_tx: int, *, lock: bool, notify: bool = False) -> Callable[[], int]:
             cursor.execute(statement, params)
             cursor.fetchall()
         conn.commit()
+        if notify_after:
+            # The alternative to notifying in the appending transaction: a
+            # second one, after the commit, that does not wait for its flush.
+            conn.execute(
+                "SELECT set_config('synchronous_commit', 'off', true), "
+                f"pg_notify('{PROJECTIONS_CHANNEL}', '')"
+            )
+            conn.commit()
         version[0] += per_tx
         return per_tx
 
@@ -136,7 +148,12 @@ def _writer(kind: str, per_tx: int, seconds: float, barrier: Any, out: Any) -> N
     elif kind == "eventsourcing":
         append = _eventsourcing(per_tx)
     else:
-        append = _raw(per_tx, lock=kind == "advisory", notify=kind == "notify")
+        append = _raw(
+            per_tx,
+            lock=kind == "advisory",
+            notify=kind == "notify",
+            notify_after=kind == "notify after",
+        )
     append()  # connect and warm up
     barrier.wait()
     count = 0
@@ -181,7 +198,7 @@ def run(ctx: Context) -> list[Row]:
     for _ in range(ctx.runs):
         for per_tx in SIZES:
             for writers in WRITERS:
-                notify = ("notify",) if (per_tx, writers) in NOTIFY_CASES else ()
+                notify = NOTIFY_KINDS if (per_tx, writers) in NOTIFY_CASES else ()
                 for kind in (*KINDS, *notify):
                     rate = measure(kind, per_tx, writers, ctx.append_seconds)
                     results.setdefault((kind, per_tx, writers), []).append(rate)
@@ -218,6 +235,16 @@ def run(ctx: Context) -> list[Row]:
                 "4 appends",
                 f"{label}: raw with our NOTIFY vs raw (a notifying writer's ceiling)",
                 notified,
+                raw,
+                "ev/s",
+            )
+        )
+        rows.append(
+            Row(
+                "4 appends",
+                f"{label}: raw with the NOTIFY in a second transaction after the "
+                "commit vs raw",
+                rates["notify after", per_tx, writers],
                 raw,
                 "ev/s",
             )
