@@ -167,25 +167,31 @@ def append(batches: Iterable[NewEvents], *, metadata: dict[str, Any]) -> list[in
     return positions
 
 
-def _json_encoder() -> Callable[[Any], str]:
-    """Return a function that writes what `json.dumps` writes with its defaults.
+def json_encoder(*, ensure_ascii: bool = True) -> Callable[[Any], str]:
+    """Return a function that writes what `json.dumps(value, ensure_ascii=…)` writes.
 
     `json.dumps` builds a new C encoder for every call, about 1 µs of each
-    event's 2 µs; an append encodes each of its events. The encoder is built
-    once here, with the arguments `json.JSONEncoder.iterencode` gives it for
-    the defaults, except the check for circular references (event data are
-    trees the store has just built). Where the C encoder is missing or takes
-    other arguments, this is `json.dumps` itself.
+    event's 2 µs; an append encodes each of its events (and a rebuild each
+    JSON value of its staged rows). The encoder is built once here, with the
+    arguments `json.JSONEncoder.iterencode` gives it for the defaults, except
+    the check for circular references (the values are trees just built).
+    Where the C encoder is missing or takes other arguments, this is
+    `json.dumps` itself.
     """
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:
-        return json.dumps
+        return functools.partial(json.dumps, ensure_ascii=ensure_ascii)
     defaults = json.JSONEncoder()
+    strings = (
+        json.encoder.encode_basestring_ascii
+        if ensure_ascii
+        else json.encoder.encode_basestring
+    )
     try:
         encode = make(
             None,
             defaults.default,
-            json.encoder.encode_basestring_ascii,
+            strings,
             None,
             defaults.key_separator,
             defaults.item_separator,
@@ -194,11 +200,11 @@ def _json_encoder() -> Callable[[Any], str]:
             True,
         )
     except TypeError:  # another Python's signature
-        return json.dumps
+        return functools.partial(json.dumps, ensure_ascii=ensure_ascii)
     return lambda value: "".join(encode(value, 0))
 
 
-_to_json = _json_encoder()
+_to_json = json_encoder()
 
 
 def _insert(count: int, params: list[Any]) -> list[int]:

@@ -22,13 +22,15 @@ from typing import Any
 
 from django.db import connections, transaction
 
+from commands_app.eventstore import json_encoder
+
 from ..base import READ_DB, Decoded, Projector
 
 RECORDSET = re.compile(r"jsonb_to_recordset\(%s::jsonb\)\s+AS\s+e\(([^()]*)\)")
 JSON_TYPES = frozenset({"json", "jsonb"})
 _NULL = "\\N"
 # json.dumps(value, ensure_ascii=False), without a new encoder for each call.
-_json = json.JSONEncoder(ensure_ascii=False).encode
+_json = json_encoder(ensure_ascii=False)
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 

@@ -245,7 +245,12 @@ def test_events_are_stored_as_the_json_text_json_dumps_writes():
         "f": 1.5e-7,
         "e": [],
     }
+    unicode = eventstore.json_encoder(ensure_ascii=False)
     for data in [*datas, odd, {"nested": [odd, {"k": [1, 2.0, "3"]}]}]:
         assert eventstore._to_json(data) == json.dumps(data)
+        # The rebuild's COPY text keeps non-ASCII characters as they are.
+        assert unicode(data) == json.dumps(data, ensure_ascii=False)
     with pytest.raises(TypeError):
         eventstore._to_json({"not json": object()})
+    with pytest.raises(TypeError):
+        unicode({"not json": object()})
