@@ -29,8 +29,8 @@ SIZES = (1, 10)
 WRITERS = (1, 4)
 KINDS = ("ours", "raw", "advisory", "eventsourcing")
 # Raw INSERT+COMMIT with the NOTIFY that every append of ours sends (its cost is
-# PostgreSQL's, at commit), at 10 events a transaction: with one writer it is
-# free, with four it is what the cluster-wide NOTIFY lock costs their commits.
+# PostgreSQL's, at commit), at 10 events a transaction: with one writer it costs
+# little, with four also what the cluster-wide NOTIFY lock costs their commits.
 NOTIFY_CASES = ((10, 1), (10, 4))
 NOTIFY_KINDS = ("notify", "notify after")
 PAYLOAD = {"product_id": "", "quantity": 1}
@@ -61,9 +61,8 @@ def _ours(per_tx: int) -> Callable[[], int]:
     return append
 
 
-def _raw(
-    per_tx: int, *, lock: bool, notify: bool = False, notify_after: bool = False
-) -> Callable[[], int]:
+def _raw(per_tx: int, kind: str) -> Callable[[], int]:
+    """Return raw psycopg appends of `kind`: raw, advisory, notify, notify after."""
     import json
 
     import psycopg
@@ -77,7 +76,7 @@ def _raw(
         "INSERT INTO bench_raw_events (stream_id, version, type, data, metadata) "  # noqa: S608
         f"VALUES {values} RETURNING position"
     )
-    if notify:  # the statement's shape of ours (eventstore._insert_sql)
+    if kind == "notify":  # the statement's shape of ours (eventstore._insert_sql)
         statement = (
             f"WITH appended AS ({statement}) SELECT appended.position "  # noqa: S608
             f"FROM appended, pg_notify('{PROJECTIONS_CHANNEL}', '') "
@@ -91,12 +90,12 @@ def _raw(
         for offset in range(1, per_tx + 1):
             params += [stream, version[0] + offset, "product.restocked.v1", data, meta]
         with conn.cursor() as cursor:
-            if lock:
+            if kind == "advisory":
                 cursor.execute("SELECT pg_advisory_xact_lock(7007)")
             cursor.execute(statement, params)
             cursor.fetchall()
         conn.commit()
-        if notify_after:
+        if kind == "notify after":
             # The alternative to notifying in the appending transaction: a
             # second one, after the commit, that does not wait for its flush.
             conn.execute(
@@ -148,12 +147,7 @@ def _writer(kind: str, per_tx: int, seconds: float, barrier: Any, out: Any) -> N
     elif kind == "eventsourcing":
         append = _eventsourcing(per_tx)
     else:
-        append = _raw(
-            per_tx,
-            lock=kind == "advisory",
-            notify=kind == "notify",
-            notify_after=kind == "notify after",
-        )
+        append = _raw(per_tx, kind)
     append()  # connect and warm up
     barrier.wait()
     count = 0

@@ -326,21 +326,20 @@ class Burst:
         """
         url = f"{self.hosts.webs[web].url}/api/commands/{name}/"
         headers = {"Idempotency-Key": str(uuid.uuid4())}
-        for attempt in range(SEND_ATTEMPTS):
+        for _attempt in range(SEND_ATTEMPTS):
             try:
                 response = self.session(who).post(
                     url, json=body, headers=headers, timeout=60
                 )
                 payload: Any = response.json()
                 status = response.status_code
+                break
             except requests.ConnectionError as exc:
                 payload, status = repr(exc), 0
                 self.sessions.by_user.pop(who, None)  # a new connection
-                if attempt + 1 < SEND_ATTEMPTS:
-                    continue
             except (requests.RequestException, ValueError) as exc:
                 payload, status = repr(exc), 0
-            break
+                break
         command_id = payload.get("id") if status == 202 else None
         sent = Sent(who, name, web, status, command_id, payload)
         with self.lock:
