@@ -473,6 +473,10 @@ class OrdersMachine(RuleBasedStateMachine):
     def run_command(self, command_id: str) -> None:
         execution.execute(UUID(command_id))
         self.attempts[command_id] += 1
+        self.expect_ran(command_id)
+
+    def expect_ran(self, command_id: str) -> None:
+        """Check a command just run: final, or a pay-order waiting for its payment."""
         record = CommandRecord.objects.get(pk=command_id)
         assert record.attempt == self.attempts[command_id]
         if record.type == "pay-order" and not record.is_final:
@@ -545,7 +549,7 @@ class OrdersMachine(RuleBasedStateMachine):
         holds = record.status == CommandStatus.RUNNING and record.attempt == attempt
         if holds:
             execution._run(record, attempt)  # as the woken worker would go on
-            self.expect_outcome(command_id)
+            self.expect_ran(command_id)
             return
         before = store_rows()
         with pytest.raises(execution.LostClaimError):
