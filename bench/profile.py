@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/profile.py commands_worker --commands 1000
     .venv/bin/python bench/profile.py web --accept 10
+    .venv/bin/python bench/profile.py commands_worker --gil   # CPU only
 
 Prints the functions with the most samples (inclusive, and where the time is
 spent itself); the raw collapsed stacks go to bench/results/logs/<name>.stacks.
@@ -52,6 +53,11 @@ def main() -> None:
     parser.add_argument("--commands", type=int, default=1000)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--accept", action="store_true", help="web alone, POST load")
+    parser.add_argument(
+        "--gil",
+        action="store_true",
+        help="only samples of a thread holding the GIL: where Python spends CPU",
+    )
     args = parser.parse_args()
     common.prepare_databases()
     common.setup_django()
@@ -78,6 +84,7 @@ def main() -> None:
                 "--duration",
                 str(args.seconds),
                 "--subprocesses",
+                *(["--gil"] if args.gil else []),
                 "--pid",
                 str(pids[0]),
             ],

@@ -9,6 +9,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -212,11 +213,26 @@ _CLAIM_PENDING_SQL = """
 UPDATE commands SET publish_pending = false, enqueued_at = now()
 WHERE id IN (
     SELECT id FROM commands
-    WHERE publish_pending AND pg_try_advisory_xact_lock_shared(%s)
+    WHERE publish_pending AND NOT (type = ANY(%s))
+    AND pg_try_advisory_xact_lock_shared(%s)
     ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED
 )
 RETURNING id, type
 """
+
+
+def claim_pending(batch: int, *, skip: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """Take up to `batch` pending commands from the relays; return (id, type) pairs.
+
+    One short transaction (`FOR UPDATE SKIP LOCKED`): the flag is cleared and
+    `enqueued_at` stamped, so whoever claimed a command must see it run or
+    leave it to the sweeper, which re-drives it `COMMAND_REDRIVE_AFTER_SECONDS`
+    after `enqueued_at`. Commands of the types in `skip` are left pending.
+    Nothing is claimed while `PUBLISH_LOCK` is held.
+    """
+    with transaction.atomic(), db_connections["default"].cursor() as cursor:
+        cursor.execute(_CLAIM_PENDING_SQL, [list(skip), PUBLISH_LOCK, batch])
+        return [(str(command_id), kind) for command_id, kind in cursor.fetchall()]
 
 
 def publish_pending(batch: int = PUBLISH_BATCH) -> int:
@@ -232,9 +248,7 @@ def publish_pending(batch: int = PUBLISH_BATCH) -> int:
     """
     from .tasks import execute_import_task, execute_many_task, execute_task
 
-    with transaction.atomic(), db_connections["default"].cursor() as cursor:
-        cursor.execute(_CLAIM_PENDING_SQL, [PUBLISH_LOCK, batch])
-        claimed = [(str(command_id), kind) for command_id, kind in cursor.fetchall()]
+    claimed = claim_pending(batch)
     if not claimed:
         return 0
     published = 0

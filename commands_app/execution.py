@@ -12,6 +12,7 @@ fence (no row: the claim was lost, and the whole transaction rolls back).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -27,12 +28,12 @@ from django.utils import timezone
 
 from observability import context, metrics, tracing
 
-from . import eventstore, handlers, snapshots
+from . import acceptance, eventstore, handlers, snapshots
 from .domain.errors import DomainError
 from .eventstore import ConcurrencyError, NewEvents
 from .models import CommandRecord, CommandStatus, ProductSku
 from .push import status as status_push
-from .registry import spec_of
+from .registry import COMMANDS, spec_of
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +122,46 @@ def execute_all(command_ids: list[UUID]) -> None:
             context.bind(command_id=None, correlation_id=None)
     if first_error is not None:
         raise first_error
+
+
+def execute_then_pending(command_ids: list[UUID]) -> int:
+    """Run these commands, then take over the relays' pending ones; return how many.
+
+    A command task does not end while commands still wait for a relay to
+    publish them: it claims them itself (`acceptance.claim_pending`, a few at
+    a time, so that a busy worker's processes share them) and runs them, for
+    up to `COMMANDS_TAKEOVER_SECONDS`. Under load, the command relay of a
+    worker whose processes are all running such a task holds back
+    (`relay.CommandsRelayStep`), so that Celery's publish, receive and
+    acknowledgement are paid once for many commands; at rest nothing waits
+    and every command is its own task, as fast as before. A task that dies
+    leaves what it claimed `accepted`, which the sweeper re-drives.
+    """
+    execute_all(command_ids)
+    return run_pending(settings.COMMANDS_TAKEOVER_SECONDS)
+
+
+def run_pending(seconds: float) -> int:
+    """Claim and run pending commands until none is left or `seconds` pass."""
+    if seconds <= 0:
+        return 0
+    deadline = time.monotonic() + seconds
+    ran = 0
+    while time.monotonic() < deadline:
+        claimed = acceptance.claim_pending(
+            settings.COMMANDS_TAKEOVER_BATCH, skip=_long_running()
+        )
+        if not claimed:
+            break
+        execute_all([UUID(command_id) for command_id, _kind in claimed])
+        ran += len(claimed)
+    return ran
+
+
+@functools.cache
+def _long_running() -> tuple[str, ...]:
+    # Imports run in tasks of their own, with their own time limits.
+    return tuple(spec.name for spec in COMMANDS.values() if spec.long_running)
 
 
 def _run(record: CommandRecord, attempt: int) -> None:

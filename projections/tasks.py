@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
 
@@ -40,7 +41,7 @@ class ProjectorRelayStep(QueueRelayStep):
     queue = "projections"
     enabled_setting = "PROJECTIONS_RELAY_ENABLED"
 
-    def make_relay(self) -> Relay:
+    def make_relay(self, worker: Any) -> Relay:
         return runner.projector_relay()
 
 

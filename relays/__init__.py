@@ -10,6 +10,11 @@ most one poll interval. The drain function does the work and must be safe to
 run in several relays at once (claim rows with `FOR UPDATE SKIP LOCKED` and a
 lease, as `commands_app.effects.drain_once` does).
 
+A relay may be given `held`: while it answers true, the relay neither drains
+nor sleeps for long (it asks again every `HELD_RECHECK_SECONDS`), because
+someone else is taking the work (the command relay holds back while its
+worker's processes take pending commands themselves, `commands_app.relay`).
+
 `Relay.run_once()` is the testable unit; `Relay.start()` runs it in a daemon
 thread; a `QueueRelayStep` runs one inside the workers of a queue, so that
 Celery starts and stops it with the worker. Three relays use it: the effects
@@ -32,6 +37,9 @@ from django.db import close_old_connections, connections
 
 logger = logging.getLogger(__name__)
 
+# How often a held relay asks again whether it may drain.
+HELD_RECHECK_SECONDS = 0.005
+
 
 def listen_connection(alias: str = "default") -> psycopg.Connection[Any]:
     """Open an autocommit psycopg connection to a Django database, for LISTEN."""
@@ -51,11 +59,13 @@ class Relay:
         *,
         poll_seconds: float = 1.0,
         connect: Callable[[], psycopg.Connection[Any]] = listen_connection,
+        held: Callable[[], bool] | None = None,
     ) -> None:
         self.channel = channel
         self.drain = drain
         self.poll_seconds = poll_seconds
         self.connect = connect
+        self.held = held
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
         self.drains = 0
@@ -75,8 +85,14 @@ class Relay:
 
         Return how many items the drain handled. The drain runs first, so a
         relay that (re)starts picks up what was committed while it was away.
+        A held relay only waits `HELD_RECHECK_SECONDS`; the notifications that
+        arrive meanwhile are coalesced when it drains again.
         """
         listener = self.listen()
+        if self.held is not None and self.held():
+            if wait:
+                self.stopping.wait(HELD_RECHECK_SECONDS)
+            return 0
         handled = self._drain()
         if wait and not handled and not self.stopping.is_set():
             woken = False
@@ -157,7 +173,7 @@ class QueueRelayStep(bootsteps.StartStopStep):
     def __init__(self, worker: Any, **kwargs: Any) -> None:
         self.relay: Relay | None = None
 
-    def make_relay(self) -> Relay:
+    def make_relay(self, worker: Any) -> Relay:
         raise NotImplementedError
 
     def start(self, worker: Any) -> None:
@@ -167,7 +183,7 @@ class QueueRelayStep(bootsteps.StartStopStep):
         queues = set(worker.app.amqp.queues.consume_from or worker.app.amqp.queues)
         if not getattr(settings, self.enabled_setting) or self.queue not in queues:
             return
-        self.relay = self.make_relay().start()
+        self.relay = self.make_relay(worker).start()
         logger.info("%s relay started", self.relay.channel)
 
     def stop(self, worker: Any) -> None:

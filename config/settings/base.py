@@ -375,6 +375,12 @@ COMMANDS_RELAY_POLL_SECONDS = env.float("COMMANDS_RELAY_POLL_SECONDS", default=1
 # tasks (so every worker process gets a share); 1 publishes one task each.
 COMMANDS_PER_TASK = env.int("COMMANDS_PER_TASK", default=16)
 COMMANDS_TASKS_PER_CLAIM = env.int("COMMANDS_TASKS_PER_CLAIM", default=4)
+# A command task then claims and runs the commands still pending,
+# COMMANDS_TAKEOVER_BATCH at a time, for up to COMMANDS_TAKEOVER_SECONDS; while
+# every process of a worker runs such a task, its command relay holds back
+# (commands_app/execution.py execute_then_pending). 0 seconds turns it off.
+COMMANDS_TAKEOVER_SECONDS = env.float("COMMANDS_TAKEOVER_SECONDS", default=1.0)
+COMMANDS_TAKEOVER_BATCH = env.int("COMMANDS_TAKEOVER_BATCH", default=2)
 # The projector relay (projections/runner.py): every appending commit wakes it;
 # it polls as a safety net for a lost notification.
 PROJECTIONS_RELAY_ENABLED = env.bool("PROJECTIONS_RELAY_ENABLED", default=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 from uuid import uuid4
 
@@ -18,6 +20,7 @@ import psycopg
 import pytest
 from celery.app.task import Task
 from django.db import connection, transaction
+from django.utils import timezone
 
 import relays
 from commands_app import acceptance, eventstore
@@ -239,6 +242,118 @@ def test_a_batch_runs_every_command_even_after_one_fails(
     with pytest.raises(RuntimeError):
         execution.execute_all(ids)
     assert ran == ids
+
+
+def _pending(staff: Any, types: list[str]) -> list[CommandRecord]:
+    """Store pending commands of `types`, oldest first (uncommitted by the caller)."""
+    start = timezone.now() - timedelta(minutes=1)
+    return [
+        CommandRecord.objects.create(
+            type=kind,
+            user=staff,
+            payload={},
+            request_hash="x",
+            publish_pending=True,
+            created_at=start + timedelta(seconds=n),
+        )
+        for n, kind in enumerate(types)
+    ]
+
+
+def test_a_command_task_then_runs_the_pending_commands_but_not_imports(
+    staff: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    from commands_app import execution
+
+    settings.COMMANDS_TAKEOVER_SECONDS = 30.0
+    settings.COMMANDS_TAKEOVER_BATCH = 2
+    ran: list[Any] = []
+    monkeypatch.setattr(execution, "execute", ran.append)
+    given = uuid4()
+    # Uncommitted rows: no other relay (a worker's) can see them.
+    with transaction.atomic():
+        records = _pending(
+            staff, ["place-order"] * 3 + [IMPORT_PRODUCTS.name] + ["cancel-order"] * 2
+        )
+        taken = execution.execute_then_pending([given])
+        pending = set(
+            CommandRecord.objects.filter(
+                pk__in=[r.pk for r in records], publish_pending=True
+            ).values_list("type", flat=True)
+        )
+        transaction.set_rollback(True)
+    # The task's own command first, then the pending ones, oldest first.
+    others = [r.pk for r in records if r.type != IMPORT_PRODUCTS.name]
+    assert (taken, ran) == (5, [given, *others])
+    assert pending == {IMPORT_PRODUCTS.name}  # an import keeps its own task
+
+
+def test_a_command_task_takes_pending_commands_over_only_within_its_bound(
+    staff: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    from commands_app import execution
+
+    settings.COMMANDS_TAKEOVER_BATCH = 1
+    ran: list[Any] = []
+
+    def slow(command_id: Any) -> None:
+        ran.append(command_id)
+        time.sleep(0.2)
+
+    monkeypatch.setattr(execution, "execute", slow)
+    with transaction.atomic():
+        records = _pending(staff, ["place-order"] * 5)
+        settings.COMMANDS_TAKEOVER_SECONDS = 0  # off: the relay publishes them
+        assert execution.execute_then_pending([]) == 0
+        settings.COMMANDS_TAKEOVER_SECONDS = 0.3
+        taken = execution.execute_then_pending([])
+        left = CommandRecord.objects.filter(
+            pk__in=[r.pk for r in records], publish_pending=True
+        ).count()
+        transaction.set_rollback(True)
+    # A claim at 0 s and at 0.2 s; at 0.4 s the bound has passed.
+    assert (taken, ran, left) == (2, [records[0].pk, records[1].pk], 3)
+
+
+def test_a_held_relay_does_not_drain_until_let_go() -> None:
+    drain = Counting()
+    held = threading.Event()
+    held.set()
+    relay = relays.Relay("test_relay_held", drain, poll_seconds=60, held=held.is_set)
+    try:
+        started = time.monotonic()
+        assert relay.run_once() == 0
+        # Asked again soon, not after the poll interval; the drain never ran.
+        assert time.monotonic() - started < 1.0
+        assert drain.calls == 0
+        held.clear()
+        relay.run_once(wait=False)
+        assert drain.calls == 1
+    finally:
+        relay.close()
+
+
+@pytest.mark.parametrize(
+    ("running", "held"),
+    [
+        (["commands.execute", "commands.execute_many"], True),
+        (["commands.execute_many", "commands.execute_import"], True),
+        (["commands.execute"], False),  # a process is free: publish to it
+        (["commands.execute_import", "commands.execute_import"], False),
+        ([], False),
+    ],
+)
+def test_the_command_relay_is_held_while_every_process_runs_a_task_that_takes_over(
+    monkeypatch: pytest.MonkeyPatch, running: list[str], held: bool
+) -> None:
+    from celery.worker import state
+
+    from commands_app.relay import all_busy_taking_over
+
+    monkeypatch.setattr(
+        state, "active_requests", [SimpleNamespace(name=name) for name in running]
+    )
+    assert all_busy_taking_over(2)() is held
 
 
 def test_scheduled_effects_notify_the_effects_relays_once_and_only_when_new(
