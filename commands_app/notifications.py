@@ -17,15 +17,20 @@ the recipient.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import FieldDoesNotExist
 from django.core.mail import EmailMultiAlternatives
+from django.db.models import Field
 from django.template import TemplateDoesNotExist
 from django.template.loader import render_to_string
+
+from api.prepared import fetch_one
 
 from . import eventstore, outbox
 from .domain.events import (
@@ -182,8 +187,32 @@ def _order_placed(event: RecordedEvent) -> dict[str, Any] | None:
 
 
 def _customer_email(customer_id: int) -> str:
-    user = get_user_model().objects.filter(pk=customer_id).first()
-    return "" if user is None else str(getattr(user, "email", "") or "")
+    """Return the customer's e-mail address, or "" (no such user, no address).
+
+    One prepared statement: building the ORM's query for it cost the effects
+    relay more CPU than the rest of a placed order's e-mail effect.
+    """
+    sql = _email_sql()
+    row = None if sql is None else fetch_one("default", sql, [customer_id])
+    return "" if row is None else str(row[0] or "")
+
+
+@functools.cache
+def _email_sql() -> str | None:
+    """Return the SELECT of a user's e-mail, or None for a user model without one."""
+    model = get_user_model()
+    try:
+        field = model._meta.get_field(model.get_email_field_name())
+    except FieldDoesNotExist:
+        return None
+    if not isinstance(field, Field):
+        return None
+    table, pk = model._meta.db_table, model._meta.pk
+    assert pk is not None
+    return (
+        f'SELECT "{field.column}" FROM "{table}" '  # noqa: S608 (names from the model)
+        f'WHERE "{pk.column}" = %s'
+    )
 
 
 def _context(event: RecordedEvent, placed: dict[str, Any]) -> dict[str, Any]:

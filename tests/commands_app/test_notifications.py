@@ -200,6 +200,15 @@ def test_a_customer_without_an_email_address_is_skipped_and_logged(
     )
 
 
+def test_a_customer_no_longer_there_is_skipped(alice) -> None:
+    (event,) = store([placed(alice.pk)])
+    alice.delete()
+
+    send_for_event(event)
+
+    assert mail.outbox == []
+
+
 def test_a_redelivered_event_sends_the_same_message_id(alice) -> None:
     (event,) = store([placed(alice.pk)])
 
