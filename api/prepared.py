@@ -7,17 +7,21 @@ cursor on Django's connection (so in its transaction) runs a fixed statement
 prepared (`prepare_threshold` in the database OPTIONS; None there turns
 preparing off, e.g. behind a transaction-mode pooler). Django's checks and
 error translation are kept; when Django logs queries (DEBUG,
-CaptureQueriesContext) or has execute_wrapper hooks, its cursor wrapper runs
-around this cursor as around its own.
+CaptureQueriesContext) or has execute_wrapper hooks, the statement runs on
+Django's own cursor instead, so that they see it as they see the ORM's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import psycopg
 from django.db import connections
+from django.db.models import Model
+
+M = TypeVar("M", bound=Model)
 
 
 def fetch_one(alias: str, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
@@ -28,16 +32,84 @@ def fetch_one(alias: str, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | 
 
 def fetch_all(alias: str, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     """Run `sql` on database `alias`, prepared; return its rows."""
+    return _execute(alias, sql, params)[1]
+
+
+def fetch_models(
+    model: type[M], sql: str, params: Sequence[Any], *, alias: str = "default"
+) -> list[M]:
+    """Run `sql` prepared; return its rows as `model` instances, as `raw()` would.
+
+    The statement returns every concrete field's column (`RETURNING *`); each
+    value is converted as the ORM converts it, and any other column becomes
+    an attribute of its own name. `Model.objects.raw()` builds its column
+    mapping and its client-bound query anew on every call.
+    """
+    names, rows = _execute(alias, sql, params)
+    build = _builder(model, alias, tuple(names))
+    db = connections[alias]
+    return [build(row, db) for row in rows]
+
+
+def _execute(
+    alias: str, sql: str, params: Sequence[Any]
+) -> tuple[list[str], list[tuple[Any, ...]]]:
     db = connections[alias]
     db.ensure_connection()
-    cursor = psycopg.Cursor(db.connection)
     if db.queries_logged or db.execute_wrappers:
-        # The stubs want a CursorWrapper; Django wraps the driver's cursor.
-        wrap = db.make_debug_cursor if db.queries_logged else db.make_cursor
-        with wrap(cursor) as wrapped:  # type: ignore[arg-type]
+        # Django's own cursor, bound on the client: what it logs (DEBUG,
+        # CaptureQueriesContext) and hands to its hooks is the statement with
+        # its values, which can be run again as it is (EXPLAIN).
+        with db.cursor() as wrapped:
             wrapped.execute(sql, params)
-            return list(wrapped.fetchall())
+            return _names(wrapped.description), list(wrapped.fetchall())
+    cursor = psycopg.Cursor(db.connection)
     db.validate_no_broken_transaction()
     with cursor, db.wrap_database_errors:
         cursor.execute(sql, params, prepare=True)
-        return cursor.fetchall()
+        return _names(cursor.description), cursor.fetchall()
+
+
+def _names(description: Any) -> list[str]:
+    return [column[0] for column in description or ()]
+
+
+@functools.lru_cache(maxsize=64)
+def _builder(
+    model: type[M], alias: str, names: tuple[str, ...]
+) -> Callable[[tuple[Any, ...], Any], M]:
+    """Return what turns a row of columns `names` into a `model` instance.
+
+    Its converters are the backend's and the fields' (the same for every
+    connection of `alias`); each call gets the calling thread's connection.
+    """
+    db = connections[alias]
+    fields = model._meta.concrete_fields
+    index = {name: i for i, name in enumerate(names)}
+    missing = [f.column for f in fields if f.column not in index]
+    if missing:
+        raise ValueError(f"{model.__name__}: the statement lacks {missing}")
+    attnames = [f.attname for f in fields]
+    converted = []
+    for field in fields:
+        column = field.get_col(model._meta.db_table)
+        converters = db.ops.get_db_converters(column) + (
+            field.get_db_converters(db)  # type: ignore[attr-defined]  # not in the stubs
+        )
+        converted.append((index[field.column], column, tuple(converters)))
+    taken = {f.column for f in fields}
+    extras = [(name, i) for i, name in enumerate(names) if name not in taken]
+
+    def build(row: tuple[Any, ...], db: Any) -> M:
+        values = []
+        for position, column, converters in converted:
+            value = row[position]
+            for converter in converters:
+                value = converter(value, column, db)
+            values.append(value)
+        instance = model.from_db(alias, attnames, values)
+        for name, position in extras:
+            setattr(instance, name, row[position])
+        return instance
+
+    return build

@@ -34,6 +34,7 @@ from django.db.models import F
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from api.prepared import fetch_models
 from observability import metrics, tracing
 
 from . import eventstore, outbox
@@ -86,9 +87,7 @@ def claim() -> Effect | None:
     kinds = sorted(outbox.KINDS)
     if not kinds:
         return None
-    claimed = list(
-        Effect.objects.raw(_CLAIM_SQL, [settings.EFFECTS_LEASE_SECONDS, kinds])
-    )
+    claimed = fetch_models(Effect, _CLAIM_SQL, [settings.EFFECTS_LEASE_SECONDS, kinds])
     if not claimed:
         return None
     effect = claimed[0]

@@ -26,6 +26,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from api.prepared import fetch_models
 from observability import context, metrics, tracing
 
 from . import acceptance, eventstore, handlers, snapshots
@@ -60,14 +61,16 @@ def claim_record(command_id: UUID) -> CommandRecord | None:
     One statement: the returned record carries the new `attempt` and its
     user's staff flag (`user_is_staff`), so nothing else needs loading.
     """
-    users = get_user_model()._meta.db_table
-    claimed = list(
-        CommandRecord.objects.raw(
-            _CLAIM_SQL.format(users=connection.ops.quote_name(users)),
-            [settings.COMMAND_LEASE_SECONDS, command_id],
-        )
+    claimed = fetch_models(
+        CommandRecord, _claim_sql(), [settings.COMMAND_LEASE_SECONDS, command_id]
     )
     return claimed[0] if claimed else None
+
+
+@functools.cache
+def _claim_sql() -> str:
+    users = get_user_model()._meta.db_table
+    return _CLAIM_SQL.format(users=connection.ops.quote_name(users))
 
 
 def claim(command_id: UUID) -> int | None:
@@ -411,10 +414,9 @@ def mark_projected(positions: Iterable[int]) -> list[CommandRecord]:
     One statement for a projection round's positions; return the records as
     updated, for their `projected` pushes (push.status.push_projected).
     """
-    return list(
-        CommandRecord.objects.raw(
-            "UPDATE commands SET status_seq = status_seq + 1 "
-            "WHERE position = ANY(%s) AND status = %s RETURNING *",
-            [list(positions), CommandStatus.SUCCEEDED],
-        )
+    return fetch_models(
+        CommandRecord,
+        "UPDATE commands SET status_seq = status_seq + 1 "
+        "WHERE position = ANY(%s) AND status = %s RETURNING *",
+        [list(positions), str(CommandStatus.SUCCEEDED)],
     )
