@@ -128,13 +128,15 @@ def execute_all(command_ids: list[UUID]) -> None:
 
 
 def execute_then_pending(command_ids: list[UUID]) -> int:
-    """Run these commands, then take over the relays' pending ones; return how many.
+    """Run these commands, then those still waiting; return how many it tried.
 
-    A command task does not end while commands still wait for a relay to
-    publish them: it claims them itself (`acceptance.claim_pending`, a few at
-    a time, so that a busy worker's processes share them) and runs them, for
-    up to `COMMANDS_TAKEOVER_SECONDS`. Under load, the command relay of a
-    worker whose processes are all running such a task holds back
+    A command task does not end while commands still wait: it runs them
+    itself, a few at a time (so that a busy worker's processes share them),
+    for up to `COMMANDS_TAKEOVER_SECONDS`. First those published whose task
+    has not started yet (`acceptance.queued`, oldest first: a burst's chunks
+    would otherwise wait behind the commands that came after them), then
+    those still pending for a relay (`acceptance.claim_pending`). Under load,
+    the command relay of a worker whose processes all run such a task holds back
     (`relay.CommandsRelayStep`), so that Celery's publish, receive and
     acknowledgement are paid once for many commands; at rest nothing waits
     and every command is its own task, as fast as before. A task that dies
@@ -145,20 +147,23 @@ def execute_then_pending(command_ids: list[UUID]) -> int:
 
 
 def run_pending(seconds: float) -> int:
-    """Claim and run pending commands until none is left or `seconds` pass."""
+    """Run waiting commands until none is left or `seconds` pass; return how many."""
     if seconds <= 0:
         return 0
     deadline = time.monotonic() + seconds
-    ran = 0
+    batch, skip = settings.COMMANDS_TAKEOVER_BATCH, _long_running()
+    # A queued command that this task could not claim is not asked for again.
+    tried: list[UUID] = []
     while time.monotonic() < deadline:
-        claimed = acceptance.claim_pending(
-            settings.COMMANDS_TAKEOVER_BATCH, skip=_long_running()
-        )
+        claimed = acceptance.queued(
+            batch, skip=skip, tried=tried
+        ) or acceptance.claim_pending(batch, skip=skip)
         if not claimed:
             break
-        execute_all([UUID(command_id) for command_id, _kind in claimed])
-        ran += len(claimed)
-    return ran
+        command_ids = [UUID(command_id) for command_id, _kind in claimed]
+        tried += command_ids
+        execute_all(command_ids)
+    return len(tried)
 
 
 @functools.cache

@@ -36,7 +36,15 @@ def stuck_commands() -> list[CommandRecord]:
     accepted_before = now - timedelta(seconds=settings.COMMAND_REDRIVE_AFTER_SECONDS)
     return list(
         CommandRecord.objects.filter(
-            Q(status=CommandStatus.ACCEPTED, enqueued_at__lt=accepted_before)
+            # A command still pending for a relay was never published: the
+            # relays publish it (their poll is the net), and under load the
+            # running tasks take it over; re-driving it here would publish a
+            # task per command of the backlog.
+            Q(
+                status=CommandStatus.ACCEPTED,
+                publish_pending=False,
+                enqueued_at__lt=accepted_before,
+            )
             | Q(status=CommandStatus.RUNNING, lease_expires_at__lt=now)
         )
         .order_by("enqueued_at")

@@ -10,10 +10,12 @@ most one poll interval. The drain function does the work and must be safe to
 run in several relays at once (claim rows with `FOR UPDATE SKIP LOCKED` and a
 lease, as `commands_app.effects.drain_once` does).
 
-A relay may be given `held`: while it answers true, the relay neither drains
-nor sleeps for long (it asks again every `HELD_RECHECK_SECONDS`), because
+A relay may be given `held`: while it answers true, the relay does not drain
+on a notification (it asks again every `HELD_RECHECK_SECONDS`), because
 someone else is taking the work (the command relay holds back while its
-worker's processes take pending commands themselves, `commands_app.relay`).
+worker's processes take pending commands themselves, `commands_app.relay`);
+it still drains every `poll_seconds`, so that a hold that lasts is no reason
+for work to wait.
 
 `Relay.run_once()` is the testable unit; `Relay.start()` runs it in a daemon
 thread; a `QueueRelayStep` runs one inside the workers of a queue, so that
@@ -71,6 +73,7 @@ class Relay:
         self.drains = 0
         self._listener: psycopg.Connection[Any] | None = None
         self._checked_at = -float("inf")
+        self._drained_at = -float("inf")
         self._failed = False
 
     def listen(self) -> psycopg.Connection[Any]:
@@ -85,11 +88,16 @@ class Relay:
 
         Return how many items the drain handled. The drain runs first, so a
         relay that (re)starts picks up what was committed while it was away.
-        A held relay only waits `HELD_RECHECK_SECONDS`; the notifications that
-        arrive meanwhile are coalesced when it drains again.
+        A held relay only waits `HELD_RECHECK_SECONDS` (the notifications
+        that arrive meanwhile are coalesced when it drains again), unless its
+        last drain is `poll_seconds` old.
         """
         listener = self.listen()
-        if self.held is not None and self.held():
+        if (
+            self.held is not None
+            and time.monotonic() - self._drained_at < self.poll_seconds
+            and self.held()
+        ):
             if wait:
                 self.stopping.wait(HELD_RECHECK_SECONDS)
             return 0
@@ -114,6 +122,7 @@ class Relay:
             self._checked_at = now
         self._failed = True
         self.drains += 1
+        self._drained_at = now
         handled = self.drain()
         self._failed = False
         return handled

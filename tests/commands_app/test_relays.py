@@ -288,6 +288,30 @@ def test_a_command_task_then_runs_the_pending_commands_but_not_imports(
     assert pending == {IMPORT_PRODUCTS.name}  # an import keeps its own task
 
 
+def test_a_command_task_first_runs_the_published_commands_still_waiting_once_each(
+    staff: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    from commands_app import execution
+
+    settings.COMMANDS_TAKEOVER_SECONDS = 30.0
+    settings.COMMANDS_TAKEOVER_BATCH = 2
+    ran: list[Any] = []
+    monkeypatch.setattr(execution, "execute", ran.append)  # claims nothing
+    with transaction.atomic():
+        pending = _pending(staff, ["place-order"] * 2)
+        # Published a while ago (their tasks wait in the broker), after the
+        # pending ones were stored: a burst's chunk behind later commands.
+        published = _pending(staff, ["place-order", IMPORT_PRODUCTS.name])
+        CommandRecord.objects.filter(pk__in=[r.pk for r in published]).update(
+            publish_pending=False, enqueued_at=timezone.now() - timedelta(seconds=3)
+        )
+        taken = execution.execute_then_pending([])
+        transaction.set_rollback(True)
+    # The published one first, each once although none was claimed; the
+    # import keeps its own task.
+    assert (taken, ran) == (3, [published[0].pk, pending[0].pk, pending[1].pk])
+
+
 def test_a_command_task_takes_pending_commands_over_only_within_its_bound(
     staff: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
@@ -315,20 +339,40 @@ def test_a_command_task_takes_pending_commands_over_only_within_its_bound(
     assert (taken, ran, left) == (2, [records[0].pk, records[1].pk], 3)
 
 
-def test_a_held_relay_does_not_drain_until_let_go() -> None:
+def test_the_sweeper_leaves_a_command_pending_for_the_relays(staff: Any) -> None:
+    from commands_app import sweeper
+
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    with transaction.atomic():
+        [record] = _pending(staff, ["place-order"])
+        mine = CommandRecord.objects.filter(pk=record.pk)
+        mine.update(enqueued_at=an_hour_ago)  # stored an hour ago, never published
+        pending_stuck = record.pk in {r.pk for r in sweeper.stuck_commands()}
+        mine.update(publish_pending=False)  # published an hour ago, never run
+        published_stuck = record.pk in {r.pk for r in sweeper.stuck_commands()}
+        transaction.set_rollback(True)
+    assert (pending_stuck, published_stuck) == (False, True)
+
+
+def test_a_held_relay_drains_only_once_a_poll_interval_until_let_go() -> None:
     drain = Counting()
     held = threading.Event()
     held.set()
-    relay = relays.Relay("test_relay_held", drain, poll_seconds=60, held=held.is_set)
+    relay = relays.Relay("test_relay_held", drain, poll_seconds=0.5, held=held.is_set)
     try:
+        relay.run_once(wait=False)  # its first drain, as a relay (re)starts
+        assert drain.calls == 1
         started = time.monotonic()
         assert relay.run_once() == 0
-        # Asked again soon, not after the poll interval; the drain never ran.
-        assert time.monotonic() - started < 1.0
-        assert drain.calls == 0
+        # Held: asked again soon, not after the poll interval; no drain.
+        assert time.monotonic() - started < 0.25
+        assert drain.calls == 1
+        time.sleep(0.5)
+        relay.run_once(wait=False)  # held for a whole interval: the net drains
+        assert drain.calls == 2
         held.clear()
         relay.run_once(wait=False)
-        assert drain.calls == 1
+        assert drain.calls == 3
     finally:
         relay.close()
 
