@@ -235,29 +235,6 @@ def claim_pending(batch: int, *, skip: Sequence[str] = ()) -> list[tuple[str, st
         return [(str(command_id), kind) for command_id, kind in cursor.fetchall()]
 
 
-_QUEUED_SQL = """
-SELECT id, type FROM commands
-WHERE status = 'accepted' AND NOT publish_pending AND NOT (type = ANY(%s))
-  AND NOT (id = ANY(%s))
-ORDER BY enqueued_at LIMIT %s
-"""
-
-
-def queued(
-    batch: int, *, skip: Sequence[str] = (), tried: Sequence[UUID] = ()
-) -> list[tuple[str, str]]:
-    """Return up to `batch` published commands not yet claimed, oldest first.
-
-    (id, type) pairs, without the types in `skip` and the ids in `tried`.
-    Nothing is claimed: a worker that runs one claims it
-    (`execution.claim_record`), and the task that was published for it then
-    finds it taken and skips it.
-    """
-    with db_connections["default"].cursor() as cursor:
-        cursor.execute(_QUEUED_SQL, [list(skip), list(tried), batch])
-        return [(str(command_id), kind) for command_id, kind in cursor.fetchall()]
-
-
 def publish_pending(batch: int = PUBLISH_BATCH) -> int:
     """Publish up to `batch` pending commands; return how many (the relay's drain).
 

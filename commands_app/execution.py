@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import random
 import time
 from collections.abc import Iterable
 from datetime import timedelta
@@ -129,14 +128,13 @@ def execute_all(command_ids: list[UUID]) -> None:
 
 
 def execute_then_pending(command_ids: list[UUID]) -> int:
-    """Run these commands, then those still waiting; return how many it tried.
+    """Run these commands, then those pending for a relay; return how many more.
 
-    A command task does not end while commands still wait: it runs them
-    itself, a few at a time (so that a busy worker's processes share them),
-    for up to `COMMANDS_TAKEOVER_SECONDS`. First those published whose task
-    has not started yet (`acceptance.queued`, oldest first: a burst's chunks
-    would otherwise wait behind the commands that came after them), then
-    those still pending for a relay (`acceptance.claim_pending`). Under load,
+    With `COMMANDS_TAKEOVER_SECONDS` > 0 (off by default, docs/operations.md),
+    a command task does not end while commands still wait for a relay to
+    publish them: it claims them itself (`acceptance.claim_pending`, a few at
+    a time, so that a busy worker's processes share them) and runs them, for
+    up to `COMMANDS_TAKEOVER_SECONDS`. Under load,
     the command relay of a worker whose processes all run such a task holds back
     (`relay.CommandsRelayStep`), so that Celery's publish, receive and
     acknowledgement are paid once for many commands; at rest nothing waits
@@ -148,23 +146,20 @@ def execute_then_pending(command_ids: list[UUID]) -> int:
 
 
 def run_pending(seconds: float) -> int:
-    """Run waiting commands until none is left or `seconds` pass; return how many."""
+    """Claim and run pending commands until none is left or `seconds` pass."""
     if seconds <= 0:
         return 0
     deadline = time.monotonic() + seconds
-    batch, skip = settings.COMMANDS_TAKEOVER_BATCH, _long_running()
-    # A queued command that this task could not claim is not asked for again.
-    tried: list[UUID] = []
+    ran = 0
     while time.monotonic() < deadline:
-        claimed = acceptance.queued(
-            batch, skip=skip, tried=tried
-        ) or acceptance.claim_pending(batch, skip=skip)
+        claimed = acceptance.claim_pending(
+            settings.COMMANDS_TAKEOVER_BATCH, skip=_long_running()
+        )
         if not claimed:
             break
-        command_ids = [UUID(command_id) for command_id, _kind in claimed]
-        tried += command_ids
-        execute_all(command_ids)
-    return len(tried)
+        execute_all([UUID(command_id) for command_id, _kind in claimed])
+        ran += len(claimed)
+    return ran
 
 
 @functools.cache
@@ -199,9 +194,7 @@ def _decide_and_commit(record: CommandRecord, attempt: int) -> None:
         command_id=record.id, user_id=record.user_id, is_staff=_user_is_staff(record)
     )
     handler = spec_of(record).run
-    for retry in range(settings.COMMAND_CONFLICT_RETRIES):
-        if retry:
-            conflict_pause(retry)
+    for _ in range(settings.COMMAND_CONFLICT_RETRIES):
         try:
             with tracing.span("command.handle"):
                 outcome = handler(record.payload, handler_context)
@@ -249,16 +242,6 @@ def _decide_and_commit(record: CommandRecord, attempt: int) -> None:
             "details": {"retries": settings.COMMAND_CONFLICT_RETRIES},
         },
     )
-
-
-def conflict_pause(retry: int) -> None:
-    """Sleep a random while before deciding again after the `retry`-th lost race.
-
-    Up to 2, 4, 8 ... ms, at most 50 (full jitter): two processes deciding on
-    the same hot stream back to back (a product every order reserves) would
-    otherwise meet in lock step, and one could lose every race in a row.
-    """
-    time.sleep(random.uniform(0, min(0.05, 0.001 * 2**retry)))
 
 
 def reserve_skus(skus: dict[str, UUID]) -> None:

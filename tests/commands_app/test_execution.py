@@ -172,45 +172,6 @@ def test_a_command_accepted_but_never_enqueued_is_redriven_by_the_sweeper(
 # tests/reliability/test_payments.py (killed between the charge and its append).
 
 
-def test_a_command_that_keeps_losing_races_pauses_before_each_retry_then_fails(
-    staff, monkeypatch, settings
-):
-    from commands_app import eventstore
-
-    settings.COMMAND_CONFLICT_RETRIES = 6
-    record = stored_command(staff)
-
-    def conflict(*args, **kwargs):
-        raise eventstore.ConcurrencyError("the stream moved")
-
-    pauses: list[int] = []
-    monkeypatch.setattr(eventstore, "append", conflict)
-    monkeypatch.setattr(execution, "conflict_pause", pauses.append)
-    execution.execute(record.id)
-
-    record.refresh_from_db()
-    assert record.status == "failed"
-    assert (record.error or {}).get("code") == "too_much_contention"
-    assert pauses == [1, 2, 3, 4, 5]  # none before the first decision
-
-
-def test_the_pause_after_a_lost_race_is_random_and_doubles_up_to_50_ms(monkeypatch):
-    slept: list[float] = []
-    monkeypatch.setattr("random.uniform", lambda low, high: (low, high))
-    monkeypatch.setattr("time.sleep", slept.append)
-    for retry in range(1, 8):
-        execution.conflict_pause(retry)
-    assert slept == [
-        (0, 0.002),
-        (0, 0.004),
-        (0, 0.008),
-        (0, 0.016),
-        (0, 0.032),
-        (0, 0.05),
-        (0, 0.05),
-    ]
-
-
 def test_two_workers_delivered_the_same_command_commit_it_once(staff):
     record = stored_command(staff)
     execution.execute(record.id)

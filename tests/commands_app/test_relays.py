@@ -288,30 +288,6 @@ def test_a_command_task_then_runs_the_pending_commands_but_not_imports(
     assert pending == {IMPORT_PRODUCTS.name}  # an import keeps its own task
 
 
-def test_a_command_task_first_runs_the_published_commands_still_waiting_once_each(
-    staff: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
-) -> None:
-    from commands_app import execution
-
-    settings.COMMANDS_TAKEOVER_SECONDS = 30.0
-    settings.COMMANDS_TAKEOVER_BATCH = 2
-    ran: list[Any] = []
-    monkeypatch.setattr(execution, "execute", ran.append)  # claims nothing
-    with transaction.atomic():
-        pending = _pending(staff, ["place-order"] * 2)
-        # Published a while ago (their tasks wait in the broker), after the
-        # pending ones were stored: a burst's chunk behind later commands.
-        published = _pending(staff, ["place-order", IMPORT_PRODUCTS.name])
-        CommandRecord.objects.filter(pk__in=[r.pk for r in published]).update(
-            publish_pending=False, enqueued_at=timezone.now() - timedelta(seconds=3)
-        )
-        taken = execution.execute_then_pending([])
-        transaction.set_rollback(True)
-    # The published one first, each once although none was claimed; the
-    # import keeps its own task.
-    assert (taken, ran) == (3, [published[0].pk, pending[0].pk, pending[1].pk])
-
-
 def test_a_command_task_takes_pending_commands_over_only_within_its_bound(
     staff: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
