@@ -37,9 +37,9 @@ def stuck_commands() -> list[CommandRecord]:
     return list(
         CommandRecord.objects.filter(
             # A command still pending for a relay was never published: the
-            # relays publish it (their poll is the net), and under load the
-            # running tasks take it over; re-driving it here would publish a
-            # task per command of the backlog.
+            # relays publish it (their poll is the net), or with the takeover
+            # on the running tasks take it; re-driving it here would publish
+            # a task per command of a held backlog.
             Q(
                 status=CommandStatus.ACCEPTED,
                 publish_pending=False,

@@ -11,7 +11,11 @@ from . import dashboard, execution, retention, sweeper
 
 @shared_task(name="commands.execute", acks_late=True, ignore_result=True)
 def execute_task(command_id: str) -> None:
-    """Run one accepted command, then any still pending; safe to deliver twice."""
+    """Run one accepted command; safe to deliver twice.
+
+    Then, with the takeover on, the commands still pending for a while
+    (execution.execute_then_pending).
+    """
     execution.execute_then_pending([UUID(command_id)])
 
 
@@ -22,9 +26,9 @@ def execute_many_task(command_ids: list[str]) -> None:
     The command relay publishes one of these per chunk of a busy moment's
     commands, so that Celery's receive, acknowledgement and log lines are paid
     per chunk. A command's failure does not stop the others: each claims,
-    decides and finishes on its own (execution.execute_all). Then, like
-    `commands.execute`, it runs the commands still pending for a while
-    (execution.execute_then_pending).
+    decides and finishes on its own (execution.execute_all). Then, with
+    the takeover on, it runs the commands still pending for a while
+    (execution.execute_then_pending). Safe to deliver twice.
     """
     execution.execute_then_pending([UUID(command_id) for command_id in command_ids])
 
