@@ -32,7 +32,7 @@ def fetch_one(alias: str, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | 
 
 def fetch_all(alias: str, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     """Run `sql` on database `alias`, prepared; return its rows."""
-    return _execute(alias, sql, params)[1]
+    return _execute(alias, sql, params, names=False)[1]
 
 
 def fetch_models(
@@ -45,15 +45,16 @@ def fetch_models(
     an attribute of its own name. `Model.objects.raw()` builds its column
     mapping and its client-bound query anew on every call.
     """
-    names, rows = _execute(alias, sql, params)
+    names, rows = _execute(alias, sql, params, names=True)
     build = _builder(model, alias, tuple(names))
     db = connections[alias]
     return [build(row, db) for row in rows]
 
 
 def _execute(
-    alias: str, sql: str, params: Sequence[Any]
+    alias: str, sql: str, params: Sequence[Any], *, names: bool
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Return the rows, and the column names if asked (not on the append's path)."""
     db = connections[alias]
     db.ensure_connection()
     if db.queries_logged or db.execute_wrappers:
@@ -62,12 +63,13 @@ def _execute(
         # its values, which can be run again as it is (EXPLAIN).
         with db.cursor() as wrapped:
             wrapped.execute(sql, params)
-            return _names(wrapped.description), list(wrapped.fetchall())
+            columns = _names(wrapped.description) if names else []
+            return columns, list(wrapped.fetchall())
     cursor = psycopg.Cursor(db.connection)
     db.validate_no_broken_transaction()
     with cursor, db.wrap_database_errors:
         cursor.execute(sql, params, prepare=True)
-        return _names(cursor.description), cursor.fetchall()
+        return _names(cursor.description) if names else [], cursor.fetchall()
 
 
 def _names(description: Any) -> list[str]:
