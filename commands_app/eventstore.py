@@ -8,15 +8,16 @@ transaction has not committed yet is therefore never passed over.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import psycopg.errors
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, OperationalError, connections, transaction
 
 from api.prepared import fetch_all
 from observability import metrics
@@ -28,6 +29,16 @@ DB_ALIAS = "default"
 # Notified by every appending transaction, at its commit (and never on rollback):
 # the projector relay in the projection workers listens (projections/runner.py).
 PROJECTIONS_CHANNEL = "projections"
+# The first key of a stream's turn lock, `pg_advisory_xact_lock(STREAM_LOCK_CLASS,
+# hashtext(stream_id))` (its own key space: no other lock in this database
+# takes a pair of keys with this first one).
+STREAM_LOCK_CLASS = 0x65767473  # "evts"
+# Takes the turn locks of an array of stream ids, in the array's order (sorted by
+# the caller, so that two writers never wait for each other in a circle).
+_TURN_LOCKS = (
+    f"SELECT count(pg_advisory_xact_lock({STREAM_LOCK_CLASS}, hashtext(s))) "  # noqa: S608
+    "FROM unnest(%s::text[]) AS s"
+)
 
 
 class ConcurrencyError(Exception):
@@ -111,8 +122,10 @@ def append(batches: Iterable[NewEvents], *, metadata: dict[str, Any]) -> list[in
     """Insert events in the current transaction; return their positions in order.
 
     Raise ConcurrencyError when another writer appended to one of the streams
-    first: the unique (stream_id, version) constraint decides, not locks. The
-    caller must then roll back its transaction. The effects that the events
+    first: the unique (stream_id, version) constraint decides. The caller must
+    then roll back its transaction. Before inserting, the statement takes each
+    stream's turn lock (`lock_streams`), so that a writer which lost a race and
+    holds its turn is not overtaken again. The effects that the events
     decide (`outbox.schedule`) are inserted in the same transaction, and the
     INSERT itself does `pg_notify(PROJECTIONS_CHANNEL)`, which PostgreSQL
     delivers when the transaction commits: that commit wakes the projections.
@@ -124,7 +137,9 @@ def append(batches: Iterable[NewEvents], *, metadata: dict[str, Any]) -> list[in
     meta = json.dumps(metadata, default=str)
     # Whether a type decides effects, asked once per type (not per event).
     decides: dict[str, bool] = {}
+    streams: set[str] = set()
     for batch in batches:
+        streams.add(batch.stream_id)
         version = batch.expected_version
         for event in batch.events:
             version += 1
@@ -148,12 +163,9 @@ def append(batches: Iterable[NewEvents], *, metadata: dict[str, Any]) -> list[in
     if personal:
         for index, sealed in pii.seal_appended(personal).items():
             rows[index * 5 + 3] = _to_json(sealed)
-    try:
+    rows.append(sorted(streams))
+    with _lost_races():
         positions = _insert(len(types), rows)
-    except IntegrityError as exc:
-        if isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
-            raise ConcurrencyError(str(exc.__cause__)) from exc
-        raise
     if decisive:
         outbox.schedule(
             [
@@ -165,6 +177,34 @@ def append(batches: Iterable[NewEvents], *, metadata: dict[str, Any]) -> list[in
         )
     transaction.on_commit(lambda: metrics.events_appended(types), using=DB_ALIAS)
     return positions
+
+
+def lock_streams(stream_ids: Iterable[str]) -> None:
+    """Take these streams' turn until the current transaction ends.
+
+    For a writer that lost a race on them: it takes its turn before reading
+    the streams again, and every append to them (`append`) waits for the
+    turn, so its next decision cannot be overtaken. Without it, two workers
+    running commands on one hot stream back to back can keep one of them
+    losing until it gives up. A circle of waits (two turns taken in opposite
+    orders, which sorted stream ids avoid) is a ConcurrencyError.
+    """
+    with _lost_races():
+        fetch_all(DB_ALIAS, _TURN_LOCKS, [sorted(set(stream_ids))])
+
+
+@contextlib.contextmanager
+def _lost_races() -> Iterator[None]:
+    """Raise ConcurrencyError for a duplicate stream version or a deadlock."""
+    try:
+        yield
+    except (IntegrityError, OperationalError) as exc:
+        if isinstance(
+            exc.__cause__,
+            psycopg.errors.UniqueViolation | psycopg.errors.DeadlockDetected,
+        ):
+            raise ConcurrencyError(str(exc.__cause__)) from exc
+        raise
 
 
 def json_encoder(*, ensure_ascii: bool = True) -> Callable[[Any], str]:
@@ -219,16 +259,22 @@ def _insert(count: int, params: list[Any]) -> list[int]:
 
 @functools.lru_cache(maxsize=64)
 def _insert_sql(count: int) -> str:
-    """Return the INSERT of `count` events (one VALUES row each), and its NOTIFY.
+    """Return the INSERT of `count` events after their streams' turns, and a NOTIFY.
 
-    One statement and round trip: the positions come back in insertion order
-    (one sequence, ascending), joined with the one row of `pg_notify`, which
-    PostgreSQL holds until the commit (several per transaction are one).
+    One statement and round trip. Its last parameter is the sorted stream ids:
+    their turn locks are taken by the WHERE clause, an uncorrelated subquery
+    that PostgreSQL runs once, before the first row is inserted. The
+    positions come back in insertion order (one sequence, ascending), joined
+    with the one row of `pg_notify`, which PostgreSQL holds until the commit
+    (several per transaction are one).
     """
-    values = ", ".join(["(%s, %s, %s, %s::jsonb, %s::jsonb)"] * count)
+    values = ", ".join(
+        ["(%s::text, %s::integer, %s::text, %s::jsonb, %s::jsonb)"] * count
+    )
     return (
         "WITH appended AS (INSERT INTO events "  # noqa: S608
-        f"(stream_id, version, type, data, metadata) VALUES {values} "
+        f"(stream_id, version, type, data, metadata) SELECT * FROM (VALUES {values}) "
+        f"AS v WHERE ({_TURN_LOCKS}) >= 0 "
         "RETURNING position) SELECT appended.position FROM appended, "
         f"pg_notify('{PROJECTIONS_CHANNEL}', '') ORDER BY appended.position"
     )

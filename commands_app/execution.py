@@ -12,11 +12,12 @@ fence (no row: the claim was lost, and the whole transaction rolls back).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -190,48 +191,30 @@ def _run(record: CommandRecord, attempt: int) -> None:
 
 
 def _decide_and_commit(record: CommandRecord, attempt: int) -> None:
+    """Decide and append; after a lost race, decide again in the streams' turn.
+
+    The first decision reads outside any transaction. One that lost a race
+    (another writer appended to its streams first) decides again in a
+    transaction that first takes those streams' turn (`eventstore.lock_streams`),
+    which every append waits for: a worker running commands on a hot stream
+    back to back cannot keep overtaking it. Giving up after
+    `COMMAND_CONFLICT_RETRIES` (`too_much_contention`) is left for a decision
+    whose streams keep changing under it.
+    """
     handler_context = handlers.Context(
         command_id=record.id, user_id=record.user_id, is_staff=_user_is_staff(record)
     )
-    handler = spec_of(record).run
+    lost: list[str] = []
     for _ in range(settings.COMMAND_CONFLICT_RETRIES):
         try:
-            with tracing.span("command.handle"):
-                outcome = handler(record.payload, handler_context)
-        except DomainError as error:
-            finish(
-                record, attempt, status=CommandStatus.REJECTED, error=error.as_dict()
-            )
+            with _turn(lost):
+                lost_now = _decide_and_append(record, attempt, handler_context)
+        except ConcurrencyError:  # taking the turn closed a circle of waits
+            lost_now = lost
+        if lost_now is None:
             return
-        try:
-            with transaction.atomic():
-                with tracing.span("eventstore.append"):
-                    positions = eventstore.append(
-                        [
-                            NewEvents(
-                                agg.stream, agg.version, tuple(agg.pending_events)
-                            )
-                            for agg in outcome.changed
-                        ],
-                        metadata=event_metadata(record),
-                    )
-                reserve_skus(outcome.new_skus)
-                if outcome.in_transaction is not None:
-                    outcome.in_transaction()
-                snapshots.save_due(outcome.changed)
-                if outcome.awaits_effect:
-                    await_effect(record, attempt, position=max(positions))
-                    return
-                finish(
-                    record,
-                    attempt,
-                    status=CommandStatus.SUCCEEDED,
-                    result=outcome.result,
-                    position=max(positions, default=None),
-                )
-            return
-        except ConcurrencyError:
-            logger.info("command %s lost a race; deciding again", record.id)
+        lost = lost_now
+        logger.info("command %s lost a race; deciding again", record.id)
     finish(
         record,
         attempt,
@@ -242,6 +225,56 @@ def _decide_and_commit(record: CommandRecord, attempt: int) -> None:
             "details": {"retries": settings.COMMAND_CONFLICT_RETRIES},
         },
     )
+
+
+@contextlib.contextmanager
+def _turn(streams: list[str]) -> Iterator[None]:
+    """Nothing for a first decision; a transaction holding the streams' turn after."""
+    if not streams:
+        yield
+        return
+    with transaction.atomic():
+        eventstore.lock_streams(streams)
+        yield
+
+
+def _decide_and_append(
+    record: CommandRecord, attempt: int, handler_context: handlers.Context
+) -> list[str] | None:
+    """Decide once and commit; return None if done, else the streams raced for."""
+    try:
+        with tracing.span("command.handle"):
+            outcome = spec_of(record).run(record.payload, handler_context)
+    except DomainError as error:
+        finish(record, attempt, status=CommandStatus.REJECTED, error=error.as_dict())
+        return None
+    try:
+        with transaction.atomic():
+            with tracing.span("eventstore.append"):
+                positions = eventstore.append(
+                    [
+                        NewEvents(agg.stream, agg.version, tuple(agg.pending_events))
+                        for agg in outcome.changed
+                    ],
+                    metadata=event_metadata(record),
+                )
+            reserve_skus(outcome.new_skus)
+            if outcome.in_transaction is not None:
+                outcome.in_transaction()
+            snapshots.save_due(outcome.changed)
+            if outcome.awaits_effect:
+                await_effect(record, attempt, position=max(positions))
+                return None
+            finish(
+                record,
+                attempt,
+                status=CommandStatus.SUCCEEDED,
+                result=outcome.result,
+                position=max(positions, default=None),
+            )
+        return None
+    except ConcurrencyError:
+        return [agg.stream for agg in outcome.changed]
 
 
 def reserve_skus(skus: dict[str, UUID]) -> None:

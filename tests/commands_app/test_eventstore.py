@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
 from uuid import uuid4
 
 import psycopg
 import pytest
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from commands_app import eventstore
@@ -124,6 +125,46 @@ def test_the_event_store_refuses_truncate():
         conn.execute("TRUNCATE events")
     stored = eventstore.load_streams([f"product-{event.product_id}"])
     assert stored == {f"product-{event.product_id}": [event]}
+
+
+def test_an_append_waits_for_a_writer_holding_its_streams_turn():
+    event, other = registered(), registered()
+    stream = f"product-{event.product_id}"
+    held, done = threading.Event(), threading.Event()
+
+    def hold_the_turn() -> None:  # a writer that lost a race on the stream
+        try:
+            with transaction.atomic():
+                eventstore.lock_streams([stream, f"order-{uuid4()}"])
+                held.set()
+                done.wait(20)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_the_turn)
+    holder.start()
+    try:
+        assert held.wait(20)
+        with transaction.atomic():  # another stream's turn is free
+            eventstore.append(
+                [NewEvents(f"product-{other.product_id}", 0, (other,))], metadata={}
+            )
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '300ms'")
+        with (
+            pytest.raises(OperationalError, match="lock timeout"),
+            transaction.atomic(),
+        ):
+            eventstore.append([NewEvents(stream, 0, (event,))], metadata={})
+    finally:
+        done.set()
+        holder.join()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+    assert eventstore.first_event(stream) is None
+    with transaction.atomic():  # the turn ends with the holder's transaction
+        eventstore.append([NewEvents(stream, 0, (event,))], metadata={})
+    assert eventstore.load_streams([stream])[stream] == [event]
 
 
 def test_appending_at_a_stale_version_is_a_concurrency_error_and_appends_nothing():

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
-from uuid import uuid4
+from typing import Any
+from uuid import UUID, uuid4
 
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Permission
+from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
 
-from commands_app import acceptance, execution, sweeper
+from commands_app import acceptance, eventstore, execution, sweeper
+from commands_app.domain.events import ProductRestocked
+from commands_app.eventstore import ConcurrencyError, NewEvents
 from commands_app.models import CommandRecord, StoredEvent
 from tests.support.commands import register_product, submit
 from tests.support.processes import wait_until
@@ -180,3 +185,72 @@ def test_two_workers_delivered_the_same_command_commit_it_once(staff):
     assert record.status == "succeeded"
     assert record.attempt == 1
     assert StoredEvent.objects.count() == 1
+
+
+def waiting_for_a_turn() -> bool:
+    with connection.cursor() as cursor:
+        # In a transaction, pg_stat_activity is read once unless cleared.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+def test_a_command_that_lost_a_race_decides_again_in_its_turn(staff, monkeypatch):
+    """A rival appending between every decision and its append cannot starve it.
+
+    Without the turn, the rival wins every race and the command fails as
+    `too_much_contention`; with it, the command's second decision holds the
+    stream and the rival, which read the stream before that decision was
+    appended, is the one that loses.
+    """
+    product = stored_command(staff)
+    execution.execute(product.id)
+    product_id = product.payload["product_id"]
+    stream = f"product-{product_id}"
+    restock = CommandRecord.objects.create(
+        type="restock-product",
+        user=staff,
+        payload={"product_id": product_id, "quantity": 1},
+        aggregate_id=product_id,
+        request_hash="-",
+    )
+    append = eventstore.append
+    outcomes: list[str] = []
+    rivals: list[threading.Thread] = []
+
+    def rival() -> None:  # another worker, appending as soon as it can
+        try:
+            version = len(eventstore.load_streams([stream])[stream])
+            restocked = ProductRestocked(product_id=UUID(product_id), quantity=5)
+            with transaction.atomic():
+                append([NewEvents(stream, version, (restocked,))], metadata={})
+            outcomes.append("appended")
+        except ConcurrencyError:
+            outcomes.append("lost")
+        finally:
+            connection.close()
+
+    def append_after_a_rival(batches: Any, *, metadata: dict[str, Any]) -> Any:
+        thread = threading.Thread(target=rival)
+        rivals.append(thread)
+        thread.start()
+        wait_until(lambda: not thread.is_alive() or waiting_for_a_turn(), timeout=10)
+        return append(batches, metadata=metadata)
+
+    monkeypatch.setattr(eventstore, "append", append_after_a_rival)
+    try:
+        execution.execute(restock.id)
+    finally:
+        for thread in rivals:
+            thread.join(20)
+    restock.refresh_from_db()
+    assert restock.status == "succeeded", restock.error
+    assert outcomes == ["appended", "lost"]
+    quantities = [
+        getattr(event, "quantity", None)
+        for event in eventstore.load_streams([stream])[stream]
+    ]
+    assert quantities == [None, 5, 1]
