@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -207,6 +208,12 @@ def test_a_placed_order_is_published_with_its_lines_and_an_opaque_customer() -> 
     }
 
 
+RANDOM_PARTS = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # uuid4, uuid5
+    r"|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:[+-]\d\d:\d\d|Z)?"  # now()
+)
+
+
 @pytest.mark.django_db
 def test_no_personal_or_internal_data_reaches_a_public_event() -> None:
     events = a_lifecycle()
@@ -225,7 +232,9 @@ def test_no_personal_or_internal_data_reaches_a_public_event() -> None:
 
     for event in events:
         text = json.dumps(to_public(event))
-        assert [value for value in secret if value in text] == [], event.type
+        # A random id or a clock's digits may hold "4242"; they are no leak.
+        masked = RANDOM_PARTS.sub("-", text)
+        assert [value for value in secret if value in masked] == [], event.type
         for key in ("shipping_address", "name", "card_last4", "payment_id"):
             assert f'"{key}"' not in text
 
