@@ -33,12 +33,15 @@ PROJECTIONS_CHANNEL = "projections"
 # hashtext(stream_id))` (its own key space: no other lock in this database
 # takes a pair of keys with this first one).
 STREAM_LOCK_CLASS = 0x65767473  # "evts"
-# Takes the turn locks of an array of stream ids, in the array's order (sorted by
-# the caller, so that two writers never wait for each other in a circle).
-_TURN_LOCKS = (
+# Takes the turn locks of the stream ids in a relation's `stream_id` column,
+# sorted the same way by every writer (so that two never wait for each other
+# in a circle).
+_TAKE_TURNS = (
     f"SELECT count(pg_advisory_xact_lock({STREAM_LOCK_CLASS}, hashtext(s))) "  # noqa: S608
-    "FROM unnest(%s::text[]) AS s"
+    'FROM (SELECT DISTINCT stream_id COLLATE "C" AS s FROM {relation} ORDER BY 1) '
+    "AS streams"
 )
+_LOCK_STREAMS = _TAKE_TURNS.format(relation="unnest(%s::text[]) AS given(stream_id)")
 
 
 class ConcurrencyError(Exception):
@@ -137,9 +140,7 @@ def append(batches: Iterable[NewEvents], *, metadata: dict[str, Any]) -> list[in
     meta = json.dumps(metadata, default=str)
     # Whether a type decides effects, asked once per type (not per event).
     decides: dict[str, bool] = {}
-    streams: set[str] = set()
     for batch in batches:
-        streams.add(batch.stream_id)
         version = batch.expected_version
         for event in batch.events:
             version += 1
@@ -163,7 +164,6 @@ def append(batches: Iterable[NewEvents], *, metadata: dict[str, Any]) -> list[in
     if personal:
         for index, sealed in pii.seal_appended(personal).items():
             rows[index * 5 + 3] = _to_json(sealed)
-    rows.append(sorted(streams))
     with _lost_races():
         positions = _insert(len(types), rows)
     if decisive:
@@ -190,7 +190,7 @@ def lock_streams(stream_ids: Iterable[str]) -> None:
     orders, which sorted stream ids avoid) is a ConcurrencyError.
     """
     with _lost_races():
-        fetch_all(DB_ALIAS, _TURN_LOCKS, [sorted(set(stream_ids))])
+        fetch_all(DB_ALIAS, _LOCK_STREAMS, [list(stream_ids)])
 
 
 @contextlib.contextmanager
@@ -261,21 +261,24 @@ def _insert(count: int, params: list[Any]) -> list[int]:
 def _insert_sql(count: int) -> str:
     """Return the INSERT of `count` events after their streams' turns, and a NOTIFY.
 
-    One statement and round trip. Its last parameter is the sorted stream ids:
-    their turn locks are taken by the WHERE clause, an uncorrelated subquery
-    that PostgreSQL runs once, before the first row is inserted. The
-    positions come back in insertion order (one sequence, ascending), joined
-    with the one row of `pg_notify`, which PostgreSQL holds until the commit
-    (several per transaction are one).
+    One statement and round trip. The rows are a CTE, read twice: once for
+    the distinct stream ids whose turn locks are taken (one row, joined
+    before the rows to insert, so taken before the first is inserted), and
+    once for the INSERT. The positions come back in insertion order (one
+    sequence, ascending), joined with the one row of `pg_notify`, which
+    PostgreSQL holds until the commit (several per transaction are one).
+    No parameter is added for the locks: psycopg parses a statement of more
+    than 50 parameters anew on every call, and a 10-event append has 50.
     """
     values = ", ".join(
         ["(%s::text, %s::integer, %s::text, %s::jsonb, %s::jsonb)"] * count
     )
     return (
-        "WITH appended AS (INSERT INTO events "  # noqa: S608
-        f"(stream_id, version, type, data, metadata) SELECT * FROM (VALUES {values}) "
-        f"AS v WHERE ({_TURN_LOCKS}) >= 0 "
-        "RETURNING position) SELECT appended.position FROM appended, "
+        "WITH new (stream_id, version, type, data, metadata) AS "  # noqa: S608
+        f"(VALUES {values}), turns AS ({_TAKE_TURNS.format(relation='new')}), "
+        "appended AS (INSERT INTO events (stream_id, version, type, data, metadata) "
+        "SELECT new.* FROM turns, new RETURNING position) "
+        "SELECT appended.position FROM appended, "
         f"pg_notify('{PROJECTIONS_CHANNEL}', '') ORDER BY appended.position"
     )
 
