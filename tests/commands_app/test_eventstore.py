@@ -167,6 +167,36 @@ def test_an_append_waits_for_a_writer_holding_its_streams_turn():
     assert eventstore.load_streams([stream])[stream] == [event]
 
 
+def test_turns_taken_in_a_circle_are_a_concurrency_error_for_one_writer():
+    first, second = f"order-{uuid4()}", f"order-{uuid4()}"
+    holding, errors = threading.Event(), []
+
+    def other_writer() -> None:  # takes `second`, then wants `first`
+        try:
+            with transaction.atomic():
+                eventstore.lock_streams([second])
+                holding.set()
+                eventstore.lock_streams([first])
+        except ConcurrencyError as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        eventstore.lock_streams([first])
+        writer = threading.Thread(target=other_writer)
+        writer.start()
+        assert holding.wait(20)
+        try:
+            eventstore.lock_streams([second])  # PostgreSQL breaks the circle
+        except ConcurrencyError as error:
+            errors.append(error)
+            transaction.set_rollback(True)
+    writer.join(20)
+    assert len(errors) == 1
+    assert "deadlock" in str(errors[0])
+
+
 def test_appending_at_a_stale_version_is_a_concurrency_error_and_appends_nothing():
     event = registered()
     stream = f"product-{event.product_id}"
