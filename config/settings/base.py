@@ -378,9 +378,11 @@ COMMANDS_TASKS_PER_CLAIM = env.int("COMMANDS_TASKS_PER_CLAIM", default=4)
 # A command task then claims and runs the commands still pending,
 # COMMANDS_TAKEOVER_BATCH at a time, for up to COMMANDS_TAKEOVER_SECONDS; while
 # every process of a worker runs such a task, its command relay holds back
-# (commands_app/execution.py execute_then_pending). Off (0) by default: with it on,
-# figure 9's 400 orders of one product lost 1 to 4 commands to too_much_contention
-# (ten lost races in a row) in 4 runs of 8 (docs/performance.md, 2026-12-06).
+# (commands_app/execution.py execute_then_pending). Off (0) by default: since a
+# lost race decides again in its streams' turn it loses no command (figure 9,
+# 8 runs), but its gain in the sustained figure was within the runs' spread and a
+# burst of orders of one product finished later with it on (docs/performance.md,
+# 2026-12-06, 03:13-05:00).
 COMMANDS_TAKEOVER_SECONDS = env.float("COMMANDS_TAKEOVER_SECONDS", default=0.0)
 COMMANDS_TAKEOVER_BATCH = env.int("COMMANDS_TAKEOVER_BATCH", default=2)
 # The projector relay (projections/runner.py): every appending commit wakes it;
