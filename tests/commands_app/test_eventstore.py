@@ -259,8 +259,9 @@ def test_the_append_is_a_prepared_statement_of_the_connection():
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT count(*) FROM pg_prepared_statements "
-                # The append's one statement inserts and notifies the projector
-                # relays (`WITH appended AS (INSERT INTO events ...)`).
+                # The append's one statement takes its streams' turns, inserts
+                # and notifies the projector relays (`... appended AS (INSERT
+                # INTO events ...)`).
                 "WHERE statement LIKE '%%INSERT INTO events %%'"
             )
             assert cursor.fetchone() == (1,)
