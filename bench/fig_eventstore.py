@@ -2,8 +2,10 @@
 1 and 4 writers (processes), each writer on streams of its own.
 
 Beside our `eventstore.append` (Django connection, expected versions, JSON
-metadata) the same run measures: raw psycopg INSERT+COMMIT into a table of the
-same shape (`bench_raw_events`, LIKE events INCLUDING ALL); the same with a
+metadata) the same run measures: raw psycopg INSERT+COMMIT of the same rows
+(the same JSON a restock and its metadata are written as, so the same index
+entries: `metadata->>'command_id'` is indexed) into a table of the same shape
+(`bench_raw_events`, LIKE events INCLUDING ALL); the same with a
 transaction-level advisory lock that serialises every append (the alternative
 to our xid horizon); at 10 events per transaction, 1 and 4 writers, the raw
 INSERT+COMMIT with the `pg_notify` that every append of ours sends in its
@@ -33,7 +35,10 @@ KINDS = ("ours", "raw", "advisory", "eventsourcing")
 # little, with four also what the cluster-wide NOTIFY lock costs their commits.
 NOTIFY_CASES = ((10, 1), (10, 4))
 NOTIFY_KINDS = ("notify", "notify after")
-PAYLOAD = {"product_id": "", "quantity": 1}
+
+
+def _metadata(product: uuid.UUID) -> dict[str, str]:
+    return {"command_id": str(product), "recorded_by": "bench"}
 
 
 def _ours(per_tx: int) -> Callable[[], int]:
@@ -53,7 +58,7 @@ def _ours(per_tx: int) -> Callable[[], int]:
         with transaction.atomic():
             eventstore.append(
                 [eventstore.NewEvents(stream, version[0], events)],
-                metadata={"command_id": str(product), "recorded_by": "bench"},
+                metadata=_metadata(product),
             )
         version[0] += per_tx
         return per_tx
@@ -70,7 +75,8 @@ def _raw(per_tx: int, kind: str) -> Callable[[], int]:
     from commands_app.eventstore import PROJECTIONS_CHANNEL
 
     conn = psycopg.connect(f"{common.PG}/{common.DB_NAME}")
-    stream = f"product-{uuid.uuid4()}"
+    product = uuid.uuid4()
+    stream = f"product-{product}"
     values = ", ".join(["(%s, %s, %s, %s::jsonb, %s::jsonb)"] * per_tx)
     statement = (
         "INSERT INTO bench_raw_events (stream_id, version, type, data, metadata) "  # noqa: S608
@@ -82,7 +88,8 @@ def _raw(per_tx: int, kind: str) -> Callable[[], int]:
             f"FROM appended, pg_notify('{PROJECTIONS_CHANNEL}', '') "
             "ORDER BY appended.position"
         )
-    data, meta = json.dumps(PAYLOAD), json.dumps({"recorded_by": "bench"})
+    data = json.dumps({"product_id": str(product), "quantity": 1})
+    meta = json.dumps(_metadata(product))
     version = [0]
 
     def append() -> int:
