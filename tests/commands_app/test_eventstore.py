@@ -156,6 +156,19 @@ def test_an_append_waits_for_a_writer_holding_its_streams_turn():
             transaction.atomic(),
         ):
             eventstore.append([NewEvents(stream, 0, (event,))], metadata={})
+        # Nor may an append of several streams, whichever of its turns is held
+        # ("order-…" sorts first; each stream's turn is a parameter of its own).
+        with (
+            pytest.raises(OperationalError, match="lock timeout"),
+            transaction.atomic(),
+        ):
+            eventstore.append(
+                [
+                    NewEvents(stream, 0, (event,)),
+                    NewEvents(f"order-{uuid4()}", 0, (registered(),)),
+                ],
+                metadata={},
+            )
     finally:
         done.set()
         holder.join()
