@@ -131,7 +131,7 @@ def execute_all(command_ids: list[UUID]) -> None:
 def execute_then_pending(command_ids: list[UUID]) -> int:
     """Run these commands, then those pending for a relay; return how many more.
 
-    With `COMMANDS_TAKEOVER_SECONDS` > 0 (off by default, docs/operations.md),
+    With `COMMANDS_TAKEOVER_SECONDS` > 0 (1 s by default, docs/operations.md),
     a command task does not end while commands still wait for a relay to
     publish them: it claims them itself (`acceptance.claim_pending`, a few at
     a time, so that a busy worker's processes share them) and runs them, for
