@@ -381,7 +381,7 @@ COMMANDS_TASKS_PER_CLAIM = env.int("COMMANDS_TASKS_PER_CLAIM", default=4)
 # (commands_app/execution.py execute_then_pending). On by default: in the
 # sustained figure it cut the machine's CPU per command by 8.5 % (4 pairs, every
 # one lower), and a lost race decides again in its streams' turn, so a burst on
-# one product loses no command (docs/performance.md, 2026-12-06, 06:26-07:05).
+# one product loses no command (docs/performance.md, 2026-12-06, 06:00-07:33).
 # 0 turns it off (every command then goes through the relay).
 COMMANDS_TAKEOVER_SECONDS = env.float("COMMANDS_TAKEOVER_SECONDS", default=1.0)
 COMMANDS_TAKEOVER_BATCH = env.int("COMMANDS_TAKEOVER_BATCH", default=2)
