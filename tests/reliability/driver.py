@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import threading
+import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -151,19 +154,38 @@ class Driver:
             names = [c.name for c in cursor.description or []]
         return dict(zip(names, row, strict=True))
 
-    def any_running(self, command_ids: list[str]) -> bool:
-        """Tell whether one of the commands is running, in one query.
+    @contextlib.contextmanager
+    def killing_at_first_running(
+        self, worker: Worker, command_type: str
+    ) -> Iterator[threading.Event]:
+        """Kill `worker` the moment a command of `command_type` runs; set the event.
 
-        A command runs for a few tens of milliseconds: a probe of one
-        connection per command could look at each between its states.
+        A command is `running` for a few milliseconds, and a worker can finish
+        a burst of them before the burst's answers are all back: the watcher
+        looks from before the first POST, every millisecond, on one connection.
         """
-        with psycopg.connect(self.stack.dsn) as db:
-            row = db.execute(
-                "SELECT count(*) FROM commands "
-                "WHERE id = ANY(%s::uuid[]) AND status = 'running'",
-                [command_ids],
-            ).fetchone()
-        return bool(row and row[0])
+        killed, done = threading.Event(), threading.Event()
+
+        def watch() -> None:
+            with psycopg.connect(self.stack.dsn, autocommit=True) as db:
+                while not done.is_set():
+                    if db.execute(
+                        "SELECT 1 FROM commands WHERE type = %s "
+                        "AND status = 'running' LIMIT 1",
+                        [command_type],
+                    ).fetchone():
+                        worker.kill()
+                        killed.set()
+                        return
+                    time.sleep(0.001)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            yield killed
+        finally:
+            done.set()
+            watcher.join(timeout=30)
 
     def wait_running(self, command_id: str, timeout: float = 20) -> None:
         wait_until(

@@ -51,11 +51,13 @@ def test_killing_the_worker_main_process_mid_burst_loses_nothing(
 ) -> None:
     worker = driver.replace_commands_worker(PAYMENT_GATEWAY_LATENCY_MS="400")
     products = [driver.register_product(stock=3) for _ in range(2)]
-    answers = driver.burst(products, 10)
-    assert all(a.status == 202 for a in answers), answers
+    # SIGKILL to the main process and its children at once, the moment one
+    # order of the burst runs.
+    with driver.killing_at_first_running(worker, "place-order") as killed:
+        answers = driver.burst(products, 10)
+        assert all(a.status == 202 for a in answers), answers
+        assert killed.wait(20), "no order of the burst was seen running"
     ids = [str(a.command_id) for a in answers]
-    wait_until(lambda: driver.any_running(ids), interval=0.01)
-    worker.kill()  # SIGKILL to the main process and its children at once
     driver.replace_commands_worker()
     reconcile(driver.stack, accepted=driver.accepted)
     finals = [driver.command_row(c)["status"] for c in ids]
