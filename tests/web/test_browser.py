@@ -70,11 +70,24 @@ def resolved_by(page: Any) -> list[str]:
     return list(page.evaluate("Object.values(window.Live.stats.resolvedBy)"))
 
 
+def without_status_polls(page: Any) -> None:
+    """Fail the page's command status polls: only a push can resolve a command.
+
+    The page polls a command once as soon as it is accepted (`track` in
+    live.js); a command already final by then is resolved by that poll before
+    its push arrives, which a fast worker makes likely. The tests of the push
+    path cut the polls, as the polling test cuts the socket.
+    """
+    status = re.compile(r"/api/commands/[0-9a-f-]{36}/$")
+    page.route(status, lambda route: route.abort())
+
+
 def test_a_customer_places_and_pays_an_order_and_sees_each_result_pushed(
     web, worker, staff_api, alice, browser, output_dir: Path
 ):
     product_id = register_product(staff_api, sku="WEB-A", stock=5)
     page = sign_in(browser, web, "alice", **PHONE)
+    without_status_polls(page)
     card = add_to_cart_and_fill_address(page, product_id)
     short_id = place_order(page)
     # The stock shown comes from the read API at the command's position.
@@ -96,6 +109,7 @@ def test_a_customer_places_and_pays_an_order_and_sees_each_result_pushed(
         ["placed", "payment_requested", "paid"]
     )
     assert resolved_by(page) == ["push", "push"]
+    assert page.evaluate("window.Live.stats.polls") == 0
     page.screenshot(path=output_dir / "browser-a-order-paid.png", full_page=True)
 
 
@@ -202,6 +216,7 @@ def test_a_customer_changes_an_unpaid_order_and_sees_saving_until_the_push(
     )
     short_id = placed["aggregate_id"][:8]
     page = sign_in(browser, web, "alice", **PHONE)
+    without_status_polls(page)
     page.get_by_role("link", name="My orders").click()
     order = page.locator("article.order", has_text=f"Order {short_id}")
     order.get_by_text("Change order").click()
@@ -218,4 +233,5 @@ def test_a_customer_changes_an_unpaid_order_and_sees_saving_until_the_push(
         ["placed", "lines_changed", "shipping_address_changed"]
     )
     assert resolved_by(page) == ["push"]
+    assert page.evaluate("window.Live.stats.polls") == 0
     page.screenshot(path=output_dir / "browser-order-changed.png", full_page=True)
