@@ -75,8 +75,8 @@ def without_status_polls(page: Any) -> None:
 
     The page polls a command once as soon as it is accepted (`track` in
     live.js); a command already final by then is resolved by that poll before
-    its push arrives, which a fast worker makes likely. The tests of the push
-    path cut the polls, as the polling test cuts the socket.
+    its push arrives. The tests of the push path cut the polls, as the polling
+    test cuts the socket.
     """
     status = re.compile(r"/api/commands/[0-9a-f-]{36}/$")
     page.route(status, lambda route: route.abort())
