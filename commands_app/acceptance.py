@@ -10,7 +10,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from django.conf import settings
@@ -27,6 +27,9 @@ from .domain.events import OrderPlaced
 from .domain.order import order_stream
 from .models import CommandRecord, CommandStatus
 from .registry import COMMANDS, PLACE_ORDER, CommandSpec, spec_of
+
+if TYPE_CHECKING:
+    from celery import Task
 
 logger = logging.getLogger(__name__)
 
@@ -187,13 +190,17 @@ def trace_ids() -> tuple[UUID, str]:
     return correlation_id, traceparent
 
 
-def enqueue(record: CommandRecord) -> None:
-    """Publish the task for a command; a lost publish is re-driven by the sweeper."""
+def task_of(spec: CommandSpec) -> Task:
+    """Return the task that runs one command of `spec` (imports have their own)."""
     from .tasks import execute_import_task, execute_task
 
-    task = execute_import_task if spec_of(record).long_running else execute_task
+    return execute_import_task if spec.long_running else execute_task
+
+
+def enqueue(record: CommandRecord) -> None:
+    """Publish the task for a command; a lost publish is re-driven by the sweeper."""
     try:
-        task.delay(str(record.id))
+        task_of(spec_of(record)).delay(str(record.id))
     except Exception:
         logger.warning("enqueue of command %s failed; sweeper will re-drive", record.id)
 
@@ -246,14 +253,14 @@ def publish_pending(batch: int = PUBLISH_BATCH) -> int:
     re-drives accepted commands COMMAND_REDRIVE_AFTER_SECONDS after
     `enqueued_at`. Publishing twice is harmless: a claim fences the second.
     """
-    from .tasks import execute_import_task, execute_many_task, execute_task
+    from .tasks import execute_many_task
 
     claimed = claim_pending(batch)
     if not claimed:
         return 0
     published = 0
     try:
-        with execute_task.app.producer_or_acquire() as producer:
+        with execute_many_task.app.producer_or_acquire() as producer:
             for chunk in task_chunks(claimed):
                 if len(chunk) > 1:
                     execute_many_task.apply_async(
@@ -262,12 +269,9 @@ def publish_pending(batch: int = PUBLISH_BATCH) -> int:
                     )
                 else:
                     [(command_id, kind)] = chunk
-                    task = (
-                        execute_import_task
-                        if COMMANDS[kind].long_running
-                        else execute_task
+                    task_of(COMMANDS[kind]).apply_async(
+                        (command_id,), producer=producer
                     )
-                    task.apply_async((command_id,), producer=producer)
                 published += len(chunk)
     except Exception:
         CommandRecord.objects.filter(

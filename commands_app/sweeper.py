@@ -6,6 +6,14 @@ publishing on commit with the relay off). This sweeper, run by beat, re-drives
 what stayed `accepted` for COMMAND_REDRIVE_AFTER_SECONDS after its last
 publish, and what runs past its lease. Re-driving twice is harmless: a worker
 claims a command at most once per lease.
+
+A published command is not re-driven while tasks wait in its queue: it is
+most likely one of them, behind a backlog the workers have not reached yet.
+Re-driving there put a second task per command behind the same backlog,
+which the workers then received, claimed and dropped, so that a backlog
+older than COMMAND_REDRIVE_AFTER_SECONDS grew by itself (bench figure 2: up
+to 500 commands re-driven every sweep; docs/performance.md). A publish that
+was really lost is re-driven by the first sweep that finds its queue empty.
 """
 
 from __future__ import annotations
@@ -23,12 +31,35 @@ from django.utils import timezone
 
 from observability import metrics
 
-from .acceptance import enqueue
+from .acceptance import enqueue, task_of
 from .models import CommandRecord, CommandStatus
+from .registry import COMMANDS, CommandSpec
 
 logger = logging.getLogger(__name__)
 
 BATCH = 500
+
+
+def queue_of(spec: CommandSpec) -> str:
+    """Return the Celery queue that a command of `spec` is published to."""
+    return str(settings.CELERY_TASK_ROUTES[task_of(spec).name]["queue"])
+
+
+def backlogged_types() -> list[str]:
+    """Return the command types whose queue has tasks waiting, as the broker says.
+
+    One broker connection. A broker that does not answer holds nothing back:
+    the sweep then re-drives as it would without a backlog (and its publishes
+    fail and are retried by the next sweep if the broker is down).
+    """
+    queues = sorted({queue_of(spec) for spec in COMMANDS.values()})
+    try:
+        depths = metrics.queue_depths(settings.CELERY_BROKER_URL, queues)
+    except Exception as exc:
+        logger.warning("the sweeper could not read the queues' depth: %r", exc)
+        return []
+    busy = {queue for queue, depth in zip(queues, depths, strict=True) if depth}
+    return sorted(name for name, spec in COMMANDS.items() if queue_of(spec) in busy)
 
 
 def stuck_commands() -> list[CommandRecord]:
@@ -39,12 +70,14 @@ def stuck_commands() -> list[CommandRecord]:
             # A command still pending for a relay was never published: the
             # relays publish it (their poll is the net), or with the takeover
             # on the running tasks take it; re-driving it here would publish
-            # a task per command of a held backlog.
+            # a task per command of a held backlog. One published to a queue
+            # where tasks wait is left to that backlog (the module's doc).
             Q(
                 status=CommandStatus.ACCEPTED,
                 publish_pending=False,
                 enqueued_at__lt=accepted_before,
             )
+            & ~Q(type__in=backlogged_types())
             | Q(status=CommandStatus.RUNNING, lease_expires_at__lt=now)
         )
         .order_by("enqueued_at")

@@ -210,60 +210,73 @@ class Collector(Protocol):
     def collect(self) -> Iterable[Metric]: ...
 
 
-class QueueDepthCollector:
-    """Report the tasks waiting in each Celery queue, on either broker.
+def is_rabbitmq(broker_url: str) -> bool:
+    return broker_url.startswith(("amqp://", "amqps://", "pyamqp://"))
+
+
+def queue_depths(broker_url: str, queues: Sequence[str]) -> list[int]:
+    """Return the tasks waiting in each Celery queue, on either broker.
 
     Redis: the length of the queue's list (LLEN). RabbitMQ: the message count a
     passive queue declare returns (ready messages, not those delivered and
     unacknowledged); a queue not declared yet counts 0. Neither needs more than
-    the broker URL the workers use (no management plugin).
+    the broker URL the workers use (no management plugin). One connection of
+    its own, closed before returning.
     """
+    if is_rabbitmq(broker_url):
+        return _rabbitmq_depths(broker_url, queues)
+    return _redis_depths(broker_url, queues)
+
+
+def _redis_depths(broker_url: str, queues: Sequence[str]) -> list[int]:
+    import redis
+
+    client = redis.Redis.from_url(
+        broker_url, socket_timeout=1, socket_connect_timeout=1
+    )
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                pipe.llen(queue)
+            return [int(depth) for depth in pipe.execute()]
+    finally:
+        client.close()
+
+
+def _rabbitmq_depths(broker_url: str, queues: Sequence[str]) -> list[int]:
+    from kombu import Connection
+
+    depths = []
+    with Connection(broker_url, connect_timeout=1) as connection:
+        connection.ensure_connection(max_retries=1)
+        channel = connection.channel()
+        for queue in queues:
+            try:
+                _, count, _ = channel.queue_declare(queue, passive=True)
+            except connection.channel_errors:
+                count = 0  # 404: never declared; the error closed the channel
+                channel = connection.channel()
+            depths.append(int(count))
+    return depths
+
+
+class QueueDepthCollector:
+    """Report the tasks waiting in each Celery queue (`queue_depths`)."""
 
     def __init__(self, broker_url: str, queues: Sequence[str]) -> None:
         self.broker_url = broker_url
         self.queues = queues
 
     def collect(self) -> Iterator[Metric]:
-        if self.broker_url.startswith(("amqp://", "amqps://", "pyamqp://")):
-            depths = self.rabbitmq_depths()
+        if is_rabbitmq(self.broker_url):
             help_text = "Tasks waiting in a Celery queue (RabbitMQ ready messages)."
         else:
-            depths = self.redis_depths()
             help_text = "Tasks waiting in a Celery queue (Redis list length)."
+        depths = queue_depths(self.broker_url, self.queues)
         family = GaugeMetricFamily("cqrs_queue_depth", help_text, labels=["queue"])
         for queue, depth in zip(self.queues, depths, strict=True):
             family.add_metric([queue], float(depth))
         yield family
-
-    def redis_depths(self) -> list[int]:
-        import redis
-
-        client = redis.Redis.from_url(
-            self.broker_url, socket_timeout=1, socket_connect_timeout=1
-        )
-        try:
-            with client.pipeline(transaction=False) as pipe:
-                for queue in self.queues:
-                    pipe.llen(queue)
-                return [int(depth) for depth in pipe.execute()]
-        finally:
-            client.close()
-
-    def rabbitmq_depths(self) -> list[int]:
-        from kombu import Connection
-
-        depths = []
-        with Connection(self.broker_url, connect_timeout=1) as connection:
-            connection.ensure_connection(max_retries=1)
-            channel = connection.channel()
-            for queue in self.queues:
-                try:
-                    _, count, _ = channel.queue_declare(queue, passive=True)
-                except connection.channel_errors:
-                    count = 0  # 404: never declared; the error closed the channel
-                    channel = connection.channel()
-                depths.append(int(count))
-        return depths
 
 
 class _Scrape:

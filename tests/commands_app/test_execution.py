@@ -13,6 +13,7 @@ from django.contrib.auth.models import Permission
 from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
+from kombu import Connection, Exchange, Queue
 
 from commands_app import acceptance, eventstore, execution, sweeper
 from commands_app.domain.events import ProductRestocked
@@ -171,6 +172,46 @@ def test_a_command_accepted_but_never_enqueued_is_redriven_by_the_sweeper(
 
     wait_until(redriven, timeout=15, interval=0.2)
     assert CommandRecord.objects.get(pk=command_id).status == "succeeded"
+
+
+def test_the_sweeper_leaves_a_published_command_to_the_tasks_waiting_in_its_queue(
+    staff, settings
+):
+    """Re-driving it there would put a second task behind the same backlog.
+
+    On either broker (`make test-rabbitmq` runs it on RabbitMQ): the queue of
+    register-product is one that no worker consumes, so that the task put in
+    it stays until the test deletes the queue.
+    """
+    name = f"sweeper-probe-{uuid4().hex[:8]}"
+    settings.CELERY_TASK_ROUTES = {
+        **settings.CELERY_TASK_ROUTES,
+        "commands.execute": {"queue": name},
+    }
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    published = stored_command(staff, enqueued_at=an_hour_ago)
+    running = stored_command(
+        staff, status="running", attempt=1, lease_expires_at=an_hour_ago
+    )
+
+    def stuck() -> set[UUID]:
+        return {record.pk for record in sweeper.stuck_commands()}
+
+    assert stuck() >= {published.pk, running.pk}
+    queue = Queue(name, Exchange(name, "direct"), routing_key=name)
+    with Connection(str(settings.CELERY_BROKER_URL)) as broker:
+        broker.Producer().publish(
+            {"waiting": 1}, exchange=queue.exchange, routing_key=name, declare=[queue]
+        )
+        try:
+            # RabbitMQ counts a publish sent without confirms a moment later.
+            wait_until(lambda: "register-product" in sweeper.backlogged_types())
+            waiting = stuck()
+        finally:
+            queue(broker.default_channel).delete()
+    assert running.pk in waiting
+    assert published.pk not in waiting
+    assert stuck() >= {published.pk, running.pk}
 
 
 # A worker killed in the middle of a payment: the charge is an effect now, see
