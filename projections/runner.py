@@ -365,7 +365,8 @@ def relay_drain() -> int:
     back short, so whatever committed after that read sent a notification the
     relay finds waiting, and an extra empty round per wake-up is saved. The
     bound on one drain is the relay's poll: the next catch-up follows at once
-    when notified, or within `PROJECTIONS_POLL_SECONDS`.
+    when notified after this one, `PROJECTIONS_COALESCE_SECONDS` later when
+    notified during it, or within `PROJECTIONS_POLL_SECONDS`.
 
     Whoever holds `PAUSE_LOCK` (`pg_advisory_lock` on the read database: an
     operator, or a test driving the runner itself) pauses every projector
@@ -399,6 +400,7 @@ def projector_relay() -> Relay:
         eventstore.PROJECTIONS_CHANNEL,
         relay_drain,
         poll_seconds=settings.PROJECTIONS_POLL_SECONDS,
+        coalesce_seconds=settings.PROJECTIONS_COALESCE_SECONDS,
     )
 
 

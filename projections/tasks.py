@@ -33,7 +33,8 @@ class ProjectorRelayStep(QueueRelayStep):
     """Run the projector relay in every worker that consumes `projections`.
 
     Every commit that appends events notifies `eventstore.PROJECTIONS_CHANNEL`;
-    the relay coalesces the wake-ups into catch-up rounds, and polls every
+    the relay coalesces the wake-ups into catch-up rounds (waiting
+    `PROJECTIONS_COALESCE_SECONDS` when commits notified it during one), and polls every
     `PROJECTIONS_POLL_SECONDS` for a notification lost. Several workers may run
     it: the projections' advisory locks let one apply each projection.
     """

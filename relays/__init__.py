@@ -10,6 +10,14 @@ most one poll interval. The drain function does the work and must be safe to
 run in several relays at once (claim rows with `FOR UPDATE SKIP LOCKED` and a
 lease, as `commands_app.effects.drain_once` does).
 
+A relay may be given `coalesce_seconds`: when commits notified it while it
+drained (the work arrives faster than one drain at a time), it waits that
+long before the next drain, so that the next one takes all that arrived
+meanwhile in one go. At rest a drain ends before the next commit and the
+next wake-up drains at once; under load the fixed cost of a drain (the
+projector's round: a read transaction, locks, checkpoints) is paid once per
+interval rather than once per commit or two.
+
 A relay may be given `held`: while it answers true, the relay does not drain
 on a notification (it asks again every `HELD_RECHECK_SECONDS`), because
 someone else is taking the work (the command relay holds back while its
@@ -60,12 +68,14 @@ class Relay:
         drain: Callable[[], int],
         *,
         poll_seconds: float = 1.0,
+        coalesce_seconds: float = 0.0,
         connect: Callable[[], psycopg.Connection[Any]] = listen_connection,
         held: Callable[[], bool] | None = None,
     ) -> None:
         self.channel = channel
         self.drain = drain
         self.poll_seconds = poll_seconds
+        self.coalesce_seconds = coalesce_seconds
         self.connect = connect
         self.held = held
         self.stopping = threading.Event()
@@ -103,14 +113,24 @@ class Relay:
             return 0
         handled = self._drain()
         if wait and not handled and not self.stopping.is_set():
-            woken = False
-            for _ in listener.notifies(timeout=self.poll_seconds, stop_after=1):
-                woken = True
-            if woken:
+            if self.coalesce_seconds and self._woken(listener, timeout=0.0):
+                # Notified while it drained: let more arrive for the next drain.
+                self.stopping.wait(self.coalesce_seconds)
+                self._woken(listener, timeout=0.0)
+            elif self._woken(listener, timeout=self.poll_seconds):
                 # Coalesce the wake-ups queued meanwhile into the next drain.
-                for _ in listener.notifies(timeout=0.0):
-                    pass
+                self._woken(listener, timeout=0.0)
         return handled
+
+    @staticmethod
+    def _woken(listener: psycopg.Connection[Any], *, timeout: float) -> bool:
+        """Take the notifications that arrive within `timeout`; say if there were."""
+        woken = False
+        for _ in listener.notifies(
+            timeout=timeout, stop_after=None if timeout == 0 else 1
+        ):
+            woken = True
+        return woken
 
     def _drain(self) -> int:
         # Django's connection checks (a `SELECT 1` per database used, with

@@ -389,6 +389,10 @@ COMMANDS_TAKEOVER_BATCH = env.int("COMMANDS_TAKEOVER_BATCH", default=2)
 # it polls as a safety net for a lost notification.
 PROJECTIONS_RELAY_ENABLED = env.bool("PROJECTIONS_RELAY_ENABLED", default=True)
 PROJECTIONS_POLL_SECONDS = env.float("PROJECTIONS_POLL_SECONDS", default=1.0)
+# Commits that notify it while it catches up make it wait this long before the
+# next catch-up, which then takes them all in one round (relays.Relay); at rest
+# a round ends before the next commit and nothing waits. 0 turns it off.
+PROJECTIONS_COALESCE_SECONDS = env.float("PROJECTIONS_COALESCE_SECONDS", default=0.05)
 EFFECTS_LEASE_SECONDS = env.int("EFFECTS_LEASE_SECONDS", default=60)
 EFFECTS_MAX_ATTEMPTS = env.int("EFFECTS_MAX_ATTEMPTS", default=8)
 EFFECTS_BACKOFF_BASE_SECONDS = env.float("EFFECTS_BACKOFF_BASE_SECONDS", default=1.0)

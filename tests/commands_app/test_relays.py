@@ -330,6 +330,39 @@ def test_the_sweeper_leaves_a_command_pending_for_the_relays(staff: Any) -> None
     assert (pending_stuck, published_stuck) == (False, True)
 
 
+def test_a_relay_notified_while_it_drains_waits_its_coalescing_time_first() -> None:
+    channel = "test_relay_coalesce"
+
+    def notify() -> None:
+        with psycopg.connect(_dsn(), autocommit=True) as waker:
+            waker.execute("SELECT pg_notify(%s, '')", [channel])
+
+    commits_while_draining = [True]
+
+    def drain() -> int:
+        if commits_while_draining[0]:
+            notify()
+            time.sleep(0.1)  # a drain that outlasts the commit's notification
+        return 0
+
+    relay = relays.Relay(channel, drain, poll_seconds=60, coalesce_seconds=0.6)
+    try:
+        started = time.monotonic()
+        relay.run_once()  # notified while it drained: it waits, then returns
+        busy = time.monotonic() - started
+        commits_while_draining[0] = False
+        later = threading.Timer(0.2, notify)
+        later.start()
+        started = time.monotonic()
+        relay.run_once()  # a quiet drain: the next commit wakes it at once
+        at_rest = time.monotonic() - started
+        later.join()
+    finally:
+        relay.close()
+    assert 0.7 <= busy < 5
+    assert 0.2 <= at_rest < 0.6
+
+
 def test_a_held_relay_drains_only_once_a_poll_interval_until_let_go() -> None:
     drain = Counting()
     held = threading.Event()
