@@ -1,0 +1,144 @@
+"""The machine CPU of a command's own work, without the hops between processes.
+
+    .venv/bin/python bench/floor.py [--commands 2000] [--seconds 5] 2>/dev/null
+
+Issue 14's targets for the whole pipeline (machine CPU per command, sustained
+rate) are set against figure 2, where a command goes through the web server,
+the command relay, Celery, the effects relay and the projector relay. This
+script measures what is left when every hop is taken away, on the same
+machine and databases, one stage at a time:
+
+1. accept: place-order POSTs and the baseline view's (bench/views.py) over
+   HTTP at 16 connections, as figure 1 (the web server alone);
+2. run: each accepted command run by `execution.execute` in this process, one
+   after another (claim, decide, append, final status, its pushes): no
+   relay, no broker, no Celery;
+3. effects: `effects.drain_once` in this process (the order's e-mail);
+4. projections: `runner.drain` in this process, the four read models in as
+   few rounds as the events allow (one catch-up for every command).
+
+Each stage's figure is the machine's CPU (/proc/stat, every process: ours,
+PostgreSQL, Redis) over the commands. Stages 2-4 run serially with no
+contention, in the largest batches there are: a floor for what figure 2's
+processes do for the same commands, not an estimate of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from uuid import UUID
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import common, fig_sustained
+from bench.common import System
+
+PRODUCTS = 50
+
+
+def machine_ms(work: Callable[[], object], count: int) -> tuple[float, float]:
+    """Run `work`; return the machine's CPU ms per item and the seconds it took."""
+    started = time.perf_counter()
+    machine = common.machine_cpu_seconds()
+    # The e-mail backend of `make run` prints each message.
+    with contextlib.redirect_stdout(io.StringIO()):
+        work()
+    used = common.machine_cpu_seconds() - machine
+    return 1000 * used / count, time.perf_counter() - started
+
+
+Rows = list[tuple[str, float, str]]
+
+
+def accept_stage(token: str, seconds: float, commands: int) -> Rows:
+    """Stage 1, then accept the commands of stages 2-4 over HTTP (figure 2's way)."""
+    rows: Rows = []
+    with System("web") as system:
+        body = common.order_body(common.register_products(1)[0])
+        urls = {
+            "place-order": f"{system.url}/api/commands/place-order/",
+            "the baseline view": f"{system.url}/bench/baseline/",
+        }
+        for url in urls.values():
+            common.post_load(url, body, token, seconds=1, connections=4)
+        for name, url in urls.items():
+            machine = common.machine_cpu_seconds()
+            result = common.post_load(url, body, token, seconds=seconds)
+            ms = 1000 * (common.machine_cpu_seconds() - machine) / result.requests
+            rate = result.requests / seconds
+            rows.append((f"1 accept: {name}, HTTP", ms, f"{rate:.0f} req/s"))
+        common.reset_state()
+        products = common.register_products(PRODUCTS)
+        fig_sustained.send_commands(system, token, products, commands)
+    return rows
+
+
+def work_stages() -> Rows:
+    """Stages 2-4 over every command stored, in this process."""
+    from commands_app import effects, execution
+    from commands_app.models import CommandRecord
+    from projections import runner
+
+    ids = [
+        UUID(str(pk))
+        for pk in CommandRecord.objects.order_by("created_at").values_list(
+            "pk", flat=True
+        )
+    ]
+
+    def run_all() -> None:
+        for command_id in ids:
+            execution.execute(command_id)
+
+    rows: Rows = []
+    ms, seconds = machine_ms(run_all, len(ids))
+    rows.append(("2 run: claim, decide, append, finish, push", ms, f"{seconds:.1f} s"))
+    counts = common.command_counts()
+    if counts != {"succeeded": len(ids)}:
+        raise RuntimeError(f"the run stage ended with {counts}")
+    done: list[int] = []
+    ms, seconds = machine_ms(
+        lambda: done.append(effects.drain_once(limit=10 * len(ids))), len(ids)
+    )
+    rows.append(("3 effects: deliver", ms, f"{done[-1]} effects, {seconds:.1f} s"))
+    ms, seconds = machine_ms(lambda: done.append(runner.drain()), len(ids))
+    rows.append(("4 projections: catch up", ms, f"{done[-1]} events, {seconds:.1f} s"))
+    if not common.all_projected():
+        raise RuntimeError("the projections stage left commands unprojected")
+    return rows
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--commands", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    args = parser.parse_args(argv)
+    common.prepare_databases()
+    common.setup_django()
+    token = common.ensure_users()[common.BENCH_USER]
+    common.reset_state()
+    accept = accept_stage(token, args.seconds, args.commands)
+    work = work_stages()
+    common.reset_state()
+    total = sum(ms for _, ms, _ in work)
+    print(f"machine CPU ms per command, {args.commands} place-order commands")
+    for name, ms, note in accept + work:
+        print(f"  {name:<46} {ms:6.2f}  {note}")
+    least, ours = accept[1][1], accept[0][1]
+    for name, ms in (
+        ("2-4, the command without its hops", total),
+        ("with the baseline view (the least accept)", total + least),
+        ("with our accept", total + ours),
+    ):
+        print(f"  {name:<46} {ms:6.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
