@@ -63,26 +63,38 @@ def backlogged_types() -> list[str]:
 
 
 def stuck_commands() -> list[CommandRecord]:
+    """Return the commands to re-drive, oldest publish first (up to BATCH).
+
+    The broker is asked for its queues' depth only when an overdue accepted
+    command is among them: a sweep at rest opens no broker connection.
+    """
     now = timezone.now()
     accepted_before = now - timedelta(seconds=settings.COMMAND_REDRIVE_AFTER_SECONDS)
-    return list(
-        CommandRecord.objects.filter(
-            # A command still pending for a relay was never published: the
-            # relays publish it (their poll is the net), or with the takeover
-            # on the running tasks take it; re-driving it here would publish
-            # a task per command of a held backlog. One published to a queue
-            # where tasks wait is left to that backlog (the module's doc).
-            Q(
-                status=CommandStatus.ACCEPTED,
-                publish_pending=False,
-                enqueued_at__lt=accepted_before,
-            )
-            & ~Q(type__in=backlogged_types())
-            | Q(status=CommandStatus.RUNNING, lease_expires_at__lt=now)
-        )
-        .order_by("enqueued_at")
-        .only("id", "type")[:BATCH]
+    # A command still pending for a relay was never published: the relays
+    # publish it (their poll is the net), or with the takeover on the running
+    # tasks take it; re-driving it here would publish a task per command of a
+    # held backlog. One published to a queue where tasks wait is left to that
+    # backlog (the module's doc).
+    overdue = Q(
+        status=CommandStatus.ACCEPTED,
+        publish_pending=False,
+        enqueued_at__lt=accepted_before,
     )
+    lost = Q(status=CommandStatus.RUNNING, lease_expires_at__lt=now)
+
+    def select(accepted: Q) -> list[CommandRecord]:
+        return list(
+            CommandRecord.objects.filter(accepted | lost)
+            .order_by("enqueued_at")
+            .only("id", "type", "status")[:BATCH]
+        )
+
+    stuck = select(overdue)
+    if any(record.status == CommandStatus.ACCEPTED for record in stuck):
+        held = backlogged_types()
+        if held:
+            stuck = select(overdue & ~Q(type__in=held))
+    return stuck
 
 
 def sweep() -> int:
