@@ -25,7 +25,7 @@ TEST_MANAGE := DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(PY) manage.py
 # The five processes of `make run`. docker-compose.yml runs the same commands
 # (tests/test_compose.py checks that they match). Imports have a worker of their
 # own, so that a long import never delays orders.
-WEB_CMD                := $(VENV)/bin/uvicorn config.asgi:application --host 127.0.0.1 --port $(PORT) --workers 2
+WEB_CMD                := $(VENV)/bin/python -m config.serve --host 127.0.0.1 --port $(PORT) --workers 2
 COMMANDS_WORKER_CMD    := $(VENV)/bin/celery -A config.celery_app worker -Q commands -c 2 -n commands@%h --loglevel INFO
 IMPORTS_WORKER_CMD     := $(VENV)/bin/celery -A config.celery_app worker -Q imports,maintenance -c 1 -n imports@%h --loglevel INFO
 PROJECTIONS_WORKER_CMD := $(VENV)/bin/celery -A config.celery_app worker -Q projections -c 1 -n projections@%h --loglevel INFO

@@ -25,7 +25,7 @@ ASGI = "config.asgi:application"
 LAYOUTS: dict[str, tuple[list[str], dict[str, str]]] = {
     # Empty argv: the Makefile's WEB_CMD, as `make run` starts it.
     "make run (WEB_CMD)": ([], {}),
-    "uvicorn -w 2, a2wsgi 16 threads": (
+    "uvicorn -w 2 (one socket shared), a2wsgi 16 threads": (
         ["uvicorn", ASGI, "--workers", "2"],
         {"WEB_THREADS": "16"},
     ),

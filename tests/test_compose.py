@@ -192,7 +192,7 @@ def test_make_run_starts_the_five_processes() -> None:
 
 def test_the_make_run_processes_are_those_of_the_design() -> None:
     assert make_run_process("WEB_CMD") == shlex.split(
-        "uvicorn config.asgi:application --host <host> --port <port> --workers 2"
+        "python -m config.serve --host <host> --port <port> --workers 2"
     )
     assert make_run_process("COMMANDS_WORKER_CMD")[:6] == shlex.split(
         "celery -A config.celery_app worker -Q commands"

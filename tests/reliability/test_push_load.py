@@ -51,7 +51,7 @@ def raise_open_files_limit(wanted: int) -> None:
 
 @pytest.fixture
 def web2(output_dir: Path) -> Iterator[WebServer]:
-    """`make run`'s web layout: uvicorn with two worker processes."""
+    """`make run`'s web layout: two worker processes."""
     # Both ends of every socket are on this host: the server inherits this limit.
     raise_open_files_limit(4 * USERS * TABS + 1024)
     server = WebServer(log_dir=output_dir)

@@ -156,10 +156,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class WebServer:
-    """The real ASGI server (uvicorn) serving HTTP and WebSocket."""
+def listening_sockets(port: int) -> set[int]:
+    """Return the inodes of the TCP sockets listening on `port` (IPv4)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port = int(fields[1].rsplit(":", 1)[1], 16)
+        if local_port == port and fields[3] == "0A":  # TCP_LISTEN
+            inodes.add(int(fields[9]))
+    return inodes
 
-    # uvicorn worker processes (`make run` has two).
+
+class WebServer:
+    """The real ASGI server serving HTTP and WebSocket, as `make run` starts it.
+
+    `config.serve`: uvicorn worker processes, each on a listening socket of
+    its own, under uvicorn's supervisor.
+    """
+
+    # Worker processes (`make run` has two).
     workers = 1
 
     def __init__(self, log_dir: Path | None = None, **env: str) -> None:
@@ -174,14 +189,9 @@ class WebServer:
 
         self.process = spawn(
             [
-                str(BIN / "uvicorn"),
-                "config.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--no-access-log",
-                *(["--workers", str(self.workers)] if self.workers > 1 else []),
+                *(str(BIN / "python"), "-m", "config.serve"),
+                *("--host", "127.0.0.1", "--port", str(self.port)),
+                *("--workers", str(self.workers), "--no-access-log"),
             ],
             self.log_path,
             self.env,
@@ -197,6 +207,12 @@ class WebServer:
                 return False
 
         wait_until(up, timeout=30, interval=0.2)
+        # `up` is the first worker's answer; each worker listens once it is up.
+        wait_until(
+            lambda: len(listening_sockets(self.port)) == self.workers,
+            timeout=30,
+            interval=0.1,
+        )
         return self
 
     def stop(self) -> None:
