@@ -21,6 +21,14 @@ Each stage's figure is the machine's CPU (/proc/stat, every process: ours,
 PostgreSQL, Redis) over the commands. Stages 2-4 run serially with no
 contention, in the largest batches there are: a floor for what figure 2's
 processes do for the same commands, not an estimate of it.
+
+With `--at-rest N`, the same stages one command at a time, 30 ms apart, as
+figure 3 sends them, timed by the wall clock (p50 ms over N): a POST answered
+by the baseline view and by place-order over HTTP, one sequential
+client; then, in this process, each command run, the read models caught up
+for it alone (a projection round) and its effects delivered. The work on the
+way to figure 3's `projected` push, without the relay, Celery, the projector's
+wake-up or the pushes.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import io
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from uuid import UUID
 
@@ -114,15 +123,82 @@ def work_stages() -> Rows:
     return rows
 
 
+AT_REST_GAP = 0.03  # seconds between two commands, as at rest
+WARM_UP = 20
+
+
+def wall_ms(work: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    work()
+    return 1000 * (time.perf_counter() - started)
+
+
+def at_rest(token: str, count: int) -> Rows:
+    """The stages one command at a time, by the wall clock (p50 ms)."""
+    import requests
+
+    from commands_app import effects, execution
+    from projections import runner
+
+    samples: dict[str, list[float]] = {}
+
+    def record(name: str, index: int, ms: float) -> None:
+        if index >= WARM_UP:
+            samples.setdefault(name, []).append(ms)
+        time.sleep(AT_REST_GAP)
+
+    posts = {
+        "1 POST -> 202, the baseline view (HTTP)": "/bench/baseline/",
+        "1 POST -> 202, place-order (HTTP)": "/api/commands/place-order/",
+    }
+    ids: list[UUID] = []
+    with System("web") as system:
+        body = common.order_body(common.register_products(1)[0])
+        session = requests.Session()
+        session.headers["Authorization"] = f"Token {token}"
+        for index in range(count + WARM_UP):
+            for name, path in posts.items():
+                started = time.perf_counter()
+                response = session.post(system.url + path, json=body, timeout=10)
+                response.raise_for_status()
+                record(name, index, 1000 * (time.perf_counter() - started))
+            ids.append(UUID(response.json()["id"]))  # place-order's, the last POST
+    with contextlib.redirect_stdout(io.StringIO()):
+        for index, command_id in enumerate(ids):
+            for name, work in (
+                (
+                    "2 run: claim, decide, append, finish",
+                    partial(execution.execute, command_id),
+                ),
+                ("4 projections: one round for it", runner.drain),
+                ("3 effects: deliver", partial(effects.drain_once, limit=10)),
+            ):
+                record(name, index, wall_ms(work))
+    if common.command_counts() != {"succeeded": len(ids)}:
+        raise RuntimeError(f"the run stage ended with {common.command_counts()}")
+    return [
+        (name, common.percentile(values, 50), "p50 ms, wall clock")
+        for name, values in samples.items()
+    ]
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--commands", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--at-rest", type=int, default=0, metavar="N")
     args = parser.parse_args(argv)
     common.prepare_databases()
     common.setup_django()
     token = common.ensure_users()[common.BENCH_USER]
     common.reset_state()
+    if args.at_rest:
+        rows = at_rest(token, args.at_rest)
+        common.reset_state()
+        print(f"one command at a time, {args.at_rest} place-order commands")
+        for name, ms, note in rows:
+            print(f"  {name:<46} {ms:6.2f}  {note}")
+        return 0
     accept = accept_stage(token, args.seconds, args.commands)
     work = work_stages()
     common.reset_state()
