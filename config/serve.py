@@ -1,6 +1,6 @@
 """Serve the ASGI application from worker processes that each listen on the port.
 
-    python -m config.serve --host 127.0.0.1 --port 8000 --workers 2
+    python -m config.serve --host 127.0.0.1 --port 8000 --workers 2 [uvicorn options]
 
 `uvicorn --workers N` binds one listening socket in its parent and shares it:
 a worker woken for a new connection accepts every connection waiting, so a
@@ -11,7 +11,10 @@ workers in 5 runs of 40, at about half the throughput of the others). Here each
 worker binds a socket of its own with `SO_REUSEPORT` and the kernel spreads
 the connections among them by their addresses' hash.
 
-Supervision is uvicorn's own (`uvicorn.supervisors.Multiprocess`): a worker
+The options are uvicorn's, read by uvicorn's own command line (so are its
+`UVICORN_*` environment variables), with the application given: everything but
+`--reload`, `--uds` and `--fd`, which name no host and port to share.
+Supervision is uvicorn's too (`uvicorn.supervisors.Multiprocess`): a worker
 that dies is replaced, SIGTERM and SIGINT stop them all, a worker that cannot
 start stops the parent. Since `SO_REUSEPORT` would let a second server of the
 same user share a port silently, the parent first checks that the port is
@@ -21,10 +24,11 @@ reset; clients retry (an `Idempotency-Key` makes a retried command safe).
 
 from __future__ import annotations
 
-import argparse
+import importlib
 import logging
 import socket
 import sys
+from typing import Any
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
@@ -84,26 +88,25 @@ def serve(config: uvicorn.Config) -> int:
     return STARTUP_FAILURE if failed else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument(
-        "--no-access-log", dest="access_log", action="store_false", default=True
-    )
-    args = parser.parse_args(argv)
-    if args.workers < 1:
-        parser.error("--workers must be at least 1")
-    config = uvicorn.Config(
-        APPLICATION,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        access_log=args.access_log,
-    )
-    return serve(config)
+def run(app: str, *, app_dir: str | None = None, **options: Any) -> None:
+    """Serve with uvicorn's options, as `uvicorn.run` would, a socket per worker."""
+    if app_dir is not None:
+        sys.path.insert(0, app_dir)
+    config = uvicorn.Config(app, **options)
+    if config.should_reload or config.uds or config.fd is not None:
+        logger.error("--reload, --uds and --fd are uvicorn's own: run uvicorn for them")
+        sys.exit(2)
+    sys.exit(serve(config))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Read uvicorn's command line (and its `UVICORN_*` variables), then `run`."""
+    command_line: Any = importlib.import_module("uvicorn.main")
+    # uvicorn's command ends in a call of its module's `run`: this one instead.
+    command_line.run = run
+    args = sys.argv[1:] if argv is None else argv
+    command_line.main(args=[APPLICATION, *args], prog_name="python -m config.serve")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -14,6 +14,7 @@ from typing import Any
 
 import psutil
 import pytest
+import requests
 
 from tests.support.processes import ROOT, WebServer, listening_sockets, wait_until
 
@@ -126,3 +127,32 @@ def test_a_second_server_on_a_taken_port_refuses_to_start(web2: WebServer) -> No
     assert second.returncode == 3  # uvicorn's STARTUP_FAILURE
     assert f"Port {web2.port} on 127.0.0.1 is not free" in second.stderr
     assert len(listening_sockets(web2.port)) == 2
+
+
+def test_uvicorns_options_and_environment_reach_the_workers(
+    django_db_setup: Any, output_dir: Path, web: WebServer
+) -> None:
+    # The environment variable of uvicorn's own command line (as for
+    # UVICORN_WS_MAX_SIZE in docs/operations.md), and an option beside it.
+    server = WebServer(log_dir=output_dir, UVICORN_SERVER_HEADER="false")
+    server.start()
+    try:
+        bare = requests.get(f"{server.url}/healthz", timeout=5)
+    finally:
+        server.stop()
+    assert bare.ok
+    assert "server" not in bare.headers
+    assert requests.get(f"{web.url}/healthz", timeout=5).headers["server"] == "uvicorn"
+
+
+def test_uvicorns_own_socket_options_are_refused() -> None:
+    for option in ("--reload", "--uds=/tmp/cqrs-serve.sock"):
+        refused = subprocess.run(
+            [sys.executable, "-m", "config.serve", "--port", "0", option],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert refused.returncode == 2, refused.stderr
+        assert "run uvicorn for them" in refused.stderr
