@@ -93,6 +93,9 @@ class Hosts(Stack):
     layer_redis: RedisServer | None = None
     webs: list[WebServer] = field(default_factory=list)
     workers: dict[str, list[Worker]] = field(default_factory=dict)
+    polls: threading.local = field(default_factory=threading.local)
+    poll_connections: list[psycopg.Connection[Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def dsn(self) -> str:
@@ -113,6 +116,20 @@ class Hosts(Stack):
         self.workers.setdefault(kind, []).append(process)
         return process
 
+    def poll(self, sql: str, params: list[Any]) -> tuple[Any, ...] | None:
+        """Return the first row of `sql` (write server), on this thread's connection.
+
+        The burst's threads poll every 10-100 ms; a connection opened per poll
+        forked a PostgreSQL backend each time, and those forks took much of
+        the two cores that the layout under test needs.
+        """
+        db = getattr(self.polls, "db", None)
+        if db is None:
+            db = self.polls.db = psycopg.connect(self.dsn, autocommit=True)
+            with self.lock:
+                self.poll_connections.append(db)
+        return db.execute(sql, params).fetchone()
+
     def alive(self, kind: str) -> list[Worker]:
         return [
             w
@@ -132,6 +149,8 @@ class Hosts(Stack):
 
         with ThreadPoolExecutor(len(everything)) as pool:
             list(pool.map(stop, everything))
+        for db in self.poll_connections:
+            db.close()
 
 
 @contextlib.contextmanager
@@ -438,19 +457,15 @@ def not_placed(hosts: Hosts, burst: Burst, sent: Sent) -> bool:
 
 
 def command_row(hosts: Hosts, command_id: str) -> tuple[str, int]:
-    with psycopg.connect(hosts.dsn) as db:
-        row = db.execute(
-            "SELECT status, progress FROM commands WHERE id = %s", [command_id]
-        ).fetchone()
+    row = hosts.poll(
+        "SELECT status, progress FROM commands WHERE id = %s", [command_id]
+    )
     assert row is not None
     return str(row[0]), int(row[1])
 
 
 def running(hosts: Hosts) -> int:
-    with psycopg.connect(hosts.dsn) as db:
-        row = db.execute(
-            "SELECT count(*) FROM commands WHERE status = 'running'"
-        ).fetchone()
+    row = hosts.poll("SELECT count(*) FROM commands WHERE status = 'running'", [])
     return int(row[0]) if row else 0
 
 
