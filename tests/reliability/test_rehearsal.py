@@ -52,7 +52,6 @@ from tests.reliability.reconcile import reconcile
 from tests.reliability.services import (
     DB_NAME,
     READ_DB_NAME,
-    USERS_SCRIPT,
     Beat,
     Stack,
 )
@@ -137,18 +136,12 @@ class Hosts(Stack):
             if w.process is not None and w.process.poll() is None
         ]
 
+    def processes(self) -> list[Any]:
+        workers = [w for kind in self.workers.values() for w in kind]
+        return [*workers, self.beat, *self.webs]
+
     def stop(self) -> None:
-        """Stop every process at once (each may take its grace period)."""
-        processes = [w for kind in self.workers.values() for w in kind]
-        everything: list[Any] = [*processes, self.beat, *self.webs]
-
-        def stop(process: Any) -> None:
-            if process is not None:
-                with contextlib.suppress(Exception):
-                    process.stop()
-
-        with ThreadPoolExecutor(len(everything)) as pool:
-            list(pool.map(stop, everything))
+        super().stop()
         for db in self.poll_connections:
             db.close()
 
@@ -199,11 +192,9 @@ def started_hosts(log_dir: Path) -> Iterator[Hosts]:
             layer_redis=layer_redis,
         )
         servers.callback(hosts.stop)
-        hosts.manage("migrate", "--noinput")
-        hosts.manage("migrate", "--noinput", "--database", "read")
-        users = [("staff", True)] + [(f"customer{i}", False) for i in range(CUSTOMERS)]
-        out = hosts.manage("shell", "-c", USERS_SCRIPT % (users,))
-        hosts.tokens = json.loads(out.strip().splitlines()[-1])
+        hosts.prepare(
+            [("staff", True)] + [(f"customer{i}", False) for i in range(CUSTOMERS)]
+        )
         # Every process starts at once, as hosts would.
         with ThreadPoolExecutor(8) as pool:
             webs = [

@@ -19,13 +19,12 @@ settings of every process.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.reliability.services import USERS, USERS_SCRIPT, Beat, Stack
+from tests.reliability.services import Beat, Stack
 from tests.support.processes import WebServer, Worker
 from tests.support.servers import (
     PostgresServer,
@@ -110,10 +109,7 @@ def spread_stack(
             cache=cache,
         )
         resources.callback(stack.stop)
-        stack.manage("migrate", "--noinput")
-        stack.manage("migrate", "--noinput", "--database", "read")
-        out = stack.manage("shell", "-c", USERS_SCRIPT % (USERS,))
-        stack.tokens = json.loads(out.strip().splitlines()[-1])
+        stack.prepare()
         # Started side by side: each takes seconds to import Django.
         stack.web = WebServer(log_dir=log_dir, **env)
         stack.commands = Worker(
