@@ -1,4 +1,5 @@
-"""Hot statements (a token, an accept, an append): bound on the server, prepared.
+"""Hot statements (a token, an accept, an append, a command's final status, its
+effects, the customers' keys): bound on the server, prepared.
 
 Django's own cursors bind parameters on the client, so PostgreSQL parses and
 plans every statement anew, and the ORM builds its SQL anew for each query

@@ -34,7 +34,7 @@ from django.db.models import F
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from api.prepared import fetch_models
+from api.prepared import fetch_models, fetch_one
 from observability import metrics, tracing
 
 from . import eventstore, outbox
@@ -192,9 +192,8 @@ def complete(effect: Effect) -> None:
     (a lost lease fails that transaction). Outside one, it is one statement
     that commits by itself (no BEGIN and COMMIT round trips).
     """
-    with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
-        cursor.execute(_COMPLETE_SQL, [effect.id, effect.attempts])
-        if cursor.fetchone() is None:
+    with transaction.mark_for_rollback_on_error():
+        if fetch_one("default", _COMPLETE_SQL, [effect.id, effect.attempts]) is None:
             raise LostLeaseError(str(effect.id))
     effect.status = EffectStatus.DONE
 

@@ -27,7 +27,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from api.prepared import fetch_models
+from api.prepared import fetch_models, fetch_one
 from observability import context, metrics, tracing
 
 from . import acceptance, eventstore, handlers, snapshots
@@ -358,8 +358,9 @@ def finish(
     """
     progress = 100 if status == CommandStatus.SUCCEEDED else record.progress
     finished_at = timezone.now()
-    with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
-        cursor.execute(
+    with transaction.mark_for_rollback_on_error():
+        row = fetch_one(
+            "default",
             _FINISH_SQL,
             [
                 status,
@@ -372,7 +373,6 @@ def finish(
                 attempt,
             ],
         )
-        row = cursor.fetchone()
         if row is None:
             raise LostClaimError(str(record.id))
         record.status = status

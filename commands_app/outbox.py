@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django.db import connections
+from api.prepared import fetch_all
 
 from .domain.events import newest_type_name
 
@@ -122,6 +122,5 @@ def schedule(
     ]
     if not rows:
         return 0
-    with connections[using].cursor() as cursor:
-        cursor.execute(_INSERT_SQL, [json.dumps(rows), CHANNEL])
+    fetch_all(using, _INSERT_SQL, [json.dumps(rows), CHANNEL])
     return len(rows)

@@ -38,6 +38,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
+from api.prepared import fetch_all
+
 from .domain.events import EVENT_TYPES, Event
 
 DB_ALIAS = "default"
@@ -166,9 +168,7 @@ def _read_keys(wanted: list[int]) -> tuple[DataKeys, set[int]]:
     keys: DataKeys = dict.fromkeys(wanted)
     if not wanted:
         return keys, set()
-    with connections[DB_ALIAS].cursor() as cursor:
-        cursor.execute(_KEYS_SQL, [wanted])
-        rows = cursor.fetchall()
+    rows = fetch_all(DB_ALIAS, _KEYS_SQL, [wanted])
     for customer_id, master_id, blob in rows:
         if blob is not None:
             keys[customer_id] = AESGCM(unwrap(customer_id, master_id, blob))
