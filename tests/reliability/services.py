@@ -294,6 +294,24 @@ class Stack:
             read.result()
         self.tokens = json.loads(out.strip().splitlines()[-1])
 
+    def start_processes(self) -> None:
+        """Start the web server, a command worker, a projection worker and beat.
+
+        Side by side: each takes seconds to import Django.
+        """
+        env, log_dir = self.env, self.log_dir
+        self.web = WebServer(log_dir=log_dir, **env)
+        self.commands = Worker(
+            queues="commands,imports", concurrency=2, log_dir=log_dir, **env
+        )
+        self.projections = Worker(
+            queues="projections", concurrency=1, log_dir=log_dir, **env
+        )
+        self.beat = Beat(log_dir, **env)
+        processes = [self.web, self.commands, self.projections, self.beat]
+        with ThreadPoolExecutor(len(processes)) as pool:
+            list(pool.map(lambda process: process.start(), processes))
+
     def session(self, who: str) -> requests.Session:
         session = requests.Session()
         session.headers["Authorization"] = f"Token {self.tokens[who]}"
@@ -370,18 +388,7 @@ def start_stack(log_dir: Path) -> Stack:
     }
     stack = Stack(pg=pg, redis=private_redis, log_dir=log_dir, env=env)
     stack.prepare()
-    stack.web = WebServer(log_dir=log_dir, **env)
-    stack.commands = Worker(
-        queues="commands,imports", concurrency=2, log_dir=log_dir, **env
-    )
-    stack.projections = Worker(
-        queues="projections", concurrency=1, log_dir=log_dir, **env
-    )
-    stack.beat = Beat(log_dir, **env)
-    # Started side by side: each takes seconds to import Django.
-    processes = [stack.web, stack.commands, stack.projections, stack.beat]
-    with ThreadPoolExecutor(len(processes)) as pool:
-        list(pool.map(lambda process: process.start(), processes))
+    stack.start_processes()
     return stack
 
 

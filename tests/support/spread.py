@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.reliability.services import Beat, Stack
-from tests.support.processes import WebServer, Worker
+from tests.reliability.services import Stack
 from tests.support.servers import (
     PostgresServer,
     RedisServer,
@@ -110,16 +108,5 @@ def spread_stack(
         )
         resources.callback(stack.stop)
         stack.prepare()
-        # Started side by side: each takes seconds to import Django.
-        stack.web = WebServer(log_dir=log_dir, **env)
-        stack.commands = Worker(
-            queues="commands,imports", concurrency=2, log_dir=log_dir, **env
-        )
-        stack.projections = Worker(
-            queues="projections", concurrency=1, log_dir=log_dir, **env
-        )
-        stack.beat = Beat(log_dir, **env)
-        processes = [stack.web, stack.commands, stack.projections, stack.beat]
-        with ThreadPoolExecutor(len(processes)) as pool:
-            list(pool.map(lambda process: process.start(), processes))
+        stack.start_processes()
         yield stack
