@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import pickle
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from django.core.cache import cache
 from django.core.cache.backends.redis import RedisCache
+from redis import ConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from commands_app.models import CommandRecord
 from commands_app.throttling import hit, shared_cache
 from tests.conftest import client_for
 from tests.support.commands import ADDRESS
+from tests.support.processes import free_port
+from throttles import HIT_SCRIPT, ScriptCall, _hit_script
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(databases="__all__")]
 
@@ -95,3 +100,51 @@ def test_the_throttle_lets_requests_through_when_redis_is_down(
         "/api/commands/place-order/", ORDER_BODY, format="json"
     )
     assert response.status_code == 202
+
+
+# The script's call on the throttle's own connections (throttles.ScriptCall).
+
+
+def script_call() -> ScriptCall:
+    return _hit_script(redis_cache())
+
+
+def test_a_script_that_redis_forgot_is_sent_again(fresh_key):
+    client, _raw_key = redis_of(fresh_key)
+    assert hit(redis_cache(), fresh_key, 60)[0] == 1
+    client.script_flush()  # as a restart of Redis forgets it
+    assert client.script_exists(script_call().sha) == [False]
+    assert hit(redis_cache(), fresh_key, 60)[0] == 2
+    assert client.script_exists(script_call().sha) == [True]
+    assert hit(redis_cache(), fresh_key, 60)[0] == 3
+
+
+def test_a_connection_that_redis_closed_is_replaced_and_the_hit_counted(fresh_key):
+    client, _raw_key = redis_of(fresh_key)
+    hit(redis_cache(), fresh_key, 60)
+    calls = script_call()
+    idle = calls.idle[-1]
+    idle.send_command("CLIENT", "ID")
+    killed = client.client_kill_filter(_id=idle.read_response())
+    assert killed == 1
+    assert hit(redis_cache(), fresh_key, 60)[0] == 2
+    assert idle not in calls.idle
+    assert len(calls.idle) >= 1
+
+
+def test_an_unreachable_redis_raises_and_keeps_no_connection():
+    pool = ConnectionPool(host="127.0.0.1", port=free_port(), socket_timeout=1)
+    calls = ScriptCall(pool, HIT_SCRIPT)
+    with pytest.raises(RedisConnectionError):
+        calls(["throttle_unreachable"], [60])
+    assert calls.idle == []
+
+
+def test_threads_sharing_the_connections_count_every_hit_once(fresh_key):
+    def hits() -> list[int]:
+        return [hit(redis_cache(), fresh_key, 60)[0] for _ in range(50)]
+
+    with ThreadPoolExecutor(8) as pool:
+        counts = [c for batch in pool.map(lambda _: hits(), range(8)) for c in batch]
+    assert sorted(counts) == list(range(1, 401))
+    assert len(script_call().idle) <= 8  # one per thread at most

@@ -132,8 +132,9 @@ def test_a_second_server_on_a_taken_port_refuses_to_start(web2: WebServer) -> No
 def test_uvicorns_options_and_environment_reach_the_workers(
     django_db_setup: Any, output_dir: Path, web: WebServer
 ) -> None:
-    # The environment variable of uvicorn's own command line (as for
-    # UVICORN_WS_MAX_SIZE in docs/operations.md), and an option beside it.
+    # An environment variable of uvicorn's own command line (as for
+    # UVICORN_WS_MAX_SIZE in docs/operations.md) reaches the workers; the
+    # options on the command line (--host, --port, --workers) are every test's.
     server = WebServer(log_dir=output_dir, UVICORN_SERVER_HEADER="false")
     server.start()
     try:
