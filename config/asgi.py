@@ -22,6 +22,7 @@ from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 
 from .routing import websocket_urlpatterns
+from .startup import freeze_startup_objects
 from .ws_auth import (
     BrowserOriginValidator,
     TokenOrSessionAuthMiddleware,
@@ -44,3 +45,5 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+# Everything imported and built so far lives as long as this worker.
+freeze_startup_objects()

@@ -6,8 +6,15 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging, task_prerun, worker_init
+from celery.signals import (
+    setup_logging,
+    task_prerun,
+    worker_init,
+    worker_process_init,
+    worker_ready,
+)
 
+from config.startup import freeze_startup_objects
 from observability import workers
 
 # Production unless told otherwise: `make run` and the tests name their settings.
@@ -40,6 +47,17 @@ def quiet_task_lines(loglevel: Any = None, **kwargs: Any) -> None:
     if isinstance(level, int) and level > logging.DEBUG:
         for name in ("celery.app.trace", "celery.worker.strategy"):
             logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@worker_process_init.connect
+@worker_ready.connect
+def freeze_worker_objects(**kwargs: Any) -> None:
+    """Freeze what a pool process (after its fork) or the main process made.
+
+    The main process is ready once its consumer and relays run; a prefork
+    child once forked, with the main process's modules (config/startup.py).
+    """
+    freeze_startup_objects()
 
 
 @task_prerun.connect
