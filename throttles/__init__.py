@@ -137,8 +137,9 @@ class ScriptCall:
     (same server, database, credentials and TLS), takes one per call and gives
     it back afterwards. A connection that failed is dropped; a failure on an
     idle one (Redis restarted, the connection timed out) is tried once more on
-    a new connection. A script that Redis has forgotten (a restart, `SCRIPT
-    FLUSH`) is sent whole once (EVAL), which caches it again.
+    a new connection (a hit that reached Redis before the failure then counts
+    twice: a brake errs towards the limit). A script that Redis has forgotten
+    (a restart, `SCRIPT FLUSH`) is sent whole once (EVAL), which caches it again.
     """
 
     def __init__(self, pool: ConnectionPool, script: str) -> None:
