@@ -130,6 +130,17 @@ def map_with_one_more_entry(packed: bytes) -> tuple[bytes, bytes] | None:
     return None
 
 
+def log_over_capacity(over_capacity: int, members: int, group: str) -> None:
+    """Say, as channels-redis says it, how many of a group's channels were full."""
+    if over_capacity > 0:
+        logger.info(
+            "%s of %s channels over capacity in group %s",
+            over_capacity,
+            members,
+            group,
+        )
+
+
 class BlockingPoolChannelLayer(RedisChannelLayer):
     """A RedisChannelLayer whose host entries make blocking pools."""
 
@@ -183,13 +194,7 @@ class BlockingPoolChannelLayer(RedisChannelLayer):
             ],
             client=connection,
         )
-        if over_capacity > 0:
-            logger.info(
-                "%s of %s channels over capacity in group %s",
-                over_capacity,
-                members,
-                group,
-            )
+        log_over_capacity(over_capacity, members, group)
 
     async def group_send_in_two_trips(
         self, group: str, message: dict[str, Any]
@@ -223,10 +228,4 @@ class BlockingPoolChannelLayer(RedisChannelLayer):
                 self.expiry,
             )
             over_capacity = (await pipe.execute())[-1]
-            if over_capacity > 0:
-                logger.info(
-                    "%s of %s channels over capacity in group %s",
-                    over_capacity,
-                    len(channel_names),
-                    group,
-                )
+            log_over_capacity(over_capacity, len(channel_names), group)
