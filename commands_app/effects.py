@@ -4,10 +4,12 @@ The rows come from `commands_app.outbox` (written with the events that decide
 them). Delivery is at least once; a kind's `perform` makes it safe with the
 effect's idempotency key. Rules:
 
-- A claim takes one due row with `FOR UPDATE SKIP LOCKED`, bumps its
-  `attempts` and sets a lease, in one statement: two relays never run one
-  effect at once, and a relay that died leaves its effect claimable again when
-  the lease runs out.
+- A claim takes due rows (up to EFFECTS_CLAIM_BATCH) with `FOR UPDATE SKIP
+  LOCKED`, bumps their `attempts` and sets their leases, in one statement: two
+  relays never run one effect at once, and a relay that died leaves its
+  effects claimable again when the leases run out. A relay delivers what it
+  claimed in order; the rows it has not started once half a lease has passed
+  (a slow outside call before them) go back unclaimed, their attempt undone.
 - Effects of one kind for one stream are delivered in order: a row is not due
   while an earlier row of the same kind and stream is pending or parked.
 - `complete()` marks the row done only if the attempt still holds it (a
@@ -25,6 +27,7 @@ every EFFECTS_POLL_SECONDS as a safety net.
 from __future__ import annotations
 
 import logging
+import time
 import typing
 from collections.abc import Iterable, Iterator
 
@@ -51,18 +54,19 @@ class LostLeaseError(Exception):
 # The deciding event's columns, named apart from the effect's own.
 EVENT_COLUMNS, EVENT_FIELDS = eventstore.columns_as("ev_")
 
-# The next due effect that is the first open one of its stream (per kind, in
-# order), with its deciding event if there is one: one round trip for both.
-# `c.id = (SELECT min(b.id) …)` is one probe of the open-effects index per
-# candidate whatever the table's statistics say; as `NOT EXISTS (an older open
-# one)` it was planned, while the statistics were an empty table's, as a scan
-# of every open effect per candidate (38 ms for 400 pending, each claim). The
-# candidates come in the index's order (due_at, id): LIMIT 1 stops early.
+# The next due effects that are each the first open one of their stream (per
+# kind, in order), with their deciding events: one round trip for all. `c.id =
+# (SELECT min(b.id) …)` is one probe of the open-effects index per candidate
+# whatever the table's statistics say; as `NOT EXISTS (an older open one)` it
+# was planned, while the statistics were an empty table's, as a scan of every
+# open effect per candidate (38 ms for 400 pending, each claim). The
+# candidates come in the index's order (due_at, id): the LIMIT stops early.
+# `= ANY(ARRAY(…))` runs the locking subquery once, whatever the plan.
 _CLAIM_SQL = f"""
 WITH claimed AS (
     UPDATE effects AS e SET attempts = e.attempts + 1,
         lease_expires_at = now() + make_interval(secs => %s)
-    WHERE e.id = (
+    WHERE e.id = ANY(ARRAY(
         SELECT c.id FROM effects AS c
         WHERE c.status = 'pending' AND c.due_at <= now() AND c.kind = ANY(%s)
           AND (c.lease_expires_at IS NULL OR c.lease_expires_at < now())
@@ -70,31 +74,43 @@ WITH claimed AS (
               SELECT min(b.id) FROM effects AS b
               WHERE b.kind = c.kind AND b.stream_id = c.stream_id
                 AND b.status IN ('pending', 'parked'))
-        ORDER BY c.due_at, c.id LIMIT 1 FOR UPDATE SKIP LOCKED)
+        ORDER BY c.due_at, c.id LIMIT %s FOR UPDATE SKIP LOCKED))
     RETURNING e.*)
 SELECT claimed.*, ev.* FROM claimed
 LEFT JOIN (SELECT {EVENT_COLUMNS} FROM events) AS ev
     ON ev.ev_position = claimed.event_position
+ORDER BY claimed.due_at, claimed.id
 """  # noqa: S608 -- constant column lists
 
 
 def claim() -> Effect | None:
-    """Claim the next due effect of a registered kind; return it, or None.
+    """Claim the next due effect of a registered kind; return it, or None."""
+    claimed = claim_many(1)
+    return claimed[0] if claimed else None
 
-    The effect comes with its deciding event (`deciding_event`), read in the
-    claiming statement.
+
+def claim_many(limit: int) -> list[Effect]:
+    """Claim up to `limit` due effects of registered kinds, in their due order.
+
+    Each comes with its deciding event (`deciding_event`), read in the
+    claiming statement and decrypted with one key lookup for them all.
     """
     kinds = sorted(outbox.KINDS)
     if not kinds:
-        return None
-    claimed = fetch_models(Effect, _CLAIM_SQL, [settings.EFFECTS_LEASE_SECONDS, kinds])
-    if not claimed:
-        return None
-    effect = claimed[0]
-    row = [getattr(effect, name) for name in EVENT_FIELDS]
-    if row[0] is not None:  # else `deliver` fails it: no such event
-        effect.deciding_event = eventstore.recorded_from_row(row)  # type: ignore[attr-defined]
-    return effect
+        return []
+    claimed = fetch_models(
+        Effect, _CLAIM_SQL, [settings.EFFECTS_LEASE_SECONDS, kinds, limit]
+    )
+    # An effect without its event is claimed all the same: `deliver` fails it.
+    found = [
+        (effect, row)
+        for effect in claimed
+        if (row := [getattr(effect, name) for name in EVENT_FIELDS])[0] is not None
+    ]
+    events = eventstore.recorded_from_rows([row for _effect, row in found])
+    for (effect, _row), event in zip(found, events, strict=True):
+        effect.deciding_event = event  # type: ignore[attr-defined]
+    return claimed
 
 
 def deciding_event(effect: Effect) -> RecordedEvent:
@@ -105,6 +121,25 @@ def deciding_event(effect: Effect) -> RecordedEvent:
     return typing.cast(RecordedEvent, event)
 
 
+# A claim given back unstarted: the lease goes, and the attempt it counted
+# stays (the fence only goes up) but leaves the attempt budget.
+_GIVE_BACK_SQL = """
+UPDATE effects AS e SET lease_expires_at = NULL,
+    retried_at_attempt = e.retried_at_attempt + 1
+FROM unnest(%s::bigint[], %s::bigint[]) AS given (id, attempts)
+WHERE e.id = given.id AND e.attempts = given.attempts AND e.status = 'pending'
+"""
+
+
+def give_back(claimed: list[Effect]) -> None:
+    """Release effects claimed by this attempt and not started, due again now."""
+    if not claimed:
+        return
+    with connection.cursor() as cursor:
+        ids = [effect.id for effect in claimed]
+        cursor.execute(_GIVE_BACK_SQL, [ids, [effect.attempts for effect in claimed]])
+
+
 # Relays drain under this advisory lock, shared; whoever holds it exclusively
 # (`pg_advisory_lock`, e.g. an operator or a test driving effects itself)
 # pauses every relay until it lets go.
@@ -112,7 +147,13 @@ DRAIN_LOCK = 0x45464643  # "EFFC"
 
 
 def drain_once(*, limit: int = 500) -> int:
-    """Deliver due effects until none is left (or `limit`); return how many ran."""
+    """Deliver due effects until none is left (or `limit`); return how many ran.
+
+    Claims EFFECTS_CLAIM_BATCH at a time and delivers them in order; once half
+    a lease has passed since a claim, what is left of it is given back
+    (`give_back`) and claimed again, so that no effect is started by a relay
+    whose lease may run out before the effect is done.
+    """
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock_shared(%s)", [DRAIN_LOCK])
         row = cursor.fetchone()
@@ -121,15 +162,41 @@ def drain_once(*, limit: int = 500) -> int:
     count = 0
     try:
         while count < limit:
-            effect = claim()
-            if effect is None:
+            claimed = claim_many(min(settings.EFFECTS_CLAIM_BATCH, limit - count))
+            if not claimed:
                 break
-            deliver(effect)
-            count += 1
+            count += deliver_claimed(claimed)
     finally:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock_shared(%s)", [DRAIN_LOCK])
     return count
+
+
+def deliver_claimed(claimed: list[Effect]) -> int:
+    """Deliver one claim's effects in order; return how many were started.
+
+    The first is always started (as a claim of one); the others only while
+    less than half of EFFECTS_LEASE_SECONDS has passed since the claim.
+    """
+    deadline = time.monotonic() + settings.EFFECTS_LEASE_SECONDS / 2
+    for started, effect in enumerate(claimed):
+        if started and time.monotonic() >= deadline:
+            give_back(claimed[started:])
+            return started
+        deliver(effect)
+    return len(claimed)
+
+
+def relay_drain() -> int:
+    """The effects relay's drain: deliver until none is due; 0 unless cut short.
+
+    `drain_once` ends on a claim that came back empty, so whatever commits
+    after it sends a notification the relay finds waiting: draining again
+    at once would only claim nothing.
+    """
+    limit = 500
+    count = drain_once(limit=limit)
+    return count if count >= limit else 0
 
 
 def deliver(effect: Effect) -> bool:

@@ -121,7 +121,7 @@ def columns_as(prefix: str) -> tuple[str, tuple[str, ...]]:
     """Return the store's columns aliased `<prefix><name>`, and those names.
 
     For a statement that reads an event beside rows of its own (an effect's
-    claim), under names apart from theirs; `recorded_from_row` takes the
+    claim), under names apart from theirs; `recorded_from_rows` takes the
     values in this order.
     """
     names = tuple(f"{prefix}{name}" for name, _expression in _SELECTED)
@@ -365,16 +365,17 @@ def read_position(position: int) -> RecordedEvent:
         row = cursor.fetchone()
     if row is None:
         raise LookupError(f"no event at position {position}")
-    return recorded_from_row(row)
+    return recorded_from_rows([row])[0]
 
 
-def recorded_from_row(row: Sequence[Any]) -> RecordedEvent:
-    """Return the event of a row of the store's columns (`_COLUMNS`, `columns_as`).
+def recorded_from_rows(rows: Sequence[Sequence[Any]]) -> list[RecordedEvent]:
+    """Return the events of rows of the store's columns (`_COLUMNS`, `columns_as`).
 
-    For a statement that reads an event beside its own rows (an effect's
-    claim): decrypted (or erased) and upcast as every read here.
+    For a statement that reads events beside its own rows (effects' claim):
+    decrypted (or erased) with one key lookup for them all, and upcast as
+    every read here.
     """
-    return _recorded(_revealed([row])[0])
+    return [_recorded(row) for row in _revealed(rows)] if rows else []
 
 
 def position_of(position: int) -> Position | None:

@@ -24,7 +24,10 @@ def effects_relay() -> Relay:
     from . import effects, outbox
 
     return Relay(
-        outbox.CHANNEL, effects.drain_once, poll_seconds=settings.EFFECTS_POLL_SECONDS
+        outbox.CHANNEL,
+        effects.relay_drain,
+        poll_seconds=settings.EFFECTS_POLL_SECONDS,
+        coalesce_seconds=settings.EFFECTS_COALESCE_SECONDS,
     )
 
 

@@ -365,6 +365,12 @@ PAYMENT_GATEWAY_PAUSE_AFTER_CALL_MS = env.int(
 # after a backoff doubling from BASE up to MAX; after MAX_ATTEMPTS it is parked.
 EFFECTS_RELAY_ENABLED = env.bool("EFFECTS_RELAY_ENABLED", default=True)
 EFFECTS_POLL_SECONDS = env.float("EFFECTS_POLL_SECONDS", default=1.0)
+# A relay claims up to CLAIM_BATCH due effects in one statement and delivers
+# them in turn; those not started within half a lease are given back.
+EFFECTS_CLAIM_BATCH = env.int("EFFECTS_CLAIM_BATCH", default=16)
+# Commits that notify the relay while it delivers make it wait this long
+# before the next drain (relays.Relay), which then claims them together.
+EFFECTS_COALESCE_SECONDS = env.float("EFFECTS_COALESCE_SECONDS", default=0.05)
 # The command relay (commands_app/acceptance.py publish_pending): requests store
 # the command and NOTIFY; the command workers' relays publish the tasks. Off:
 # each request publishes its own task on commit.

@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from django.db import connection, transaction
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 import relays
@@ -42,9 +43,11 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str, int]] = []
         self.failing: set[int] = set()
+        self.slow: dict[int, float] = {}
 
     def __call__(self, effect: Effect, event: RecordedEvent) -> None:
         self.calls.append((effect.stream_id, event.data["quantity"]))
+        time.sleep(self.slow.get(event.data["quantity"], 0))
         if event.data["quantity"] in self.failing:
             raise ConnectionError("the other side is down")
 
@@ -147,6 +150,61 @@ def test_effects_of_one_stream_wait_behind_a_failing_one_while_others_go_on(
     due_now()
     effects.drain_once()
     assert [q for s, q in recorder.calls if s == f"product-{first}"] == [1, 1, 2, 3]
+
+
+def test_one_claim_takes_the_first_due_effect_of_each_stream_in_order(
+    recorder: Recorder,
+) -> None:
+    first, second, third = uuid4(), uuid4(), uuid4()
+    restock(first, 1, 2)
+    restock(second, 3)
+    restock(third, 4)
+    claimed = effects.claim_many(16)
+    assert [effects.deciding_event(e).data["quantity"] for e in claimed] == [1, 3, 4]
+    assert all(hasattr(effect, "deciding_event") for effect in claimed)
+    assert {effect.attempts for effect in claimed} == {1}
+    # The first product's second effect waits behind its first, claimed now.
+    assert effects.claim_many(16) == []
+    assert effects.deliver_claimed(claimed) == 3
+    assert effects.drain_once() == 1
+    assert [q for _, q in recorder.calls] == [1, 3, 4, 2]
+
+
+def test_a_drain_claims_many_effects_in_one_statement(recorder: Recorder) -> None:
+    products = [uuid4() for _ in range(6)]
+    for quantity, product in enumerate(products):
+        restock(product, quantity)
+    with CaptureQueriesContext(connection) as queries:
+        assert effects.relay_drain() == 0  # all delivered: nothing to come back for
+    claims = [q for q in queries.captured_queries if "WITH claimed AS" in q["sql"]]
+    # One claim for the six, one that finds none left.
+    assert len(claims) == 2
+    assert sorted(q for _, q in recorder.calls) == list(range(6))
+    assert set(Effect.objects.values_list("status", flat=True)) == {"done"}
+
+
+def test_effects_not_started_within_half_a_lease_are_given_back(
+    recorder: Recorder, settings: Any
+) -> None:
+    settings.EFFECTS_LEASE_SECONDS = 1
+    recorder.slow = {1: 0.6}  # past half the lease: the others are not started
+    for quantity in (1, 2, 3):
+        restock(uuid4(), quantity)
+    claimed = effects.claim_many(16)
+    assert effects.deliver_claimed(claimed) == 1
+    given_back = Effect.objects.filter(status=EffectStatus.PENDING).order_by("id")
+    # Claimable at once; the attempt stays counted (the fence only goes up)
+    # but is not charged to the attempt budget.
+    assert [
+        (e.attempts, e.retried_at_attempt, e.lease_expires_at) for e in given_back
+    ] == [(1, 1, None), (1, 1, None)]
+    assert effects.drain_once() == 2
+    assert [q for _, q in recorder.calls] == [1, 2, 3]
+    assert list(Effect.objects.order_by("id").values_list("attempts", flat=True)) == [
+        1,
+        2,
+        2,
+    ]
 
 
 def test_a_failing_effect_backs_off_then_parks_and_an_operator_retries_it(
