@@ -237,6 +237,19 @@ class SimulatedGateway:
         with self._connection().transaction() as tx:
             return tx.connection.execute(sql, params).fetchone()
 
+    @classmethod
+    def close_connection(cls) -> None:
+        """Close the calling thread's connection to the ledger, if it has one.
+
+        Each thread's connection lasts as long as the thread: a process that
+        must let go of the database first (a test run about to drop it)
+        closes its own.
+        """
+        db: psycopg.Connection[Any] | None = getattr(cls._local, "db", None)
+        if db is not None:
+            db.close()
+            cls._local.db = None
+
     def _connection(self) -> psycopg.Connection[Any]:
         """Return this thread's own autocommit connection to the write database."""
         db: psycopg.Connection[Any] | None = getattr(self._local, "db", None)

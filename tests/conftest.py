@@ -126,6 +126,19 @@ def output_dir() -> Path:
     return OUTPUT
 
 
+@pytest.fixture(autouse=True)
+def _gateway_lets_go_of_the_database() -> Iterator[None]:
+    """Close the simulated gateway's connection of this thread after each test.
+
+    It would otherwise stay open to the end of the run, and the test
+    database could not be dropped ("being accessed by other users").
+    """
+    yield
+    from commands_app.payments import SimulatedGateway
+
+    SimulatedGateway.close_connection()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _clean_redis(request: pytest.FixtureRequest) -> None:
     """Start from an empty broker and channel layer (a test-only Redis database).
