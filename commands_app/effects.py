@@ -9,7 +9,9 @@ effect's idempotency key. Rules:
   relays never run one effect at once, and a relay that died leaves its
   effects claimable again when the leases run out. A relay delivers what it
   claimed in order; the rows it has not started once half a lease has passed
-  (a slow outside call before them) go back unclaimed, their attempt undone.
+  (a slow outside call before them), or when a delivery raised out of the
+  relay, are given back: due again at once, their attempt still counted (the
+  fence only goes up) but not charged to the attempt budget.
 - Effects of one kind for one stream are delivered in order: a row is not due
   while an earlier row of the same kind and stream is pending or parked.
 - `complete()` marks the row done only if the attempt still holds it (a
@@ -132,12 +134,18 @@ WHERE e.id = given.id AND e.attempts = given.attempts AND e.status = 'pending'
 
 
 def give_back(claimed: list[Effect]) -> None:
-    """Release effects claimed by this attempt and not started, due again now."""
+    """Release effects claimed by this attempt and not started, due again now.
+
+    If that fails too (the database may be why), their leases lapse instead.
+    """
     if not claimed:
         return
-    with connection.cursor() as cursor:
-        ids = [effect.id for effect in claimed]
-        cursor.execute(_GIVE_BACK_SQL, [ids, [effect.attempts for effect in claimed]])
+    ids = [effect.id for effect in claimed]
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(_GIVE_BACK_SQL, [ids, [e.attempts for e in claimed]])
+    except Exception:
+        logger.warning("could not give effects %s back", ids, exc_info=True)
 
 
 # Relays drain under this advisory lock, shared; whoever holds it exclusively
@@ -146,7 +154,11 @@ def give_back(claimed: list[Effect]) -> None:
 DRAIN_LOCK = 0x45464643  # "EFFC"
 
 
-def drain_once(*, limit: int = 500) -> int:
+# The most effects one drain delivers before it lets its caller loop.
+DRAIN_LIMIT = 500
+
+
+def drain_once(*, limit: int = DRAIN_LIMIT) -> int:
     """Deliver due effects until none is left (or `limit`); return how many ran.
 
     Claims EFFECTS_CLAIM_BATCH at a time and delivers them in order; once half
@@ -176,15 +188,22 @@ def deliver_claimed(claimed: list[Effect]) -> int:
     """Deliver one claim's effects in order; return how many were started.
 
     The first is always started (as a claim of one); the others only while
-    less than half of EFFECTS_LEASE_SECONDS has passed since the claim.
+    less than half of EFFECTS_LEASE_SECONDS has passed since the claim. What
+    is not started is given back, also when a delivery raises (a worker
+    shutting down), so that it does not wait for its lease to run out.
     """
     deadline = time.monotonic() + settings.EFFECTS_LEASE_SECONDS / 2
-    for started, effect in enumerate(claimed):
-        if started and time.monotonic() >= deadline:
-            give_back(claimed[started:])
-            return started
-        deliver(effect)
-    return len(claimed)
+    rest: list[Effect] = []
+    try:
+        for index, effect in enumerate(claimed):
+            if index and time.monotonic() >= deadline:
+                rest = claimed[index:]
+                return index
+            rest = claimed[index + 1 :]
+            deliver(effect)
+        return len(claimed)
+    finally:
+        give_back(rest)
 
 
 def relay_drain() -> int:
@@ -194,9 +213,8 @@ def relay_drain() -> int:
     after it sends a notification the relay finds waiting: draining again
     at once would only claim nothing.
     """
-    limit = 500
-    count = drain_once(limit=limit)
-    return count if count >= limit else 0
+    count = drain_once()
+    return count if count >= DRAIN_LIMIT else 0
 
 
 def deliver(effect: Effect) -> bool:

@@ -37,6 +37,10 @@ pytestmark = [
 RESTOCKED = ProductRestocked.type_name
 
 
+class Stopping(BaseException):
+    """What a worker's shutdown raises through a delivery (not an Exception)."""
+
+
 class Recorder:
     """A perform function that records its calls and fails while told to."""
 
@@ -44,10 +48,13 @@ class Recorder:
         self.calls: list[tuple[str, int]] = []
         self.failing: set[int] = set()
         self.slow: dict[int, float] = {}
+        self.stopping: set[int] = set()
 
     def __call__(self, effect: Effect, event: RecordedEvent) -> None:
         self.calls.append((effect.stream_id, event.data["quantity"]))
         time.sleep(self.slow.get(event.data["quantity"], 0))
+        if event.data["quantity"] in self.stopping:
+            raise Stopping
         if event.data["quantity"] in self.failing:
             raise ConnectionError("the other side is down")
 
@@ -205,6 +212,30 @@ def test_effects_not_started_within_half_a_lease_are_given_back(
         2,
         2,
     ]
+
+
+def test_a_delivery_raising_out_of_the_relay_gives_the_rest_of_its_claim_back(
+    recorder: Recorder,
+) -> None:
+    recorder.stopping = {2}
+    for quantity in (1, 2, 3):
+        restock(uuid4(), quantity)
+    with pytest.raises(Stopping):
+        effects.drain_once()
+    rows = list(
+        Effect.objects.order_by("id").values_list(
+            "status", "attempts", "retried_at_attempt", "lease_expires_at"
+        )
+    )
+    assert rows[0] == ("done", 1, 0, None)
+    # The interrupted one may have reached the other side: it keeps its lease.
+    assert rows[1][:3] == ("pending", 1, 0)
+    assert rows[1][3] is not None
+    # The one not started is claimable again at once, its budget untouched.
+    assert rows[2] == ("pending", 1, 1, None)
+    recorder.stopping = set()
+    assert effects.drain_once() == 1
+    assert [q for _, q in recorder.calls] == [1, 2, 3]
 
 
 def test_a_failing_effect_backs_off_then_parks_and_an_operator_retries_it(
