@@ -4,7 +4,8 @@ The rows come from `commands_app.outbox` (written with the events that decide
 them). Delivery is at least once; a kind's `perform` makes it safe with the
 effect's idempotency key. Rules:
 
-- A claim takes due rows (up to EFFECTS_CLAIM_BATCH) with `FOR UPDATE SKIP
+- A claim takes due rows (one at first, twice as many after a claim delivered
+  fast, up to EFFECTS_CLAIM_BATCH; `ClaimSize`) with `FOR UPDATE SKIP
   LOCKED`, bumps their `attempts` and sets their leases, in one statement: two
   relays never run one effect at once, and a relay that died leaves its
   effects claimable again when the leases run out. A relay delivers what it
@@ -158,13 +159,44 @@ DRAIN_LOCK = 0x45464643  # "EFFC"
 DRAIN_LIMIT = 500
 
 
+# A claim delivered within this long lets the next claim take twice as many
+# effects (up to EFFECTS_CLAIM_BATCH); a slower one halves it.
+FAST_CLAIM_SECONDS = 0.1
+
+
+class ClaimSize:
+    """How many effects a process's next claim takes.
+
+    One at first, doubling while claims are delivered fast (e-mails: many
+    per claim under load) and halving when one is not (a gateway's calls:
+    one per claim, so that the relays of other workers take the others
+    meanwhile, as they would from claims of one). Only a hint: relays of one
+    process that share it at once just claim more or fewer.
+    """
+
+    def __init__(self) -> None:
+        self.size = 1
+
+    def take(self, limit: int) -> int:
+        return max(1, min(self.size, settings.EFFECTS_CLAIM_BATCH, limit))
+
+    def delivered(self, seconds: float) -> None:
+        if seconds <= FAST_CLAIM_SECONDS:
+            self.size = min(self.size * 2, settings.EFFECTS_CLAIM_BATCH)
+        else:
+            self.size = max(1, self.size // 2)
+
+
+CLAIM_SIZE = ClaimSize()
+
+
 def drain_once(*, limit: int = DRAIN_LIMIT) -> int:
     """Deliver due effects until none is left (or `limit`); return how many ran.
 
-    Claims EFFECTS_CLAIM_BATCH at a time and delivers them in order; once half
-    a lease has passed since a claim, what is left of it is given back
-    (`give_back`) and claimed again, so that no effect is started by a relay
-    whose lease may run out before the effect is done.
+    Claims as many as `CLAIM_SIZE` says (up to EFFECTS_CLAIM_BATCH) and
+    delivers them in order; once half a lease has passed since a claim, what
+    is left of it is given back (`give_back`) and claimed again, so that no
+    effect is started by a relay whose lease may run out before it is done.
     """
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock_shared(%s)", [DRAIN_LOCK])
@@ -174,10 +206,12 @@ def drain_once(*, limit: int = DRAIN_LIMIT) -> int:
     count = 0
     try:
         while count < limit:
-            claimed = claim_many(min(settings.EFFECTS_CLAIM_BATCH, limit - count))
+            claimed = claim_many(CLAIM_SIZE.take(limit - count))
             if not claimed:
                 break
+            started = time.monotonic()
             count += deliver_claimed(claimed)
+            CLAIM_SIZE.delivered(time.monotonic() - started)
     finally:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock_shared(%s)", [DRAIN_LOCK])

@@ -366,7 +366,9 @@ PAYMENT_GATEWAY_PAUSE_AFTER_CALL_MS = env.int(
 EFFECTS_RELAY_ENABLED = env.bool("EFFECTS_RELAY_ENABLED", default=True)
 EFFECTS_POLL_SECONDS = env.float("EFFECTS_POLL_SECONDS", default=1.0)
 # A relay claims up to CLAIM_BATCH due effects in one statement and delivers
-# them in turn; those not started within half a lease are given back.
+# them in turn (one per claim at first, doubling while claims are delivered
+# within 0.1 s, halving when not); those not started within half a lease are
+# given back.
 EFFECTS_CLAIM_BATCH = env.int("EFFECTS_CLAIM_BATCH", default=16)
 # Commits that notify the relay while it delivers make it wait this long
 # before the next drain (relays.Relay), which then claims them together.

@@ -74,6 +74,16 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     return recording
 
 
+@pytest.fixture(autouse=True)
+def _claims_start_at_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts as a new relay would: its first claim takes one effect."""
+    monkeypatch.setattr(effects.CLAIM_SIZE, "size", 1)
+
+
+def claims_in(queries: CaptureQueriesContext) -> int:
+    return sum("WITH claimed AS" in q["sql"] for q in queries.captured_queries)
+
+
 def restock(product_id: Any, *quantities: int) -> list[int]:
     """Register a product if needed and append restocks, one transaction each."""
     stream = f"product-{product_id}"
@@ -177,17 +187,36 @@ def test_one_claim_takes_the_first_due_effect_of_each_stream_in_order(
     assert [q for _, q in recorder.calls] == [1, 3, 4, 2]
 
 
-def test_a_drain_claims_many_effects_in_one_statement(recorder: Recorder) -> None:
-    products = [uuid4() for _ in range(6)]
-    for quantity, product in enumerate(products):
-        restock(product, quantity)
+def test_claims_take_more_effects_while_they_are_delivered_fast(
+    recorder: Recorder,
+) -> None:
+    for quantity in range(6):
+        restock(uuid4(), quantity)
     with CaptureQueriesContext(connection) as queries:
         assert effects.relay_drain() == 0  # all delivered: nothing to come back for
-    claims = [q for q in queries.captured_queries if "WITH claimed AS" in q["sql"]]
-    # One claim for the six, one that finds none left.
-    assert len(claims) == 2
-    assert sorted(q for _, q in recorder.calls) == list(range(6))
+    # Claims of one, two, then four (three were left), and one that found none.
+    assert claims_in(queries) == 4
+    for quantity in range(10, 16):
+        restock(uuid4(), quantity)
+    with CaptureQueriesContext(connection) as queries:
+        assert effects.drain_once() == 6
+    # Eight at a time now: one claim for the six, one that finds none left.
+    assert claims_in(queries) == 2
+    assert sorted(q for _, q in recorder.calls) == [*range(6), *range(10, 16)]
     assert set(Effect.objects.values_list("status", flat=True)) == {"done"}
+
+
+def test_slow_claims_go_back_to_one_effect_at_a_time(recorder: Recorder) -> None:
+    # A gateway's calls: other workers' relays must be able to take the rest.
+    effects.CLAIM_SIZE.size = 2
+    recorder.slow = dict.fromkeys((1, 2, 3, 4), effects.FAST_CLAIM_SECONDS + 0.02)
+    for quantity in (1, 2, 3, 4):
+        restock(uuid4(), quantity)
+    with CaptureQueriesContext(connection) as queries:
+        assert effects.drain_once() == 4
+    # Two, then one and one (each slow), and one that found none.
+    assert claims_in(queries) == 4
+    assert effects.CLAIM_SIZE.size == 1
 
 
 def test_effects_not_started_within_half_a_lease_are_given_back(
