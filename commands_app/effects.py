@@ -86,12 +86,6 @@ ORDER BY claimed.due_at, claimed.id
 """  # noqa: S608 -- constant column lists
 
 
-def claim() -> Effect | None:
-    """Claim the next due effect of a registered kind; return it, or None."""
-    claimed = claim_many(1)
-    return claimed[0] if claimed else None
-
-
 def claim_many(limit: int) -> list[Effect]:
     """Claim up to `limit` due effects of registered kinds, in their due order.
 

@@ -375,7 +375,7 @@ def recorded_from_rows(rows: Sequence[Sequence[Any]]) -> list[RecordedEvent]:
     decrypted (or erased) with one key lookup for them all, and upcast as
     every read here.
     """
-    return [_recorded(row) for row in _revealed(rows)] if rows else []
+    return [_recorded(row) for row in _revealed(rows)]
 
 
 def position_of(position: int) -> Position | None:

@@ -80,6 +80,12 @@ def _claims_start_at_one(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(effects.CLAIM_SIZE, "size", 1)
 
 
+def claim_one() -> Effect | None:
+    """Claim the next due effect alone, as a relay's first claim does."""
+    claimed = effects.claim_many(1)
+    return claimed[0] if claimed else None
+
+
 def claims_in(queries: CaptureQueriesContext) -> int:
     return sum("WITH claimed AS" in q["sql"] for q in queries.captured_queries)
 
@@ -329,14 +335,14 @@ def test_a_claimed_effect_is_not_claimed_again_until_its_lease_runs_out(
     recorder: Recorder,
 ) -> None:
     restock(uuid4(), 8)
-    effect = effects.claim()
+    effect = claim_one()
     assert effect is not None
     assert effect.attempts == 1
-    assert effects.claim() is None
+    assert claim_one() is None
     Effect.objects.filter(pk=effect.pk).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
-    again = effects.claim()
+    again = claim_one()
     assert again is not None
     assert again.attempts == 2
     # The first attempt wakes up late: fenced off, and the row stays pending.
@@ -352,12 +358,12 @@ def test_an_attempt_failing_after_its_lease_was_taken_over_is_fenced_off(
     # E.g. a gateway timeout seen by a worker that was paused past its lease.
     restock(uuid4(), 7)
     recorder.failing = {7}
-    late = effects.claim()
+    late = claim_one()
     assert late is not None
     Effect.objects.filter(pk=late.pk).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
-    again = effects.claim()
+    again = claim_one()
     assert again is not None
     with caplog.at_level("WARNING", logger="commands_app.effects"):
         assert not effects.deliver(late)
@@ -439,7 +445,7 @@ def test_a_claim_brings_its_deciding_event_and_an_effect_without_one_fails(
     with transaction.atomic():
         outbox.schedule([outbox.Appended(10**12, orphan, RESTOCKED, {"quantity": 1})])
 
-    first = effects.claim()
+    first = claim_one()
     assert first is not None
     assert first.event_position == position
     # Read in the claiming statement: delivering it reads no event again.
@@ -451,7 +457,7 @@ def test_a_claim_brings_its_deciding_event_and_an_effect_without_one_fails(
 
     # An effect whose event does not exist is claimed all the same, and fails
     # (retried, then parked): it is not passed over, nor does it block the drain.
-    second = effects.claim()
+    second = claim_one()
     assert second is not None
     assert second.stream_id == orphan
     assert not hasattr(second, "deciding_event")
