@@ -25,6 +25,29 @@ from django.db.models import Model
 M = TypeVar("M", bound=Model)
 
 
+# Written into a statement where it names `{alone}` as a FROM item: the statement's
+# own transaction then commits without waiting for its WAL to reach the disk
+# (`synchronous_commit` off for that transaction only). Only for a write whose
+# loss the system repairs by itself should PostgreSQL crash in the next instant
+# (a claim, a lease, a mark: docs/reliability.md, "Commits that may be lost");
+# a crash loses a suffix of the commits, so any later commit that waits for the
+# disk makes it durable too. Inside a transaction the statement is left to that
+# transaction's own commit.
+_ALONE = "(SELECT set_config('synchronous_commit', 'off', true)) AS alone"
+_INSIDE = "(SELECT NULL) AS alone"
+
+
+def repairable(sql: str, alias: str = "default") -> str:
+    """Return `sql` with `{alone}` filled in for how it runs on `alias` now."""
+    inside = connections[alias].in_atomic_block
+    return _filled(sql, inside)
+
+
+@functools.lru_cache(maxsize=64)
+def _filled(sql: str, inside: bool) -> str:
+    return sql.replace("{alone}", _INSIDE if inside else _ALONE)
+
+
 def fetch_one(alias: str, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
     """Run `sql` on database `alias`, prepared; return its first row or None."""
     rows = fetch_all(alias, sql, params)

@@ -18,7 +18,7 @@ from django.db import connections as db_connections
 from django.db import transaction
 from django.db.models import NOT_PROVIDED, Field
 
-from api.prepared import fetch_one
+from api.prepared import fetch_all, fetch_one, repairable
 from api.waiting import release_pooled_connections
 from observability import context, metrics, tracing
 
@@ -218,6 +218,7 @@ PUBLISH_LOCK = 0x434D4450  # "CMDP"
 
 _CLAIM_PENDING_SQL = """
 UPDATE commands SET publish_pending = false, enqueued_at = now()
+FROM {alone}
 WHERE id IN (
     SELECT id FROM commands
     WHERE publish_pending AND NOT (type = ANY(%s))
@@ -237,9 +238,10 @@ def claim_pending(batch: int, *, skip: Sequence[str] = ()) -> list[tuple[str, st
     after `enqueued_at`. Commands of the types in `skip` are left pending.
     Nothing is claimed while `PUBLISH_LOCK` is held.
     """
-    with transaction.atomic(), db_connections["default"].cursor() as cursor:
-        cursor.execute(_CLAIM_PENDING_SQL, [list(skip), PUBLISH_LOCK, batch])
-        return [(str(command_id), kind) for command_id, kind in cursor.fetchall()]
+    rows = fetch_all(
+        "default", repairable(_CLAIM_PENDING_SQL), [list(skip), PUBLISH_LOCK, batch]
+    )
+    return [(str(command_id), kind) for command_id, kind in rows]
 
 
 def publish_pending(batch: int = PUBLISH_BATCH) -> int:

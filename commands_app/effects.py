@@ -40,7 +40,7 @@ from django.db.models import F
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from api.prepared import fetch_models, fetch_one
+from api.prepared import fetch_models, fetch_one, repairable
 from observability import metrics, tracing
 
 from . import eventstore, outbox
@@ -79,7 +79,7 @@ WITH claimed AS (
                 AND b.status IN ('pending', 'parked'))
         ORDER BY c.due_at, c.id LIMIT %s FOR UPDATE SKIP LOCKED))
     RETURNING e.*)
-SELECT claimed.*, ev.* FROM claimed
+SELECT claimed.*, ev.* FROM claimed CROSS JOIN {{alone}}
 LEFT JOIN (SELECT {EVENT_COLUMNS} FROM events) AS ev
     ON ev.ev_position = claimed.event_position
 ORDER BY claimed.due_at, claimed.id
@@ -96,7 +96,7 @@ def claim_many(limit: int) -> list[Effect]:
     if not kinds:
         return []
     claimed = fetch_models(
-        Effect, _CLAIM_SQL, [settings.EFFECTS_LEASE_SECONDS, kinds, limit]
+        Effect, repairable(_CLAIM_SQL), [settings.EFFECTS_LEASE_SECONDS, kinds, limit]
     )
     # An effect without its event is claimed all the same: `deliver` fails it.
     found = [
@@ -292,6 +292,7 @@ def deliver(effect: Effect) -> bool:
 _COMPLETE_SQL = """
 UPDATE effects SET status = 'done', done_at = now(), lease_expires_at = NULL,
     last_error = ''
+FROM {alone}
 WHERE id = %s AND attempts = %s AND status = 'pending'
 RETURNING id
 """
@@ -306,7 +307,10 @@ def complete(effect: Effect) -> None:
     that commits by itself (no BEGIN and COMMIT round trips).
     """
     with transaction.mark_for_rollback_on_error():
-        if fetch_one("default", _COMPLETE_SQL, [effect.id, effect.attempts]) is None:
+        row = fetch_one(
+            "default", repairable(_COMPLETE_SQL), [effect.id, effect.attempts]
+        )
+        if row is None:
             raise LostLeaseError(str(effect.id))
     effect.status = EffectStatus.DONE
 

@@ -27,7 +27,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from api.prepared import fetch_models, fetch_one
+from api.prepared import fetch_models, fetch_one, repairable
 from observability import context, metrics, tracing
 
 from . import acceptance, eventstore, handlers, snapshots
@@ -49,7 +49,7 @@ UPDATE commands AS c SET status = 'running', attempt = c.attempt + 1,
     lease_expires_at = now() + make_interval(secs => %s),
     started_at = coalesce(c.started_at, now()),
     status_seq = c.status_seq + (c.status = 'accepted')::int
-FROM {users} AS u
+FROM {users} AS u, {{alone}}
 WHERE c.id = %s AND u.id = c.user_id AND (c.status = 'accepted'
     OR (c.status = 'running' AND c.lease_expires_at < now()))
 RETURNING c.*, u.is_staff AS user_is_staff
@@ -63,7 +63,9 @@ def claim_record(command_id: UUID) -> CommandRecord | None:
     user's staff flag (`user_is_staff`), so nothing else needs loading.
     """
     claimed = fetch_models(
-        CommandRecord, _claim_sql(), [settings.COMMAND_LEASE_SECONDS, command_id]
+        CommandRecord,
+        repairable(_claim_sql()),
+        [settings.COMMAND_LEASE_SECONDS, command_id],
     )
     return claimed[0] if claimed else None
 
@@ -450,7 +452,9 @@ def mark_projected(positions: Iterable[int]) -> list[CommandRecord]:
     """
     return fetch_models(
         CommandRecord,
-        "UPDATE commands SET status_seq = status_seq + 1 "
-        "WHERE position = ANY(%s) AND status = %s RETURNING *",
+        repairable(
+            "UPDATE commands SET status_seq = status_seq + 1 FROM {alone} "
+            "WHERE position = ANY(%s) AND status = %s RETURNING commands.*"
+        ),
         [list(positions), str(CommandStatus.SUCCEEDED)],
     )

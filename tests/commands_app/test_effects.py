@@ -27,6 +27,7 @@ from commands_app.domain.events import ProductRegistered, ProductRestocked
 from commands_app.eventstore import NewEvents, RecordedEvent
 from commands_app.models import Effect, EffectStatus
 from tests.conftest import make_user
+from tests.support.flushes import flushes
 from tests.support.processes import wait_until
 
 pytestmark = [
@@ -465,3 +466,32 @@ def test_a_claim_brings_its_deciding_event_and_an_effect_without_one_fails(
     second.refresh_from_db()
     assert "no event at position" in second.last_error
     assert recorder.calls == [(f"product-{product}", 3)]
+
+
+def test_claims_and_completions_commit_without_waiting_for_the_disk(
+    recorder: Recorder,
+) -> None:
+    """A lease or a `done` lost in a crash means one more delivery: no flush each."""
+    for _ in range(20):
+        restock(uuid4(), 1)
+    due_now()
+    with flushes() as count:
+        for _ in range(20):
+            effect = claim_one()
+            assert effect is not None
+            effects.complete(effect)
+    assert claim_one() is None
+    assert count.value < 10
+
+
+def test_a_completion_in_a_callers_transaction_leaves_its_commit_waiting(
+    recorder: Recorder,
+) -> None:
+    restock(uuid4(), 1)
+    due_now()
+    effect = claim_one()
+    assert effect is not None
+    with transaction.atomic(), connection.cursor() as cursor:
+        effects.complete(effect)
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)

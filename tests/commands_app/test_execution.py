@@ -20,6 +20,7 @@ from commands_app.domain.events import ProductRestocked
 from commands_app.eventstore import ConcurrencyError, NewEvents
 from commands_app.models import CommandRecord, StoredEvent
 from tests.support.commands import register_product, submit
+from tests.support.flushes import flushes
 from tests.support.processes import wait_until
 
 pytestmark = [
@@ -295,3 +296,34 @@ def test_a_command_that_lost_a_race_decides_again_in_its_turn(staff, monkeypatch
         for event in eventstore.load_streams([stream])[stream]
     ]
     assert quantities == [None, 5, 1]
+
+
+def test_claims_and_marks_commit_without_waiting_for_the_disk(staff):
+    """A claim or a `projected` mark lost in a crash is repaired: no flush each."""
+    positions = [10**12 + n for n in range(30)]
+    records = [
+        stored_command(staff, status="succeeded", position=position)
+        for position in positions
+    ]
+    with flushes() as waited:  # the same kind of write, committed as usual
+        for record in records:
+            CommandRecord.objects.filter(pk=record.pk).update(status="accepted")
+    with flushes() as claims:
+        for record in records:
+            assert execution.claim_record(record.id) is not None
+    CommandRecord.objects.update(status="succeeded")
+    with flushes() as marks:
+        for position in positions:
+            assert len(execution.mark_projected([position])) == 1
+    assert waited.value >= 30
+    assert claims.value < 10
+    assert marks.value < 10
+
+
+def test_a_claim_in_a_callers_transaction_leaves_its_commit_waiting(staff):
+    record = stored_command(staff)
+    with transaction.atomic(), connection.cursor() as cursor:
+        assert execution.claim_record(record.id) is not None
+        assert execution.mark_projected([1]) == []
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)
