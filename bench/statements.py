@@ -23,7 +23,8 @@ from bench import common, fig_sustained
 from bench.common import System
 
 ENABLE = (
-    "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'; then restart "
+    "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements' (and "
+    "pg_stat_statements.track_planning = on to see planning); then restart "
     "PostgreSQL (pg_ctlcluster --skip-systemctl-redirect <version> main restart), and "
     "ALTER SYSTEM RESET shared_preload_libraries with a restart afterwards"
 )
@@ -41,7 +42,7 @@ def per_command(commands: int, top: int) -> str:
     """Return both bench databases' statements per command, most frequent first."""
     rows = common.sql(
         DB,
-        "SELECT d.datname, s.calls, s.total_exec_time, s.rows, "
+        "SELECT d.datname, s.calls, s.total_exec_time, s.plans, s.total_plan_time, "
         "regexp_replace(s.query, '\\s+', ' ', 'g') FROM pg_stat_statements s "
         "JOIN pg_database d ON d.oid = s.dbid WHERE d.datname IN (%s, %s) "
         "ORDER BY s.calls DESC",
@@ -49,18 +50,24 @@ def per_command(commands: int, top: int) -> str:
     )
     calls = sum(row[1] for row in rows)
     exec_ms = sum(row[2] for row in rows)
+    plans = sum(row[3] for row in rows)
+    plan_ms = sum(row[4] for row in rows)
     lines = [
         f"{commands} commands: {calls / commands:.1f} statements and "
-        f"{exec_ms / commands:.2f} ms of execution per command "
-        "(pg_stat_statements: planning, parsing and the protocol not included)",
+        f"{exec_ms / commands:.2f} ms of execution per command; "
+        f"{plans / commands:.1f} plans and {plan_ms / commands:.2f} ms of planning "
+        "(pg_stat_statements: planning counted only with "
+        "pg_stat_statements.track_planning on; parsing and the protocol not at all)",
         "",
-        "| database | per command | exec ms per command | statement |",
-        "|---|---|---|---|",
+        "| database | per command | exec ms per command | plans per command "
+        "| plan ms per command | statement |",
+        "|---|---|---|---|---|---|",
     ]
-    for datname, count, total, _rows, query in rows[:top]:
+    for datname, count, total, planned, planning, query in rows[:top]:
         side = "read" if datname == common.READ_DB_NAME else "write"
         lines.append(
             f"| {side} | {count / commands:.2f} | {total / commands:.3f} "
+            f"| {planned / commands:.2f} | {planning / commands:.3f} "
             f"| `{query[:110]}` |"
         )
     return "\n".join(lines)
