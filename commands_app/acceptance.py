@@ -232,7 +232,9 @@ RETURNING id, type
 def claim_pending(batch: int, *, skip: Sequence[str] = ()) -> list[tuple[str, str]]:
     """Take up to `batch` pending commands from the relays; return (id, type) pairs.
 
-    One short transaction (`FOR UPDATE SKIP LOCKED`): the flag is cleared and
+    One statement, its own transaction (`FOR UPDATE SKIP LOCKED`), committed
+    without waiting for the disk (a claim lost in a crash is published and
+    fenced again: `api.prepared.repairable`): the flag is cleared and
     `enqueued_at` stamped, so whoever claimed a command must see it run or
     leave it to the sweeper, which re-drives it `COMMAND_REDRIVE_AFTER_SECONDS`
     after `enqueued_at`. Commands of the types in `skip` are left pending.

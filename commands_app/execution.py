@@ -60,7 +60,9 @@ def claim_record(command_id: UUID) -> CommandRecord | None:
     """Claim a command for this worker; return it as claimed, or None.
 
     One statement: the returned record carries the new `attempt` and its
-    user's staff flag (`user_is_staff`), so nothing else needs loading.
+    user's staff flag (`user_is_staff`), so nothing else needs loading. Alone,
+    it commits without waiting for the disk (`api.prepared.repairable`): a
+    claim lost in a crash leaves the command to the sweeper.
     """
     claimed = fetch_models(
         CommandRecord,

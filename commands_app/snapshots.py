@@ -45,7 +45,8 @@ READABLE_SCHEMAS = (1, Product.SNAPSHOT_SCHEMA)
 
 # One round trip: each stream's snapshot (type NULL) then its events after it,
 # in version order. The snapshot row sorts first as events follow its version.
-# Prepared (`api.prepared`): planning it cost PostgreSQL more than running it.
+# Prepared (`api.prepared`) as the other hot statements: neither side parses it
+# again, though PostgreSQL still plans it per call (it keeps a custom plan).
 _LOAD_SQL = """
 WITH snap AS MATERIALIZED (
     SELECT stream_id, version, schema, state - 'reserved_for' AS state
