@@ -156,6 +156,20 @@ _KEYS_SQL = (
     "SELECT customer_id, master_key_id, wrapped_key FROM customer_keys "
     "WHERE customer_id = ANY(%s)"
 )
+# Up to this many customers (an append's, an effect's, a small round's), one
+# parameter each: PostgreSQL plans `= ANY(%s)` anew on every call (a generic
+# plan cannot know the array's length), and a statement per count is planned
+# once per connection. More (a rebuild's chunk) take the array.
+_KEYS_ONE_BY_ONE = 8
+
+
+@functools.lru_cache(maxsize=_KEYS_ONE_BY_ONE)
+def _keys_sql(count: int) -> str:
+    placeholders = ", ".join(["%s"] * count)
+    return (
+        "SELECT customer_id, master_key_id, wrapped_key FROM customer_keys "  # noqa: S608 -- placeholders only
+        f"WHERE customer_id IN ({placeholders})"
+    )
 
 
 def fetch_keys(customer_ids: Iterable[int]) -> DataKeys:
@@ -168,7 +182,10 @@ def _read_keys(wanted: list[int]) -> tuple[DataKeys, set[int]]:
     keys: DataKeys = dict.fromkeys(wanted)
     if not wanted:
         return keys, set()
-    rows = fetch_all(DB_ALIAS, _KEYS_SQL, [wanted])
+    if len(wanted) <= _KEYS_ONE_BY_ONE:
+        rows = fetch_all(DB_ALIAS, _keys_sql(len(wanted)), wanted)
+    else:
+        rows = fetch_all(DB_ALIAS, _KEYS_SQL, [wanted])
     for customer_id, master_id, blob in rows:
         if blob is not None:
             keys[customer_id] = AESGCM(unwrap(customer_id, master_id, blob))

@@ -22,6 +22,7 @@ in its place. Any other schema is ignored (the stream is replayed).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -40,21 +41,32 @@ from .eventstore import DB_ALIAS, RecordedEvent
 # A snapshot is a few hundred bytes now (the state is O(1)), written with the
 # events; decoding the events after it costs about 30 us each on every load.
 SNAPSHOT_EVERY = 20
-# Schemas the loader reads: older ones are upgraded in `_LOAD_SQL`.
+# Schemas the loader reads: older ones are upgraded in `_load_sql`.
 READABLE_SCHEMAS = (1, Product.SNAPSHOT_SCHEMA)
 
-# One round trip: each stream's snapshot (type NULL) then its events after it,
-# in version order. The snapshot row sorts first as events follow its version.
-# Prepared (`api.prepared`) as the other hot statements: neither side parses it
-# again, though PostgreSQL still plans it per call (it keeps a custom plan).
-_LOAD_SQL = """
-WITH snap AS MATERIALIZED (
-    SELECT stream_id, version, schema, state - 'reserved_for' AS state
-    FROM stream_snapshots
-    WHERE stream_id = ANY(%s::text[]) AND schema = ANY(%s::smallint[])
+
+@functools.lru_cache(maxsize=128)
+def _load_sql(streams: int) -> str:
+    """Return the load of `streams` streams: snapshots, then the events after them.
+
+    One round trip: each stream's snapshot (type NULL) then its events after
+    it, in version order (the snapshot row sorts first as events follow its
+    version). Prepared (`api.prepared`), with one parameter per stream: with
+    the ids in an array, PostgreSQL planned the statement anew on every call
+    (a generic plan cannot know the array's length, so a custom plan always
+    looked cheaper), 0.35 ms of its CPU per command, more than running it.
+    """
+    given = ", ".join(["(%s::text)"] * streams)
+    schemas = ", ".join(str(schema) for schema in READABLE_SCHEMAS)
+    return f"""
+WITH given (stream_id) AS (VALUES {given}),
+snap AS MATERIALIZED (
+    SELECT s.stream_id, s.version, s.schema, s.state - 'reserved_for' AS state
+    FROM given JOIN stream_snapshots AS s ON s.stream_id = given.stream_id
+    WHERE s.schema IN ({schemas})
 ), wanted AS (
     SELECT w.stream_id, coalesce(s.version, 0) AS after
-    FROM unnest(%s::text[]) AS w(stream_id)
+    FROM given AS w
     LEFT JOIN snap AS s USING (stream_id)
 )
 SELECT stream_id, version, NULL AS type, state AS data, schema FROM snap
@@ -63,7 +75,8 @@ SELECT e.stream_id, e.version, e.type, e.data, NULL
 FROM wanted AS w
 JOIN events AS e ON e.stream_id = w.stream_id AND e.version > w.after
 ORDER BY 1, 2
-"""
+"""  # noqa: S608 -- placeholders and the schemas' integers only
+
 
 # One statement: each stream's latest snapshot, and the same rows kept in
 # `stream_snapshot_history` for past-state reads (`kept_snapshot`).
@@ -101,7 +114,7 @@ def load(
         return {}, {}
     found: dict[str, tuple[int, int, dict[str, Any]]] = {}
     events: dict[str, list[Event]] = {stream: [] for stream in wanted}
-    rows = fetch_all(DB_ALIAS, _LOAD_SQL, [wanted, list(READABLE_SCHEMAS), wanted])
+    rows = fetch_all(DB_ALIAS, _load_sql(len(wanted)), wanted)
     for stream_id, version, type_name, data, schema in rows:
         if type_name is None:
             found[stream_id] = (version, schema, _json(data))

@@ -208,3 +208,19 @@ def test_command_bodies_lose_their_personal_fields():
         **body,
         "shipping_address": {"name": "[erased]", "country": "[erased]"},
     }
+
+
+@pytest.mark.parametrize("count", [1, 3, 8, 9, 12])
+def test_keys_read_by_their_own_parameters_or_an_array_are_the_same(count):
+    """Up to eight customers are one parameter each, more are one array."""
+    ids = list(range(7_000_001, 7_000_001 + count))
+    created = pii.ensure_keys(ids[:-1])  # the last customer has no key row
+    keys, missing = pii._read_keys(ids)
+    assert missing == {ids[-1]}
+    assert keys[ids[-1]] is None
+    nonce = os.urandom(12)
+    for customer_id in ids[:-1]:
+        mine, read = created[customer_id], keys[customer_id]
+        assert mine is not None
+        assert read is not None
+        assert read.decrypt(nonce, mine.encrypt(nonce, b"ada", None), None) == b"ada"
