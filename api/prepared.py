@@ -48,6 +48,17 @@ def _filled(sql: str, inside: bool) -> str:
     return sql.replace("{alone}", _INSIDE if inside else _ALONE)
 
 
+def placeholders(count: int, each: str = "%s") -> str:
+    """Return `count` parameter placeholders, comma-separated (`each` for one).
+
+    A statement that takes its ids one parameter each, a statement per count,
+    keeps PostgreSQL's generic plan; with the ids in one array it is planned
+    anew on every call, prepared or not (a generic plan cannot know the
+    array's length, so a custom plan always looks cheaper).
+    """
+    return ", ".join([each] * count)
+
+
 def fetch_one(alias: str, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
     """Run `sql` on database `alias`, prepared; return its first row or None."""
     rows = fetch_all(alias, sql, params)

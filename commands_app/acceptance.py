@@ -18,7 +18,7 @@ from django.db import connections as db_connections
 from django.db import transaction
 from django.db.models import NOT_PROVIDED, Field
 
-from api.prepared import fetch_all, fetch_one, repairable
+from api.prepared import fetch_all, fetch_one, placeholders, repairable
 from api.waiting import release_pooled_connections
 from observability import context, metrics, tracing
 
@@ -169,7 +169,7 @@ def _insert_sql(
     sql = (
         f"INSERT INTO {CommandRecord._meta.db_table} "  # noqa: S608
         f"({', '.join(f.column for f in given)}) "
-        f"VALUES ({', '.join(['%s'] * len(given))}) "
+        f"VALUES ({placeholders(len(given))}) "
         "ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL "
         f"DO NOTHING RETURNING {', '.join(f.column for f in returned)}{wake}"
     )

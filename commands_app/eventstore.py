@@ -19,7 +19,7 @@ from typing import Any
 import psycopg.errors
 from django.db import IntegrityError, OperationalError, connections, transaction
 
-from api.prepared import fetch_all
+from api.prepared import fetch_all, placeholders
 from observability import metrics
 
 from . import outbox, pii
@@ -43,7 +43,7 @@ def _take_turns_sql(streams: int) -> str:
     their own: locks over the rows of the INSERT (a CTE read twice, sorted
     and made distinct) cost four writers 6 % of their appends.
     """
-    given = ", ".join(["(%s::text)"] * streams)
+    given = placeholders(streams, "(%s::text)")
     return (
         f"SELECT count(pg_advisory_xact_lock({STREAM_LOCK_CLASS}, hashtext(s))) "  # noqa: S608
         f"FROM (VALUES {given}) AS given(s)"

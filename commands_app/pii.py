@@ -38,7 +38,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
-from api.prepared import fetch_all
+from api.prepared import fetch_all, placeholders
 
 from .domain.events import EVENT_TYPES, Event
 
@@ -157,18 +157,16 @@ _KEYS_SQL = (
     "WHERE customer_id = ANY(%s)"
 )
 # Up to this many customers (an append's, an effect's, a small round's), one
-# parameter each: PostgreSQL plans `= ANY(%s)` anew on every call (a generic
-# plan cannot know the array's length), and a statement per count is planned
-# once per connection. More (a rebuild's chunk) take the array.
+# parameter each, so that the statement is planned once per connection
+# (`api.prepared.placeholders`). More (a rebuild's chunk) take the array.
 _KEYS_ONE_BY_ONE = 8
 
 
 @functools.lru_cache(maxsize=_KEYS_ONE_BY_ONE)
 def _keys_sql(count: int) -> str:
-    placeholders = ", ".join(["%s"] * count)
     return (
         "SELECT customer_id, master_key_id, wrapped_key FROM customer_keys "  # noqa: S608 -- placeholders only
-        f"WHERE customer_id IN ({placeholders})"
+        f"WHERE customer_id IN ({placeholders(count)})"
     )
 
 
