@@ -30,19 +30,6 @@ COMMAND = "/api/commands/place-order/"
 BASELINE = "/bench/baseline/"
 
 
-def cpu_per_request(post: Callable[[], None], requests: int, runs: int) -> float:
-    """Return the median over `runs` of this process's CPU µs per request."""
-    for _ in range(200):  # warm: imports, prepared statements, connections
-        post()
-    samples = []
-    for _ in range(runs):
-        started = time.process_time()
-        for _ in range(requests):
-            post()
-        samples.append((time.process_time() - started) / requests * 1e6)
-    return common.median(samples)
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=1500)
@@ -67,8 +54,8 @@ def main(argv: list[str]) -> int:
 
         return post
 
-    ours = cpu_per_request(poster(COMMAND), args.requests, args.runs)
-    base = cpu_per_request(poster(BASELINE), args.requests, args.runs)
+    ours = common.cpu_per_call(poster(COMMAND), args.requests, args.runs)
+    base = common.cpu_per_call(poster(BASELINE), args.requests, args.runs)
     real_hit = throttling.hit
     spent = [0.0, 0]
 
@@ -81,9 +68,9 @@ def main(argv: list[str]) -> int:
             spent[1] += 1
 
     throttling.hit = timed_hit  # type: ignore[assignment]
-    timed = cpu_per_request(poster(COMMAND), args.requests, args.runs)
+    timed = common.cpu_per_call(poster(COMMAND), args.requests, args.runs)
     throttling.hit = lambda *_: (1, 60)
-    without = cpu_per_request(poster(COMMAND), args.requests, args.runs)
+    without = common.cpu_per_call(poster(COMMAND), args.requests, args.runs)
     throttling.hit = real_hit
     common.reset_state()
     hit = spent[0] / spent[1] * 1e6
