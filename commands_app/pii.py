@@ -152,10 +152,8 @@ def unwrap(customer_id: int, master_id: str, blob: bytes) -> bytes:
 DataKeys = dict[int, AESGCM | None]
 
 
-_KEYS_SQL = (
-    "SELECT customer_id, master_key_id, wrapped_key FROM customer_keys "
-    "WHERE customer_id = ANY(%s)"
-)
+_KEYS_SELECT = "SELECT customer_id, master_key_id, wrapped_key FROM customer_keys "
+_KEYS_SQL = _KEYS_SELECT + "WHERE customer_id = ANY(%s)"
 # Up to this many customers (an append's, an effect's, a small round's), one
 # parameter each, so that the statement is planned once per connection
 # (`api.prepared.placeholders`). More (a rebuild's chunk) take the array.
@@ -164,10 +162,7 @@ _KEYS_ONE_BY_ONE = 8
 
 @functools.lru_cache(maxsize=_KEYS_ONE_BY_ONE)
 def _keys_sql(count: int) -> str:
-    return (
-        "SELECT customer_id, master_key_id, wrapped_key FROM customer_keys "  # noqa: S608 -- placeholders only
-        f"WHERE customer_id IN ({placeholders(count)})"
-    )
+    return _KEYS_SELECT + f"WHERE customer_id IN ({placeholders(count)})"
 
 
 def fetch_keys(customer_ids: Iterable[int]) -> DataKeys:
